@@ -1,0 +1,36 @@
+# Two entry points, each doing its own set-up from a fresh clone:
+#   make demo   creates .venv, installs lamina, runs the main job
+#   make test   creates .venv with the dev extras, runs the whole suite
+PYTHON ?= python3
+VENV   := .venv
+PIP    := $(VENV)/bin/pip install -q -c constraints.txt
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test lint bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+
+$(VENV)/.demo: pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) -e '.[datasets,plot]'
+	touch $@
+
+$(VENV)/.dev: pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) -e '.[dev]'
+	touch $@ $(VENV)/.demo
+
+demo: $(VENV)/.demo
+	$(PY) examples/gunpoint_conv1d.py
+
+test: $(VENV)/.dev
+	KERAS_BACKEND=torch $(PY) -m pytest -n 2 tests
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check src tests bench examples
+
+bench: $(VENV)/.dev
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,26 @@
+"""lamina: Keras-style deep learning on PyTorch.
+
+Change `import keras` to `import lamina` and the model code keeps working; every layer and model
+is a torch.nn.Module.
+"""
+
+from lamina import (
+    activations,
+    callbacks,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    optimizers,
+    regularizers,
+    utils,
+)
+from lamina.layers import Input
+from lamina.models import MCResult, Model, Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Input", "Model", "Sequential", "MCResult", "activations", "callbacks", "initializers",
+    "layers", "losses", "metrics", "optimizers", "regularizers", "utils",
+]

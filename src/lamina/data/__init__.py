@@ -1,0 +1,1 @@
+"""Data: adapters from user data to batches, and (with the datasets extra) time-series sets."""

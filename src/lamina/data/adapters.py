@@ -1,0 +1,197 @@
+"""Data adapters: whatever the user passes to fit/evaluate/predict, as batches of torch tensors.
+
+Arrays (numpy, torch, pandas, lists, dicts of them) are converted once, checked once (lengths,
+NaN, emptiness) and then sliced per batch. A torch Dataset or DataLoader is iterated as it is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from lamina.utils import tree
+
+
+def to_tensor(a, what: str) -> torch.Tensor:
+    """One array-like as a tensor; float64 becomes float32 (Keras' floatx)."""
+    if isinstance(a, torch.Tensor):
+        t = a
+    else:
+        if hasattr(a, "to_numpy"):  # pandas DataFrame / Series
+            a = a.to_numpy()
+        arr = np.asarray(a)
+        if arr.dtype == object:
+            raise ValueError(
+                f"`{what}` could not be read as a numeric array (it has dtype object: ragged "
+                "rows or mixed types). Pass a numeric numpy array of one shape."
+            )
+        if arr.dtype.kind in "US":
+            raise ValueError(
+                f"`{what}` holds strings ({arr.dtype}). Encode labels as integers first, e.g. with "
+                "np.unique(y, return_inverse=True)[1]."
+            )
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.dtype == torch.float64:
+        t = t.float()
+    elif t.dtype == torch.bool:
+        t = t.float()
+    return t
+
+
+def _is_structure(x) -> bool:
+    """A list/tuple/dict of arrays (several inputs or outputs), not a nested list of numbers."""
+    if isinstance(x, dict):
+        return True
+    if isinstance(x, (list, tuple)) and x:
+        return all(hasattr(item, "shape") or isinstance(item, (list, dict)) and _is_structure(item)
+                   for item in x)
+    return False
+
+
+def to_tensors(x, what: str):
+    if x is None:
+        return None
+    if _is_structure(x):
+        if isinstance(x, dict):
+            return {k: to_tensor(v, f"{what}['{k}']") for k, v in x.items()}
+        return [to_tensor(v, f"{what}[{i}]") for i, v in enumerate(x)]
+    return to_tensor(x, what)
+
+
+def num_samples(structure, what: str) -> int:
+    leaves = tree.flatten(structure)
+    lengths = {int(t.shape[0]) if t.ndim else None for t in leaves}
+    if None in lengths:
+        raise ValueError(f"`{what}` must have a batch axis; received a scalar.")
+    if len(lengths) > 1:
+        raise ValueError(
+            f"All arrays in `{what}` must have the same number of samples; received lengths "
+            f"{sorted(lengths)}."
+        )
+    return lengths.pop()
+
+
+def check_finite(structure, what: str) -> None:
+    for t in tree.flatten(structure):
+        if t.is_floating_point():
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                first = int(bad.reshape(t.shape[0], -1).any(1).nonzero()[0])
+                kind = "NaN" if bool(torch.isnan(t).any()) else "infinite values"
+                raise ValueError(
+                    f"`{what}` contains {kind} (first in sample {first}). Clean or impute the "
+                    "data before training; a NaN input makes every weight NaN."
+                )
+
+
+class ArrayData:
+    """In-memory arrays: batches by slicing, shuffled per epoch when asked."""
+
+    def __init__(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False,
+                 check_values=True):
+        if x is None:
+            raise ValueError("`x` is None: pass the input data.")
+        self.x = to_tensors(x, "x")
+        self.y = to_tensors(y, "y")
+        self.sample_weight = None if sample_weight is None else to_tensor(sample_weight,
+                                                                          "sample_weight")
+        self.n = num_samples(self.x, "x")
+        if self.n == 0:
+            raise ValueError("`x` is empty (0 samples): there is nothing to train or predict on.")
+        for name, part in (("y", self.y), ("sample_weight", self.sample_weight)):
+            if part is not None and num_samples(part, name) != self.n:
+                raise ValueError(
+                    f"`x` and `{name}` must have the same number of samples; x has {self.n}, "
+                    f"{name} has {num_samples(part, name)}."
+                )
+        if check_values:
+            check_finite(self.x, "x")
+            if self.y is not None:
+                check_finite(self.y, "y")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
+            raise ValueError(f"`batch_size` must be a positive int. Received: {batch_size!r}")
+        self.batch_size = batch_size or 32
+        self.shuffle = shuffle
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def split(self, fraction: float):
+        """(train, validation): the last `fraction` of the samples held out, as Keras does."""
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"`validation_split` must be in (0, 1). Received: {fraction}")
+        cut = int(self.n * (1.0 - fraction))
+        if cut == 0 or cut == self.n:
+            raise ValueError(
+                f"validation_split={fraction} leaves an empty training or validation set for "
+                f"{self.n} samples."
+            )
+
+        def part(sl):
+            new = object.__new__(ArrayData)
+            new.__dict__.update(self.__dict__)
+            new.x = tree.map_structure(lambda t: t[sl], self.x)
+            new.y = None if self.y is None else tree.map_structure(lambda t: t[sl], self.y)
+            new.sample_weight = None if self.sample_weight is None else self.sample_weight[sl]
+            new.n = len(range(*sl.indices(self.n)))
+            return new
+
+        return part(slice(0, cut)), part(slice(cut, None))
+
+    def peek(self):
+        return next(iter(self))
+
+    def __iter__(self):
+        order = torch.randperm(self.n) if self.shuffle else None
+        for start in range(0, self.n, self.batch_size):
+            if order is None:
+                sl = slice(start, start + self.batch_size)
+                take = (lambda t, sl=sl: t[sl])
+            else:
+                idx = order[start:start + self.batch_size]
+                take = (lambda t, idx=idx: t.index_select(0, idx))
+            yield (tree.map_structure(take, self.x),
+                   None if self.y is None else tree.map_structure(take, self.y),
+                   None if self.sample_weight is None else take(self.sample_weight))
+
+
+class LoaderData:
+    """A torch DataLoader (or a Dataset, batched here) yielding x, (x, y) or (x, y, weight)."""
+
+    def __init__(self, data, batch_size=None, shuffle=False):
+        if isinstance(data, Dataset) and not isinstance(data, DataLoader):
+            data = DataLoader(data, batch_size=batch_size or 32, shuffle=shuffle)
+        self.loader = data
+
+    def __len__(self):
+        try:
+            return len(self.loader)
+        except TypeError:
+            return 0
+
+    def peek(self):
+        return next(iter(self))
+
+    def __iter__(self):
+        for item in self.loader:
+            if isinstance(item, (list, tuple)) and len(item) in (2, 3):
+                x, y, w = (*item, None) if len(item) == 2 else item
+            else:
+                x, y, w = item, None, None
+            yield (to_tensors(x, "x"), to_tensors(y, "y"),
+                   None if w is None else to_tensor(w, "sample_weight"))
+
+
+def adapt(x, y=None, sample_weight=None, batch_size=None, shuffle=False, check_values=True):
+    """The adapter for what the user passed."""
+    if isinstance(x, (Dataset, DataLoader)):
+        if y is not None:
+            raise ValueError(
+                "`y` must be None when `x` is a torch Dataset or DataLoader: it yields (x, y) "
+                "pairs itself."
+            )
+        return LoaderData(x, batch_size, shuffle)
+    return ArrayData(x, y, sample_weight, batch_size, shuffle, check_values)

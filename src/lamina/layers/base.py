@@ -1,0 +1,348 @@
+"""Layer: the base of every lamina layer — a torch.nn.Module with Keras' life cycle.
+
+- Weights are created lazily: `build(input_shape)` runs on the first call, symbolic or eager.
+- `call(inputs, training=None, mask=None)` holds the computation; `training=None` means the layer's
+  own mode flag, which is torch's `self.training` (False after construction, as Keras layers run in
+  inference mode unless told otherwise; `model.train()` / `.eval()` set it recursively).
+- Weights are declared with their Keras shape and kept in the layout torch's kernels want; the
+  `layout` permutation maps one to the other, so `get_weights()` speaks Keras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from lamina import initializers
+from lamina.layers.symbolic import Node, SymbolicTensor, is_symbolic
+from lamina.utils import tree
+from lamina.utils.naming import to_snake_case, unique_name
+
+_state_updates = [True]
+
+
+@contextlib.contextmanager
+def state_updates_disabled():
+    """Within this block no layer changes its state (moving statistics, RNN states) in a call."""
+    _state_updates.append(False)
+    try:
+        yield
+    finally:
+        _state_updates.pop()
+
+
+def state_updates_enabled() -> bool:
+    return _state_updates[-1]
+
+
+@dataclass
+class InputSpec:
+    """What a layer accepts once built: its rank (exact or minimum) and fixed axis sizes."""
+
+    ndim: int | None = None
+    min_ndim: int | None = None
+    axes: dict | None = None
+
+    def check(self, layer: Layer, shape, index: int = 0) -> None:
+        rank = len(shape)
+        where = f"Input {index} of layer '{layer.name}' ({type(layer).__name__})"
+        if self.ndim is not None and rank != self.ndim:
+            raise ValueError(
+                f"{where} is incompatible with the layer: expected ndim={self.ndim}, found "
+                f"ndim={rank}. Full shape received: {tuple(shape)}"
+            )
+        if self.min_ndim is not None and rank < self.min_ndim:
+            raise ValueError(
+                f"{where} is incompatible with the layer: expected min_ndim={self.min_ndim}, "
+                f"found ndim={rank}. Full shape received: {tuple(shape)}"
+            )
+        for axis, size in (self.axes or {}).items():
+            got = shape[axis] if -rank <= axis < rank else None
+            if got is not None and size is not None and got != size:
+                raise ValueError(
+                    f"{where} is incompatible with the layer: expected axis {axis} of input shape "
+                    f"to have value {size}, but received input with shape {tuple(shape)}"
+                )
+
+
+@functools.cache
+def _call_accepts(cls) -> tuple[bool, bool]:
+    params = inspect.signature(cls.call).parameters
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return ("training" in params or var_kw), ("mask" in params or var_kw)
+
+
+def _shape_of(x):
+    return tuple(x.shape) if hasattr(x, "shape") else None
+
+
+class Layer(nn.Module):
+    """Base class of all layers. Subclasses implement `build`, `call` and `get_config`.
+
+    Args:
+        name: the layer's name; unique by default ("dense", "dense_1", …).
+        trainable: whether the layer's weights are updated in training.
+        dtype: the dtype of its weights (float32 by default).
+    """
+
+    supports_masking = False  # True: an incoming mask passes through unchanged
+    resolves_training = True  # False for containers: training=None reaches each sublayer as None
+    is_dropout = False  # True for the layers that predict_mc switches on
+
+    def __init__(self, *, name=None, trainable=True, dtype=None, input_shape=None, **kwargs):
+        super().__init__()
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}: unrecognized keyword arguments: {sorted(kwargs)}"
+            )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: `name` must be a string. Received: name={name!r}")
+        self.name = name or unique_name(to_snake_case(type(self).__name__))
+        self.compute_dtype = _torch_dtype(dtype)
+        self.built = False
+        self.training = False
+        self.input_spec = None
+        self._trainable = bool(trainable)
+        self._weight_specs: list[tuple[str, tuple | None, bool]] = []
+        self._regularizers: list[tuple[str, object]] = []
+        self._build_input_shape = None
+        # Keras 2 style `input_shape=` on the first layer of a Sequential: kept for Sequential.
+        self._declared_input_shape = tuple(input_shape) if input_shape is not None else None
+
+    # ----------------------------------------------------------------- life cycle
+    def build(self, input_shape) -> None:
+        """Create the weights for inputs of this shape (batch axis included, may be None)."""
+
+    def call(self, inputs, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement call().")
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for an input shape. The default runs the layer on zeros."""
+        def concrete(shape):
+            return tuple(2 if i == 0 and d is None else (1 if d is None else d)
+                         for i, d in enumerate(shape))
+
+        dtype = getattr(self, "_dry_run_dtype", self.compute_dtype)
+        dummy = tree.map_shapes(lambda s: torch.zeros(concrete(s), dtype=dtype), input_shape)
+        with torch.no_grad(), state_updates_disabled():
+            out = self.call(dummy, **self._mode_kwargs(False, None))
+        return tree.map_structure(lambda t: (None, *tuple(t.shape)[1:]), out)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.supports_masking else None
+
+    def build_from_shape(self, input_shape) -> None:
+        if self.built:
+            return
+        self.build(input_shape)
+        self._build_input_shape = input_shape
+        self.built = True
+
+    # ----------------------------------------------------------------- calling
+    def __call__(self, *args, **kwargs):
+        if is_symbolic((args, kwargs)):
+            return self._call_symbolic(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+    def forward(self, inputs, *args, training=None, mask=None, **kwargs):
+        if not self.built:
+            self.build_from_shape(tree.map_structure(_shape_of, inputs))
+        if self.input_spec is not None:
+            self._check_input(inputs)
+        if mask is None:
+            mask = _mask_of(inputs)
+        outputs = self.call(inputs, *args, **kwargs, **self._mode_kwargs(training, mask))
+        out_mask = self.compute_mask(inputs, mask)
+        if out_mask is not None:
+            for t in tree.flatten(outputs):
+                if isinstance(t, torch.Tensor):
+                    t._lamina_mask = out_mask
+        return outputs
+
+    def _mode_kwargs(self, training, mask) -> dict:
+        takes_training, takes_mask = _call_accepts(type(self))
+        kwargs = {}
+        if takes_training:
+            if training is None and self.resolves_training:
+                training = self.training
+            kwargs["training"] = training if training is None else bool(training)
+        if takes_mask and mask is not None:
+            kwargs["mask"] = mask
+        return kwargs
+
+    def _call_symbolic(self, inputs, *args, **kwargs):
+        shapes = tree.map_structure(lambda t: t.shape if isinstance(t, SymbolicTensor) else t, inputs)
+        self.build_from_shape(shapes)
+        if self.input_spec is not None:
+            self._check_input(inputs)
+        dtype = tree.flatten(inputs)[0].dtype
+        out_shapes = self.compute_output_shape(shapes)
+        out_dtype = self._output_dtype(dtype)
+        outputs = tree.map_shapes(lambda s: SymbolicTensor(s, out_dtype), out_shapes)
+        node = Node(self, (inputs, *args), kwargs, outputs)
+        for t in tree.flatten(outputs):
+            t.node = node
+        return outputs
+
+    def _output_dtype(self, input_dtype):
+        return self.compute_dtype if input_dtype.is_floating_point else torch.float32
+
+    def _check_input(self, inputs) -> None:
+        specs = self.input_spec if isinstance(self.input_spec, (list, tuple)) else [self.input_spec]
+        values = tree.flatten(inputs)
+        for i, (spec, x) in enumerate(zip(specs, values)):
+            if spec is not None and hasattr(x, "shape"):
+                spec.check(self, tuple(x.shape), i)
+
+    # ----------------------------------------------------------------- weights
+    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True, layout=None,
+                   regularizer=None, dtype=None):
+        """Create a weight of Keras shape `shape`, kept permuted by `layout` (torch's order).
+
+        Trainable weights are Parameters; the others (moving statistics) are buffers, so both
+        appear in `state_dict()`.
+        """
+        value = initializers.get(initializer)(tuple(shape), dtype or self.compute_dtype)
+        if layout is not None:
+            value = value.permute(layout).contiguous()
+        if trainable:
+            self.register_parameter(name, nn.Parameter(value, requires_grad=self._trainable))
+        else:
+            self.register_buffer(name, value)
+        self._weight_specs.append((name, layout, trainable))
+        if regularizer is not None:
+            from lamina import regularizers
+
+            self._regularizers.append((name, regularizers.get(regularizer)))
+        return getattr(self, name)
+
+    def _own_weights(self, trainable):
+        return [(getattr(self, n), layout) for n, layout, t in self._weight_specs if t == trainable]
+
+    def _sublayers(self):
+        return [m for m in self.children() if isinstance(m, Layer)]
+
+    def _keras_weights(self):
+        """(tensor, layout) pairs in Keras' order: own trainable, own non-trainable, sublayers."""
+        pairs = self._own_weights(True) + self._own_weights(False)
+        for child in self.children():
+            if isinstance(child, Layer):
+                pairs += child._keras_weights()
+            else:  # a plain torch module inside a lamina model: its own tensors, torch layout
+                pairs += [(t, None) for t in (*child.parameters(), *child.buffers())]
+        return pairs
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        return [t for t, _ in self._keras_weights()]
+
+    @property
+    def trainable_weights(self) -> list[torch.Tensor]:
+        return [t for t in self.weights if isinstance(t, nn.Parameter) and t.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        return [t for t in self.weights if not (isinstance(t, nn.Parameter) and t.requires_grad)]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights as numpy arrays in Keras' order and shapes."""
+        return [_to_keras(t, layout).detach().cpu().numpy().copy()
+                for t, layout in self._keras_weights()]
+
+    def set_weights(self, weights) -> None:
+        """Set weights from numpy arrays in Keras' order and shapes (as `get_weights` returns)."""
+        pairs = self._keras_weights()
+        if len(weights) != len(pairs):
+            raise ValueError(
+                f"Layer '{self.name}' expects {len(pairs)} weight arrays "
+                f"({[tuple(_to_keras(t, lay).shape) for t, lay in pairs]}), but received "
+                f"{len(weights)}."
+            )
+        for i, ((t, layout), w) in enumerate(zip(pairs, weights)):
+            w = torch.as_tensor(np.asarray(w))
+            expected = tuple(_to_keras(t, layout).shape)
+            if tuple(w.shape) != expected:
+                raise ValueError(
+                    f"Layer '{self.name}' weight {i} has shape {expected} (Keras layout), but the "
+                    f"array given for it has shape {tuple(w.shape)}."
+                )
+            if layout is not None:
+                w = w.permute(layout)
+            with torch.no_grad():
+                t.copy_(w.to(t.dtype))
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(
+                f"Layer '{self.name}' has no weights yet: it is built on its first call. Call it on "
+                "an input (or give the model an Input) before count_params()."
+            )
+        return sum(t.numel() for t in self.weights)
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for m in self.modules():
+            if isinstance(m, Layer):
+                m._trainable = bool(value)
+            for p in m.parameters(recurse=False):
+                p.requires_grad_(bool(value))
+
+    @property
+    def losses(self) -> list[torch.Tensor]:
+        """Regularization penalties of this layer and its sublayers, on the current weights."""
+        out = [reg(getattr(self, name)) for name, reg in self._regularizers]
+        for child in self._sublayers():
+            out += child.losses
+        return out
+
+    # ----------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        config = {"name": self.name, "trainable": self.trainable}
+        if self.compute_dtype != torch.float32:
+            config["dtype"] = str(self.compute_dtype).removeprefix("torch.")
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}"
+
+
+def _to_keras(t, layout):
+    return t if layout is None else t.permute(tuple(np.argsort(layout)))
+
+
+def _mask_of(inputs):
+    if isinstance(inputs, torch.Tensor):
+        return getattr(inputs, "_lamina_mask", None)
+    masks = [getattr(t, "_lamina_mask", None) for t in tree.flatten(inputs)]
+    return None if all(m is None for m in masks) else masks
+
+
+def _torch_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, dict):  # a Keras DTypePolicy config
+        dtype = dtype.get("config", {}).get("name", "float32")
+    name = str(dtype).removeprefix("torch.")
+    if name.startswith("mixed_"):
+        name = "float32"
+    resolved = getattr(torch, name, None)
+    if not isinstance(resolved, torch.dtype):
+        raise ValueError(f"Unknown dtype: {dtype!r}. Use e.g. 'float32', 'float64' or 'bfloat16'.")
+    return resolved

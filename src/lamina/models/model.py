@@ -1,0 +1,186 @@
+"""Model: a Layer that can be trained. Functional (`Model(inputs, outputs)`) or subclassed.
+
+A functional model is the graph of layer calls between its Input tensors and its outputs, found by
+walking the nodes back from the outputs; calling it runs those layers in topological order.
+A subclassed model defines `call` itself.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lamina.layers.base import Layer
+from lamina.layers.input_layer import InputLayer
+from lamina.layers.symbolic import SymbolicTensor
+from lamina.models.training import Trainer
+from lamina.utils import tree
+
+
+class Model(Trainer, Layer):
+    """Groups layers into an object with training and inference features.
+
+    Functional:
+        >>> inp = layers.Input((8,))
+        >>> out = layers.Dense(2, activation="softmax")(layers.Dense(16, activation="relu")(inp))
+        >>> model = Model(inp, out)
+
+    Subclassed: define the layers in `__init__` and the forward pass in `call(inputs, training)`.
+    """
+
+    resolves_training = False
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        Layer.__init__(self, name=name, **kwargs)
+        Trainer.__init__(self)
+        self._graph = False
+        if inputs is not None or outputs is not None:
+            if inputs is None or outputs is None:
+                raise ValueError("Model(inputs, outputs) needs both `inputs` and `outputs`.")
+            self._init_graph(inputs, outputs)
+
+    # ----------------------------------------------------------------- functional graph
+    def _init_graph(self, inputs, outputs):
+        flat_in, flat_out = tree.flatten(inputs), tree.flatten(outputs)
+        for t in flat_in:
+            if not (isinstance(t, SymbolicTensor) and isinstance(t.node.layer, InputLayer)):
+                raise ValueError(
+                    f"Model `inputs` must be tensors made by layers.Input(...). Received: {t!r}"
+                )
+        for t in flat_out:
+            if not isinstance(t, SymbolicTensor):
+                raise ValueError(
+                    "Model `outputs` must be the results of calling layers on Input tensors. "
+                    f"Received: {t!r}"
+                )
+        order, seen = [], set()
+
+        def visit(node):
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+            for parent in node.parents:
+                visit(parent)
+            order.append(node)
+
+        for t in flat_out:
+            visit(t.node)
+        input_nodes = {id(t.node) for t in flat_in}
+        for node in order:
+            if isinstance(node.layer, InputLayer) and id(node) not in input_nodes:
+                raise ValueError(
+                    f"Graph disconnected: the output depends on Input '{node.layer.name}', which "
+                    "is not among the model's `inputs`."
+                )
+        self._inputs_struct, self._outputs_struct = inputs, outputs
+        self._flat_inputs, self._flat_outputs = flat_in, flat_out
+        self._nodes = [n for n in order if id(n) not in input_nodes]
+        layers = [t.node.layer for t in flat_in]
+        for node in self._nodes:
+            if node.layer not in layers:
+                layers.append(node.layer)
+        names = [layer.name for layer in layers]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise ValueError(
+                f"All layers in a model must have unique names; '{duplicate}' is used twice."
+            )
+        self._graph_layers = torch.nn.ModuleList(layers)
+        self._graph = True
+        self.built = True
+
+    @property
+    def layers(self) -> list:
+        if self._graph:
+            return list(self._graph_layers)
+        return [m for m in self.children() if isinstance(m, Layer)]
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(
+            f"No layer named '{name}' in model '{self.name}'. "
+            f"Layers: {[layer.name for layer in self.layers]}"
+        )
+
+    @property
+    def inputs(self):
+        return self._flat_inputs if self._graph else None
+
+    @property
+    def outputs(self):
+        return self._flat_outputs if self._graph else None
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._graph:
+            raise NotImplementedError(
+                f"Model '{self.name}' has no graph and no call(): create it as "
+                "Model(inputs, outputs), or subclass Model and define call(self, inputs)."
+            )
+        values = {}
+        for sym, x in zip(self._flat_inputs, self._match_inputs(inputs)):
+            values[id(sym)] = x
+        def value(t):
+            return values[id(t)] if isinstance(t, SymbolicTensor) else t
+
+        for node in self._nodes:
+            args = tree.map_structure(value, node.args)
+            kwargs = tree.map_structure(value, node.kwargs)
+            if training is not None:
+                kwargs.setdefault("training", training)
+            out = node.layer(*args, **kwargs)
+            for sym, v in zip(tree.flatten(node.outputs), tree.flatten(out)):
+                values[id(sym)] = v
+        return tree.map_structure(value, self._outputs_struct)
+
+    def _match_inputs(self, inputs) -> list:
+        """The user's inputs in the order of the model's Input tensors, with clear errors."""
+        names = [t.node.layer.name for t in self._flat_inputs]
+        if isinstance(inputs, dict):
+            missing = [n for n in names if n not in inputs]
+            if missing:
+                raise ValueError(
+                    f"Model '{self.name}' expects inputs named {names}; missing {missing}. "
+                    f"Received keys: {sorted(inputs)}"
+                )
+            flat = [inputs[n] for n in names]
+        else:
+            flat = tree.flatten(inputs)
+        if len(flat) != len(names):
+            raise ValueError(
+                f"Model '{self.name}' expects {len(names)} input(s) ({names}), but received "
+                f"{len(flat)}."
+            )
+        for i, (sym, x) in enumerate(zip(self._flat_inputs, flat)):
+            if not isinstance(x, torch.Tensor):
+                x = flat[i] = torch.as_tensor(x)
+            if x.is_floating_point() and sym.dtype.is_floating_point and x.dtype != sym.dtype:
+                x = flat[i] = x.to(sym.dtype)
+            expected = sym.shape
+            got = tuple(x.shape)
+            if len(got) != len(expected) or any(
+                e is not None and e != g for e, g in zip(expected[1:], got[1:])
+            ):
+                raise ValueError(
+                    f"Input '{sym.node.layer.name}' of model '{self.name}' expects shape "
+                    f"{expected}, but received data of shape {got}."
+                )
+        return flat
+
+    def compute_output_shape(self, input_shape):
+        if self._graph:
+            own = tree.map_structure(lambda t: t.shape, self._inputs_struct)
+            if tree.flatten(own) == tree.flatten(input_shape) or own == input_shape:
+                return tree.map_structure(lambda t: t.shape, self._outputs_struct)
+        return super().compute_output_shape(input_shape)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable}
+
+    def summary(self, line_length=None, print_fn=None, expand_nested=False):
+        """Print a table of the layers, their output shapes and parameter counts."""
+        from lamina.models.summary import print_summary
+
+        print_summary(self, print_fn=print_fn, expand_nested=expand_nested)

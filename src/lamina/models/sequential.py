@@ -1,0 +1,126 @@
+"""Sequential: a plain stack of layers, each feeding the next."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from lamina.layers.base import Layer
+from lamina.layers.input_layer import Input, InputLayer
+from lamina.layers.symbolic import SymbolicTensor
+from lamina.models.model import Model
+
+
+class Sequential(Model):
+    """A linear stack of layers.
+
+    Args:
+        layers: list of layers; the first may be `layers.Input(shape)`. Without an Input, the
+            model is built on its first call (or `fit`), from the data's shape.
+
+    Example:
+        >>> model = Sequential([layers.Input((4,)), layers.Dense(8), layers.Dense(1)])
+        >>> model.add(layers.Activation("sigmoid"))
+    """
+
+    def __init__(self, layers=None, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        self._layer_stack = nn.ModuleList()
+        self._input_tensor = None
+        self._outputs_symbolic: list[SymbolicTensor] = []
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer) -> None:
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.node.layer, InputLayer):
+            layer = layer.node.layer
+        if isinstance(layer, InputLayer):
+            if len(self._layer_stack) or self._input_tensor is not None:
+                raise ValueError(
+                    "An Input can only be the first entry of a Sequential model; "
+                    f"model '{self.name}' already has layers."
+                )
+            self._input_tensor = layer.output
+            return
+        if not isinstance(layer, nn.Module):
+            raise TypeError(
+                f"Sequential.add takes a layer (a torch.nn.Module). Received: {layer!r}"
+            )
+        if not isinstance(layer, Layer):
+            from lamina.layers.torch_wrapper import TorchModuleWrapper
+
+            layer = TorchModuleWrapper(layer)
+        if not len(self._layer_stack) and layer._declared_input_shape is not None:
+            self._input_tensor = Input(layer._declared_input_shape)
+        self._layer_stack.append(layer)
+        if self._input_tensor is not None:
+            previous = self._outputs_symbolic[-1] if self._outputs_symbolic else self._input_tensor
+            self._outputs_symbolic.append(self._symbolic_step(layer, previous))
+            self.built = True
+
+    def _symbolic_step(self, layer, x):
+        try:
+            return layer(x)
+        except ValueError as e:
+            raise ValueError(f"Sequential '{self.name}', adding layer '{layer.name}': {e}") from e
+
+    def pop(self):
+        layer = self._layer_stack[-1]
+        del self._layer_stack[-1]
+        if self._outputs_symbolic:
+            self._outputs_symbolic.pop()
+        return layer
+
+    @property
+    def layers(self) -> list:
+        return list(self._layer_stack)
+
+    @property
+    def inputs(self):
+        return [self._input_tensor] if self._input_tensor is not None else None
+
+    @property
+    def outputs(self):
+        return [self._outputs_symbolic[-1]] if self._outputs_symbolic else None
+
+    def build(self, input_shape):
+        if self._input_tensor is None:
+            self._input_tensor = Input(tuple(input_shape)[1:])
+            x = self._input_tensor
+            for layer in self._layer_stack:
+                x = self._symbolic_step(layer, x)
+                self._outputs_symbolic.append(x)
+
+    def call(self, inputs, training=None, mask=None):
+        x = inputs
+        for layer in self._layer_stack:
+            x = layer(x, training=training)
+        return x
+
+    def forward(self, inputs, training=None, mask=None):
+        if self._input_tensor is not None and hasattr(inputs, "shape"):
+            self._check_data(inputs)
+            if inputs.is_floating_point() and inputs.dtype != self._input_tensor.dtype:
+                inputs = inputs.to(self._input_tensor.dtype)
+        return super().forward(inputs, training=training, mask=mask)
+
+    def _check_data(self, x) -> None:
+        expected, got = self._input_tensor.shape, tuple(x.shape)
+        if len(got) != len(expected) or any(
+            e is not None and e != g for e, g in zip(expected[1:], got[1:])
+        ):
+            first = self._layer_stack[0].name if len(self._layer_stack) else "?"
+            raise ValueError(
+                f"Sequential '{self.name}' expects input of shape {expected} (into layer "
+                f"'{first}'), but received data of shape {got}."
+            )
+
+    def compute_output_shape(self, input_shape):
+        if self._outputs_symbolic and tuple(input_shape) == self._input_tensor.shape:
+            return self._outputs_symbolic[-1].shape
+        return Layer.compute_output_shape(self, input_shape)
+
+    def get_config(self) -> dict:
+        config = {"name": self.name, "trainable": self.trainable, "layers": []}
+        if self._input_tensor is not None:
+            config["input_shape"] = self._input_tensor.shape[1:]
+        return config

@@ -1,0 +1,520 @@
+"""The training loop: compile, fit, evaluate, predict, predict_mc and the *_on_batch calls.
+
+Per step: forward, loss, backward, optimizer step, metric update — all on the device, with no
+value read back to the host; logs are read only when the progress bar refreshes or an epoch ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from lamina import losses as losses_mod
+from lamina import metrics as metrics_mod
+from lamina import optimizers
+from lamina.callbacks import CallbackList, History
+from lamina.data.adapters import adapt, to_tensors
+from lamina.layers.base import Layer, state_updates_disabled
+from lamina.utils import tree
+
+
+class LazyLogs(Mapping):
+    """The current logs, read from the device only when a callback looks at them."""
+
+    def __init__(self, compute):
+        self._compute, self._values = compute, None
+
+    def _get(self):
+        if self._values is None:
+            self._values = {k: float(v) for k, v in self._compute().items()}
+        return self._values
+
+    def __getitem__(self, key):
+        return self._get()[key]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self):
+        return len(self._get())
+
+
+@dataclass
+class MCResult:
+    """Monte-Carlo dropout predictions: mean and std over the samples (axis 0 of `samples`)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    samples: np.ndarray | None = None
+    entropy: np.ndarray | None = None
+
+
+def _is_dropout(module) -> bool:
+    if isinstance(module, Layer):
+        return bool(module.is_dropout)
+    return isinstance(module, nn.modules.dropout._DropoutNd)
+
+
+def _resolve_verbose(verbose):
+    return 1 if verbose == "auto" else int(verbose)
+
+
+class _OutputSpec:
+    """The loss, its weight and the metrics of one model output."""
+
+    def __init__(self, name, loss, weight, metric_ids):
+        self.name, self.loss, self.weight, self.metric_ids = name, loss, weight, metric_ids
+        self.metrics = None
+
+
+class Trainer:
+    """Mixed into Model: Keras' compile/fit/evaluate/predict on torch."""
+
+    def __init__(self):
+        self.compiled = False
+        self.optimizer = None
+        self.stop_training = False
+        self.history = None
+        self._outputs_spec = None
+
+    # ----------------------------------------------------------------- compile
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto"):
+        """Configure the model for training.
+
+        Args:
+            optimizer: name ("adam", "sgd", …) or a lamina optimizer object.
+            loss: name, Loss object or function; a list or dict for several outputs.
+            loss_weights: per-output weights of the total loss (list or dict).
+            metrics: names or Metric objects ("accuracy" is resolved from the shapes); a list
+                of lists or a dict for several outputs.
+        """
+        self.optimizer = optimizers.get(optimizer)
+        self._loss_arg, self._loss_weights_arg = loss, loss_weights
+        self._metrics_arg, self._weighted_metrics_arg = metrics, weighted_metrics
+        self._outputs_spec = None
+        self.compiled = True
+
+    def _require_compiled(self, what):
+        if not self.compiled:
+            raise RuntimeError(
+                f"You must call compile() on model '{self.name}' before {what}(), e.g. "
+                "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')."
+            )
+        if self._loss_arg is None and what in ("fit", "evaluate"):
+            raise ValueError(
+                f"Model '{self.name}' was compiled without a `loss`; {what}() needs one, e.g. "
+                "compile(loss='sparse_categorical_crossentropy')."
+            )
+
+    def _output_names(self, n):
+        outputs = getattr(self, "_flat_outputs", None) if getattr(self, "_graph", False) else None
+        if outputs is not None and len(outputs) == n:
+            return [t.node.layer.name for t in outputs]
+        return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]
+
+    def _per_output(self, arg, names, what):
+        """A compile argument spread over the outputs: one value for all, a list, or a dict."""
+        if isinstance(arg, dict):
+            unknown = set(arg) - set(names)
+            if unknown:
+                raise ValueError(
+                    f"compile(): `{what}` names outputs {sorted(unknown)} that model "
+                    f"'{self.name}' does not have. Outputs: {names}"
+                )
+            return [arg.get(n) for n in names]
+        if isinstance(arg, (list, tuple)) and len(names) > 1 and what != "metrics":
+            if len(arg) != len(names):
+                raise ValueError(
+                    f"compile(): `{what}` has {len(arg)} entries but model '{self.name}' has "
+                    f"{len(names)} outputs ({names})."
+                )
+            return list(arg)
+        return [arg] * len(names)
+
+    def _resolve_outputs(self, y_true, y_pred):
+        flat_pred = tree.flatten(y_pred)
+        names = self._output_names(len(flat_pred))
+        loss_list = self._per_output(self._loss_arg, names, "loss")
+        weights = self._per_output(self._loss_weights_arg, names, "loss_weights")
+        metric_arg = self._metrics_arg or []
+        if len(names) > 1 and isinstance(metric_arg, (list, tuple)) and metric_arg and all(
+            isinstance(m, (list, tuple)) or m is None for m in metric_arg
+        ):
+            metric_lists = [list(m or []) for m in metric_arg]
+        else:
+            metric_lists = self._per_output(metric_arg, names, "metrics")
+            metric_lists = [list(m) if isinstance(m, (list, tuple)) else ([m] if m else [])
+                            for m in metric_lists]
+        self._outputs_spec = [
+            _OutputSpec(n, None if lo is None else losses_mod.get(lo), 1.0 if w is None else w, m)
+            for n, lo, w, m in zip(names, loss_list, weights, metric_lists)
+        ]
+        flat_true = self._flat_targets(y_true, len(flat_pred))
+        for spec, yt, yp in zip(self._outputs_spec, flat_true, flat_pred):
+            spec.metrics = [metrics_mod.get(m, yt, yp) for m in spec.metric_ids]
+        self._loss_tracker = metrics_mod.Mean("loss")
+        self._output_loss_trackers = [metrics_mod.Mean(f"{s.name}_loss") for s in self._outputs_spec]
+
+    def _flat_targets(self, y, n_outputs):
+        if isinstance(y, dict):
+            names = [s.name for s in self._outputs_spec]
+            missing = [k for k in names if k not in y]
+            if missing:
+                raise ValueError(f"Targets for outputs {missing} are missing; received {sorted(y)}.")
+            return [y[k] for k in names]
+        flat = [y] if isinstance(y, torch.Tensor) else tree.flatten(y)
+        if len(flat) != n_outputs:
+            raise ValueError(
+                f"Model '{self.name}' has {n_outputs} output(s) but {len(flat)} target array(s) "
+                "were given."
+            )
+        return flat
+
+    # ----------------------------------------------------------------- one step
+    def _device(self):
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def _to_device(self, structure):
+        device = self._device()
+        if device.type == "cpu":
+            return structure
+        return tree.map_structure(
+            lambda t: t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t,
+            structure)
+
+    def _compute_loss(self, y, y_pred, sample_weight):
+        flat_pred = tree.flatten(y_pred)
+        flat_true = self._flat_targets(y, len(flat_pred))
+        per_output = []
+        total = 0.0
+        for spec, yt, yp in zip(self._outputs_spec, flat_true, flat_pred):
+            if spec.loss is None:
+                per_output.append(None)
+                continue
+            value = spec.loss(yt, yp, sample_weight)
+            per_output.append(value)
+            total = total + spec.weight * value
+        for penalty in self.losses:
+            total = total + penalty
+        return total, per_output
+
+    def _update_metrics(self, total, per_output, y, y_pred, sample_weight, batch_n):
+        with torch.no_grad():
+            self._loss_tracker.update_state(total.detach(), sample_weight=batch_n)
+            flat_pred = tree.flatten(y_pred)
+            flat_true = self._flat_targets(y, len(flat_pred))
+            multi = len(self._outputs_spec) > 1
+            for spec, tracker, value, yt, yp in zip(self._outputs_spec,
+                                                    self._output_loss_trackers, per_output,
+                                                    flat_true, flat_pred):
+                if multi and value is not None:
+                    tracker.update_state(value.detach(), sample_weight=batch_n)
+                for m in spec.metrics:
+                    m.update_state(yt, yp.detach(), sample_weight)
+
+    def _logs(self) -> dict:
+        logs = {"loss": self._loss_tracker.result()}
+        multi = len(self._outputs_spec) > 1
+        for spec, tracker in zip(self._outputs_spec, self._output_loss_trackers):
+            if multi and spec.loss is not None:
+                logs[tracker.name] = tracker.result()
+            for m in spec.metrics:
+                logs[f"{spec.name}_{m.name}" if multi else m.name] = m.result()
+        return logs
+
+    def _reset_metrics(self):
+        self._loss_tracker.reset_state()
+        for tracker in self._output_loss_trackers:
+            tracker.reset_state()
+        for spec in self._outputs_spec:
+            for m in spec.metrics:
+                m.reset_state()
+
+    def _train_step(self, x, y, sample_weight):
+        y_pred = self(x)
+        total, per_output = self._compute_loss(y, y_pred, sample_weight)
+        self.optimizer.zero_grad()
+        total.backward()
+        self.optimizer.step()
+        self._update_metrics(total, per_output, y, y_pred, sample_weight,
+                             tree.flatten(x)[0].shape[0])
+
+    def _test_step(self, x, y, sample_weight):
+        y_pred = self(x)
+        total, per_output = self._compute_loss(y, y_pred, sample_weight)
+        self._update_metrics(total, per_output, y, y_pred, sample_weight,
+                             tree.flatten(x)[0].shape[0])
+
+    # ----------------------------------------------------------------- preparing
+    def _prepare(self, data, y_full=None, training=True):
+        """Build the model, the optimizer and the loss/metric structures; check the targets."""
+        x0, y0, _ = data.peek()
+        x0, y0 = self._to_device(x0), self._to_device(y0)
+        with torch.no_grad(), state_updates_disabled(), self._modes(lambda: self.eval()):
+            y_pred = self(x0)
+        if self._outputs_spec is None:
+            self._resolve_outputs(y0, y_pred)
+        if training and not self.optimizer.built:
+            self.optimizer.build(self.parameters())
+        targets = y_full if y_full is not None else y0
+        flat_pred = tree.flatten(y_pred)
+        for spec, yt, yp in zip(self._outputs_spec, self._flat_targets(targets, len(flat_pred)),
+                                flat_pred):
+            if spec.loss is not None:
+                losses_mod.check(yt, yp, spec.loss, output_name=spec.name)
+
+    @contextlib.contextmanager
+    def _modes(self, set_modes):
+        """Run a block with layer modes set by `set_modes`, then put every module back."""
+        saved = [(m, m.training) for m in self.modules()]
+        set_modes()
+        try:
+            yield
+        finally:
+            for m, mode in saved:
+                m.training = mode
+
+    def _class_weighted(self, y, sample_weight, class_weight):
+        if class_weight is None:
+            return sample_weight
+        if isinstance(y, (list, dict)):
+            raise ValueError("`class_weight` is only supported for models with a single output.")
+        labels = y.argmax(-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(y.shape[0])
+        n_classes = int(labels.max()) + 1
+        table = torch.ones(max(n_classes, max(class_weight) + 1))
+        for cls, w in class_weight.items():
+            table[int(cls)] = float(w)
+        weights = table[labels.long()]
+        return weights if sample_weight is None else weights * sample_weight
+
+    # ----------------------------------------------------------------- fit
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train the model for `epochs` epochs; returns a History (`.history` dict of lists).
+
+        `x`/`y`: numpy arrays, torch tensors, pandas objects, lists or dicts of these for several
+        inputs/outputs, or a torch Dataset/DataLoader yielding (x, y) or (x, y, sample_weight).
+        """
+        self._require_compiled("fit")
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"`epochs` must be a non-negative int. Received: epochs={epochs!r}")
+        data = adapt(x, y, sample_weight, batch_size, shuffle)
+        val = None
+        if validation_split:
+            if not hasattr(data, "split"):
+                raise ValueError(
+                    "`validation_split` needs array inputs; with a Dataset or DataLoader pass "
+                    "`validation_data` instead."
+                )
+            data, val = data.split(validation_split)
+            val.shuffle = False
+        elif validation_data is not None:
+            val = self._adapt_validation(validation_data, validation_batch_size or batch_size)
+        if class_weight is not None and getattr(data, "y", None) is not None:
+            data.sample_weight = self._class_weighted(data.y, data.sample_weight, class_weight)
+        self._prepare(data, getattr(data, "y", None))
+
+        verbose = _resolve_verbose(verbose)
+        steps = steps_per_epoch or len(data) or None
+        history = History()
+        extra = []
+        if verbose:
+            from lamina.models.progress import ProgressBar
+
+            extra.append(ProgressBar(verbose))
+        cbs = CallbackList([*extra, *(callbacks or []), history], self,
+                           {"epochs": epochs, "steps": steps, "verbose": verbose})
+        self.stop_training = False
+        self.history = history
+        logs = {}
+        cbs.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            self._reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            self.train()
+            for step, (xb, yb, wb) in enumerate(data):
+                if steps_per_epoch and step >= steps_per_epoch:
+                    break
+                if cbs.wants("on_train_batch_begin"):
+                    cbs.on_train_batch_begin(step)
+                self._train_step(self._to_device(xb), self._to_device(yb), self._to_device(wb))
+                if cbs.wants("on_train_batch_end"):
+                    cbs.on_train_batch_end(step, LazyLogs(self._logs))
+                if self.stop_training:
+                    break
+            logs = {k: float(v) for k, v in self._logs().items()}
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._run_evaluation(val, validation_steps)
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        self.eval()
+        cbs.on_train_end(logs)
+        return history
+
+    def _adapt_validation(self, validation_data, batch_size):
+        if isinstance(validation_data, (tuple, list)):
+            if len(validation_data) not in (2, 3):
+                raise ValueError(
+                    "`validation_data` must be (x_val, y_val) or (x_val, y_val, sample_weight). "
+                    f"Received a sequence of length {len(validation_data)}."
+                )
+            return adapt(*validation_data, batch_size=batch_size)
+        return adapt(validation_data, batch_size=batch_size)
+
+    def _run_evaluation(self, data, steps=None) -> dict:
+        self._reset_metrics()
+        with torch.no_grad(), state_updates_disabled(), self._modes(lambda: self.eval()):
+            for step, (xb, yb, wb) in enumerate(data):
+                if steps and step >= steps:
+                    break
+                if yb is None:
+                    raise ValueError("evaluate() needs targets `y` to compute the loss.")
+                self._test_step(self._to_device(xb), self._to_device(yb), self._to_device(wb))
+        return {k: float(v) for k, v in self._logs().items()}
+
+    # ----------------------------------------------------------------- evaluate / predict
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """Loss and metrics on the data, in inference mode. A float, a list, or a dict."""
+        self._require_compiled("evaluate")
+        data = adapt(x, y, sample_weight, batch_size)
+        self._prepare(data, getattr(data, "y", None), training=False)
+        logs = self._run_evaluation(data, steps)
+        if _resolve_verbose(verbose):
+            from lamina.models.progress import format_logs
+
+            print(f"{len(data)}/{len(data)} - {format_logs(logs)}")
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def _predict_batches(self, x, batch_size, steps=None):
+        data = adapt(x, batch_size=batch_size, check_values=False)
+        for step, (xb, _, _) in enumerate(data):
+            if steps and step >= steps:
+                break
+            yield self._to_device(xb)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None,
+                training=False):
+        """Outputs for `x` as numpy arrays.
+
+        training=False (default): inference mode — dropout off, BatchNorm on moving statistics.
+        training=True: every layer in training mode (dropout on, batch statistics), but nothing
+        is updated: weights, moving statistics and RNN states stay as they were.
+        """
+        mode = (lambda: self.train()) if training else (lambda: self.eval())
+        outs = []
+        with torch.inference_mode(), state_updates_disabled(), self._modes(mode):
+            for xb in self._predict_batches(x, batch_size, steps):
+                outs.append(self(xb))
+        return _concat_outputs(outs)
+
+    def predict_mc(self, x, samples=30, batch_size=None, return_samples=False) -> MCResult:
+        """Monte-Carlo dropout: `samples` stochastic passes with only the dropout layers on.
+
+        Normalization and every other layer stay in inference mode, and no state changes.
+        Returns an MCResult with `mean` and `std` over the passes, `samples` (samples, n, ...)
+        when `return_samples=True`, and for a softmax/sigmoid output the predictive entropy of
+        the mean (in nats).
+        """
+        if not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"predict_mc: `samples` must be a positive int. Received: {samples!r}")
+        dropout_layers = [m for m in self.modules() if _is_dropout(m)]
+        if not dropout_layers:
+            raise ValueError(
+                f"predict_mc: model '{self.name}' has no dropout-type layer (Dropout, "
+                "SpatialDropout*, GaussianDropout, GaussianNoise, AlphaDropout, or an RNN with "
+                "dropout), so every pass would be identical. Add a Dropout layer, or use predict()."
+            )
+
+        def mode():
+            self.eval()
+            for m in dropout_layers:
+                m.train()
+
+        draws, squash = [], None
+        with torch.inference_mode(), state_updates_disabled(), self._modes(mode):
+            for xb in self._predict_batches(x, batch_size, None):
+                batch = []
+                for _ in range(samples):
+                    out = self(xb)
+                    if isinstance(out, torch.Tensor):
+                        squash = getattr(out, "_lamina_squash", None)
+                    batch.append(tree.map_structure(lambda t: t.cpu(), out))
+                draws.append(batch)
+        if not all(isinstance(b[0], torch.Tensor) for b in draws):
+            raise ValueError("predict_mc supports models with a single output tensor.")
+        stacked = torch.cat([torch.stack(b) for b in draws], dim=1)  # (samples, n, ...)
+        mean = stacked.mean(0)
+        std = stacked.std(0, correction=0)
+        entropy = None
+        if squash == "softmax":
+            entropy = -(mean * torch.log(mean.clamp_min(1e-12))).sum(-1)
+        elif squash == "sigmoid":
+            p = mean.clamp(1e-12, 1 - 1e-12)
+            entropy = -(p * torch.log(p) + (1 - p) * torch.log1p(-p))
+        return MCResult(mean.numpy(), std.numpy(),
+                        stacked.numpy() if return_samples else None,
+                        None if entropy is None else entropy.numpy())
+
+    # ----------------------------------------------------------------- single batches
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        self._require_compiled("train_on_batch")
+        data = adapt(x, y, sample_weight, batch_size=None)
+        data.batch_size = data.n
+        if class_weight is not None:
+            data.sample_weight = self._class_weighted(data.y, data.sample_weight, class_weight)
+        self._prepare(data, data.y)
+        self._reset_metrics()
+        xb, yb, wb = data.peek()
+        with self._modes(lambda: self.train()):
+            self._train_step(self._to_device(xb), self._to_device(yb), self._to_device(wb))
+        return self._batch_result(return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._require_compiled("test_on_batch")
+        data = adapt(x, y, sample_weight, batch_size=None)
+        data.batch_size = data.n
+        self._prepare(data, data.y, training=False)
+        self._run_evaluation(data)
+        return self._batch_result(return_dict)
+
+    def predict_on_batch(self, x):
+        x = to_tensors(x, "x")
+        with torch.inference_mode(), state_updates_disabled(), self._modes(lambda: self.eval()):
+            return _concat_outputs([self(self._to_device(x))])
+
+    def _batch_result(self, return_dict):
+        logs = {k: float(v) for k, v in self._logs().items()}
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+
+def _concat_outputs(outs):
+    if not outs:
+        raise ValueError("predict() received no data (0 batches).")
+    first = outs[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat([o.detach().cpu() for o in outs]).numpy()
+    flat = [tree.flatten(o) for o in outs]
+    joined = [torch.cat([f[i].detach().cpu() for f in flat]).numpy() for i in range(len(flat[0]))]
+    if isinstance(first, dict):
+        return dict(zip(first.keys(), joined))
+    return joined
+

@@ -1,0 +1,201 @@
+"""Optimizers with Keras' names and default hyperparameters, running torch's implementations.
+
+`Adam()` here means Keras' Adam: learning_rate=0.001, epsilon=1e-7 (torch's default is 1e-8).
+The torch optimizer is created once the model's weights exist (`build`), and is reachable as
+`optimizer.torch_optimizer` for anything torch-specific.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lamina.utils.naming import lookup
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Nadam",
+           "Adamax", "get"]
+
+
+class Optimizer:
+    """Base: a learning rate (float or schedule `step -> lr`), gradient clipping, a torch optimizer.
+
+    Args:
+        learning_rate: float, or a callable taking the step number.
+        clipnorm: clip each weight's gradient to this norm. clipvalue: clip elementwise.
+        global_clipnorm: clip all gradients together to this norm.
+        weight_decay: decoupled weight decay where the torch optimizer supports it.
+    """
+
+    torch_class = None
+
+    def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 weight_decay=None, name=None, **hyper):
+        if sum(v is not None for v in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(
+                f"{type(self).__name__}: use only one of clipnorm, clipvalue and global_clipnorm."
+            )
+        if not callable(learning_rate) and float(learning_rate) <= 0:
+            raise ValueError(
+                f"{type(self).__name__}: `learning_rate` must be positive. "
+                f"Received: learning_rate={learning_rate}"
+            )
+        self.name = name or type(self).__name__.lower()
+        self._schedule = learning_rate if callable(learning_rate) else None
+        self._lr = float(learning_rate) if self._schedule is None else float(learning_rate(0))
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.weight_decay = weight_decay
+        self.hyper = hyper
+        self.iterations = 0
+        self.torch_optimizer: torch.optim.Optimizer | None = None
+
+    def _torch_kwargs(self) -> dict:
+        """This optimizer's Keras hyperparameters in torch's names."""
+        return dict(self.hyper)
+
+    def build(self, params) -> None:
+        self._params = [p for p in params if p.requires_grad]
+        kwargs = self._torch_kwargs()
+        if self.weight_decay:
+            kwargs["weight_decay"] = self.weight_decay
+        self.torch_optimizer = self.torch_class(self._params, lr=self._lr, **kwargs)
+
+    @property
+    def built(self) -> bool:
+        return self.torch_optimizer is not None
+
+    @property
+    def learning_rate(self) -> float:
+        return self._lr
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        self._lr = float(value)
+        if self.torch_optimizer is not None:
+            for group in self.torch_optimizer.param_groups:
+                group["lr"] = self._lr
+
+    def zero_grad(self) -> None:
+        self.torch_optimizer.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        if self._schedule is not None:
+            self.learning_rate = self._schedule(self.iterations)
+        if self.clipvalue is not None:
+            torch.nn.utils.clip_grad_value_(self._params, self.clipvalue)
+        elif self.clipnorm is not None:
+            for p in self._params:
+                torch.nn.utils.clip_grad_norm_([p], self.clipnorm)
+        elif self.global_clipnorm is not None:
+            torch.nn.utils.clip_grad_norm_(self._params, self.global_clipnorm)
+        self.torch_optimizer.step()
+        self.iterations += 1
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "learning_rate": self._lr, "clipnorm": self.clipnorm,
+                "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm,
+                "weight_decay": self.weight_decay, **self.hyper}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class SGD(Optimizer):
+    torch_class = torch.optim.SGD
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, momentum=momentum, nesterov=nesterov, **kwargs)
+
+
+class _AdamFamily(Optimizer):
+    def _torch_kwargs(self):
+        h = dict(self.hyper)
+        return {"betas": (h.pop("beta_1"), h.pop("beta_2")), "eps": h.pop("epsilon"), **h}
+
+
+class Adam(_AdamFamily):
+    torch_class = torch.optim.Adam
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 **kwargs):
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         amsgrad=amsgrad, **kwargs)
+
+
+class AdamW(_AdamFamily):
+    torch_class = torch.optim.AdamW
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, amsgrad=amsgrad, **kwargs)
+
+
+class Adamax(_AdamFamily):
+    torch_class = torch.optim.Adamax
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
+
+
+class Nadam(_AdamFamily):
+    torch_class = torch.optim.NAdam
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
+
+
+class RMSprop(Optimizer):
+    torch_class = torch.optim.RMSprop
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 **kwargs):
+        super().__init__(learning_rate, rho=rho, momentum=momentum, epsilon=epsilon,
+                         centered=centered, **kwargs)
+
+    def _torch_kwargs(self):
+        h = self.hyper
+        return {"alpha": h["rho"], "momentum": h["momentum"], "eps": h["epsilon"],
+                "centered": h["centered"]}
+
+
+class Adagrad(Optimizer):
+    torch_class = torch.optim.Adagrad
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, initial_accumulator_value=initial_accumulator_value,
+                         epsilon=epsilon, **kwargs)
+
+    def _torch_kwargs(self):
+        return {"initial_accumulator_value": self.hyper["initial_accumulator_value"],
+                "eps": self.hyper["epsilon"]}
+
+
+class Adadelta(Optimizer):
+    torch_class = torch.optim.Adadelta
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, rho=rho, epsilon=epsilon, **kwargs)
+
+    def _torch_kwargs(self):
+        return {"rho": self.hyper["rho"], "eps": self.hyper["epsilon"]}
+
+
+_NAMES = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
+          "adadelta": Adadelta, "nadam": Nadam, "adamax": Adamax}
+
+
+def get(identifier) -> Optimizer:
+    """An Optimizer from a Keras name, a config dict or an Optimizer object."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, torch.optim.Optimizer):
+        raise TypeError(
+            "compile() takes a lamina optimizer or its name (e.g. 'adam' or "
+            "lamina.optimizers.Adam(1e-3)); a torch optimizer needs the model's weights before "
+            "the model is built. Use lamina.optimizers.* instead."
+        )
+    if isinstance(identifier, dict):
+        classes = {c.__name__.lower(): c for c in _NAMES.values()}
+        cls = lookup("optimizer", identifier["class_name"].lower(), classes)
+        return cls.from_config(identifier.get("config", {}))
+    return lookup("optimizer", identifier, _NAMES)()

@@ -1,0 +1,7 @@
+"""Utilities with Keras' names: to_categorical, set_random_seed, timeseries_dataset_from_array."""
+
+from lamina.utils.data_utils import timeseries_dataset_from_array, to_categorical
+from lamina.utils.naming import reset_names as clear_session
+from lamina.utils.random import set_random_seed
+
+__all__ = ["to_categorical", "set_random_seed", "timeseries_dataset_from_array", "clear_session"]
