@@ -203,14 +203,16 @@ class Layer(nn.Module):
     # ----------------------------------------------------------------- weights
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True, layout=None,
                    regularizer=None, dtype=None):
-        """Create a weight of Keras shape `shape`, kept permuted by `layout` (torch's order).
+        """Create a weight of Keras shape `shape`, kept in torch's order by `layout` (an axis
+        permutation tuple, or an object with to_keras/from_keras).
 
         Trainable weights are Parameters; the others (moving statistics) are buffers, so both
         appear in `state_dict()`.
         """
         value = initializers.get(initializer)(tuple(shape), dtype or self.compute_dtype)
+        layout = _layout(layout)
         if layout is not None:
-            value = value.permute(layout).contiguous()
+            value = layout.from_keras(value).contiguous()
         if trainable:
             self.register_parameter(name, nn.Parameter(value, requires_grad=self._trainable))
         else:
@@ -273,7 +275,7 @@ class Layer(nn.Module):
                     f"array given for it has shape {tuple(w.shape)}."
                 )
             if layout is not None:
-                w = w.permute(layout)
+                w = layout.from_keras(w)
             with torch.no_grad():
                 t.copy_(w.to(t.dtype))
 
@@ -321,8 +323,30 @@ class Layer(nn.Module):
         return f"name={self.name!r}"
 
 
+class Permuted:
+    """A weight kept as its Keras shape permuted by `perm` (e.g. a conv kernel in torch's order).
+
+    Any object with `to_keras(t)` and `from_keras(t)` can serve as a layout the same way, for
+    weights whose torch form is not a mere permutation of axes (GRU's gate order, say).
+    """
+
+    def __init__(self, perm):
+        self.perm = tuple(perm)
+        self.inverse = tuple(int(i) for i in np.argsort(self.perm))
+
+    def to_keras(self, t):
+        return t.permute(self.inverse)
+
+    def from_keras(self, t):
+        return t.permute(self.perm)
+
+
+def _layout(layout):
+    return Permuted(layout) if isinstance(layout, (tuple, list)) else layout
+
+
 def _to_keras(t, layout):
-    return t if layout is None else t.permute(tuple(np.argsort(layout)))
+    return t if layout is None else layout.to_keras(t)
 
 
 def _mask_of(inputs):
