@@ -33,7 +33,8 @@ def to_tensor(a, what: str) -> torch.Tensor:
                 f"`{what}` holds strings ({arr.dtype}). Encode labels as integers first, e.g. with "
                 "np.unique(y, return_inverse=True)[1]."
             )
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        arr = np.ascontiguousarray(arr)
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     if t.dtype == torch.float64:
         t = t.float()
     elif t.dtype == torch.bool:

@@ -228,12 +228,13 @@ class Layer(nn.Module):
         return [(getattr(self, n), layout) for n, layout, t in self._weight_specs if t == trainable]
 
     def _sublayers(self):
-        return [m for m in self.children() if isinstance(m, Layer)]
+        """Direct sublayers, looking through plain containers (ModuleList, ModuleDict)."""
+        return [m for m in _direct_modules(self) if isinstance(m, Layer)]
 
     def _keras_weights(self):
         """(tensor, layout) pairs in Keras' order: own trainable, own non-trainable, sublayers."""
         pairs = self._own_weights(True) + self._own_weights(False)
-        for child in self.children():
+        for child in _direct_modules(self):
             if isinstance(child, Layer):
                 pairs += child._keras_weights()
             else:  # a plain torch module inside a lamina model: its own tensors, torch layout
@@ -343,6 +344,14 @@ class Permuted:
 
 def _layout(layout):
     return Permuted(layout) if isinstance(layout, (tuple, list)) else layout
+
+
+def _direct_modules(module):
+    for child in module.children():
+        if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
+            yield from _direct_modules(child)
+        else:
+            yield child
 
 
 def _to_keras(t, layout):
