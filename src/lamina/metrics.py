@@ -232,9 +232,21 @@ class AUC(_Confusion):
             tpr = self.tp / (self.tp + self.fn).clamp_min(1e-12)
             fpr = self.fp / (self.fp + self.tn).clamp_min(1e-12)
             return ((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2).sum().float()
-        precision = self.tp / (self.tp + self.fp).clamp_min(1e-12)
-        recall = self.tp / (self.tp + self.fn).clamp_min(1e-12)
-        return ((recall[:-1] - recall[1:]) * (precision[:-1] + precision[1:]) / 2).sum().float()
+        # Davis & Goadrich (2006): precision is interpolated along the PR curve between
+        # thresholds as a function of the positive count, not linearly in recall.
+        tp, fn, positives = self.tp, self.fn, self.tp + self.fp
+        d_tp, d_pos = tp[:-1] - tp[1:], positives[:-1] - positives[1:]
+        slope = _divide_no_nan(d_tp, d_pos.clamp_min(0))
+        intercept = tp[1:] - slope * positives[1:]
+        both = (positives[:-1] > 0) & (positives[1:] > 0)
+        ratio = torch.where(both, _divide_no_nan(positives[:-1], positives[1:].clamp_min(0)),
+                            torch.ones_like(positives[1:]))
+        area = _divide_no_nan(slope * (d_tp + intercept * torch.log(ratio)), (tp[1:] + fn[1:]).clamp_min(0))
+        return area.sum().float()
+
+
+def _divide_no_nan(a, b):
+    return torch.where(b == 0, torch.zeros_like(a), a / torch.where(b == 0, torch.ones_like(b), b))
 
 
 _NAMES = {

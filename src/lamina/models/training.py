@@ -337,16 +337,16 @@ class Trainer:
         self.stop_training = False
         self.history = history
         logs = {}
-        cbs.on_train_begin()
+        cbs.on_train_begin({})
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
-            cbs.on_epoch_begin(epoch)
+            cbs.on_epoch_begin(epoch, {})
             self.train()
             for step, (xb, yb, wb) in enumerate(data):
                 if steps_per_epoch and step >= steps_per_epoch:
                     break
                 if cbs.wants("on_train_batch_begin"):
-                    cbs.on_train_batch_begin(step)
+                    cbs.on_train_batch_begin(step, {})
                 self._train_step(self._to_device(xb), self._to_device(yb), self._to_device(wb))
                 if cbs.wants("on_train_batch_end"):
                     cbs.on_train_batch_end(step, LazyLogs(self._logs))

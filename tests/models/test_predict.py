@@ -1,0 +1,91 @@
+"""predict is deterministic; predict(training=True) is stochastic but changes nothing;
+predict_mc switches on only the dropout layers."""
+
+import numpy as np
+import pytest
+import torch
+
+import lamina
+from lamina import layers
+
+
+def _model():
+    model = lamina.Sequential([
+        layers.Input((6,)),
+        layers.Dense(32, activation="relu"),
+        layers.BatchNormalization(),
+        layers.Dropout(0.5),
+        layers.Dense(3, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).standard_normal((64, 6)).astype("float32")
+    model.fit(x, np.arange(64) % 3, epochs=2, batch_size=16, verbose=0)
+    return model, x
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _assert_same_state(before, model):
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    for k in before:
+        assert torch.equal(before[k], after[k]), f"{k} changed"
+
+
+def test_predict_is_deterministic_with_dropout():
+    model, x = _model()
+    np.testing.assert_array_equal(model.predict(x), model.predict(x))
+
+
+def test_predict_training_true_varies_and_changes_no_state():
+    model, x = _model()
+    before = _state(model)
+    a, b = model.predict(x, training=True), model.predict(x, training=True)
+    assert not np.allclose(a, b)
+    _assert_same_state(before, model)
+    assert not any(m.training for m in model.modules())
+
+
+def test_predict_training_true_uses_batch_statistics():
+    """BN in training mode normalises with the batch's own statistics: per-feature mean ~0."""
+    model = lamina.Sequential([layers.Input((4,)), layers.BatchNormalization(center=False, scale=False)])
+    x = np.random.default_rng(1).normal(5.0, 3.0, (256, 4)).astype("float32")
+    out = model.predict(x, training=True, batch_size=256)
+    np.testing.assert_allclose(out.mean(0), 0.0, atol=1e-4)
+    inference = model.predict(x, batch_size=256)  # moving stats are still the initial 0 / 1
+    np.testing.assert_allclose(inference, x / np.sqrt(1 + 1e-3), rtol=1e-5)
+
+
+def test_predict_mc_shapes_entropy_and_no_state_change():
+    model, x = _model()
+    before = _state(model)
+    mc = model.predict_mc(x[:10], samples=20, return_samples=True)
+    assert mc.mean.shape == (10, 3) and mc.std.shape == (10, 3)
+    assert mc.samples.shape == (20, 10, 3)
+    np.testing.assert_allclose(mc.mean, mc.samples.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(mc.std, mc.samples.std(0), rtol=1e-5, atol=1e-7)
+    assert (mc.std > 0).any()
+    expected_entropy = -(mc.mean * np.log(mc.mean)).sum(-1)
+    np.testing.assert_allclose(mc.entropy, expected_entropy, rtol=1e-5)
+    _assert_same_state(before, model)
+    assert not any(m.training for m in model.modules())
+
+
+def test_predict_mc_keeps_batchnorm_in_inference_mode():
+    """With dropout rate 0 the MC passes must equal plain predict: BN stays on moving stats."""
+    model = lamina.Sequential([layers.Input((5,)), layers.Dense(8), layers.BatchNormalization(),
+                               layers.Dropout(0.0), layers.Dense(2)])
+    model.compile(loss="mse")
+    x = np.random.default_rng(2).standard_normal((32, 5)).astype("float32")
+    model.fit(x, x[:, :2], epochs=2, verbose=0)
+    mc = model.predict_mc(x, samples=3)
+    np.testing.assert_allclose(mc.mean, model.predict(x), atol=1e-6)
+    np.testing.assert_allclose(mc.std, 0.0, atol=1e-6)
+
+
+def test_predict_mc_without_dropout_says_so():
+    model = lamina.Sequential([layers.Input((2,)), layers.Dense(1)])
+    with pytest.raises(ValueError, match="no dropout-type layer"):
+        model.predict_mc(np.zeros((3, 2)))
