@@ -7,6 +7,7 @@ is a torch.nn.Module.
 from lamina import (
     activations,
     callbacks,
+    datasets,
     initializers,
     layers,
     losses,
@@ -21,6 +22,6 @@ from lamina.models import MCResult, Model, Sequential
 __version__ = "0.1.0"
 
 __all__ = [
-    "Input", "Model", "Sequential", "MCResult", "activations", "callbacks", "initializers",
+    "Input", "Model", "Sequential", "MCResult", "activations", "callbacks", "datasets", "initializers",
     "layers", "losses", "metrics", "optimizers", "regularizers", "utils",
 ]
