@@ -1,0 +1,6 @@
+"""The normalization family on one statistics core (`_statistics`): each layer is a choice of the
+axes its statistics keep and of how they are mixed and tracked."""
+
+from lamina.layers.normalization.batch_normalization import BatchNormalization
+
+__all__ = ["BatchNormalization"]

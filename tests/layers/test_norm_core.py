@@ -1,0 +1,80 @@
+"""The statistics core: hand-derived backward passes checked by torch.autograd.gradcheck in float64,
+and the view planning that makes reductions contiguous."""
+
+import pytest
+import torch
+
+from lamina.layers.normalization._statistics import moments, normalize, normalize_with, plan
+
+# (input shape, reduced dims, parameter shape): BatchNorm, InstanceNorm, GroupNorm, LayerNorm over
+# the last axis (parameters vary along the reduced axis), ConditionalBatchNorm (per-sample params).
+CASES = [
+    ((12, 5), (0,), (1, 5)),
+    ((3, 4, 5), (1,), (1, 1, 5)),
+    ((3, 4, 2, 3), (1, 3), (1, 1, 2, 3)),
+    ((6, 5), (1,), (1, 5)),
+    ((3, 4, 5), (0, 1), (3, 1, 5)),
+]
+
+
+def _double(shape, positive=False):
+    t = torch.rand(shape, dtype=torch.float64) + 0.5 if positive else torch.randn(shape, dtype=torch.float64)
+    return t.requires_grad_()
+
+
+@pytest.mark.parametrize("shape, dims, param_shape", CASES)
+@pytest.mark.parametrize("affine", ["both", "weight", "bias", "none"])
+def test_normalize_gradients(shape, dims, param_shape, affine):
+    x = _double(shape) * 3 + 1
+    x = x.detach().requires_grad_()
+    weight = _double(param_shape) if affine in ("both", "weight") else None
+    bias = _double(param_shape) if affine in ("both", "bias") else None
+    inputs = [t for t in (x, weight, bias) if t is not None]
+
+    def fn(*args):
+        it = iter(args[1:])
+        w = next(it) if weight is not None else None
+        b = next(it) if bias is not None else None
+        return normalize(args[0], dims, w, b, epsilon=1e-3)[0]
+
+    assert torch.autograd.gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("shape, dims, param_shape", CASES)
+def test_normalize_with_differentiable_statistics_gradients(shape, dims, param_shape):
+    x = _double(shape)
+    stat_shape = tuple(1 if d in dims else s for d, s in enumerate(shape))
+    mean, var = _double(stat_shape), _double(stat_shape, positive=True)
+    weight, bias = _double(param_shape), _double(param_shape)
+    assert torch.autograd.gradcheck(lambda *a: normalize_with(*a, epsilon=1e-3), (x, mean, var, weight, bias))
+
+
+@pytest.mark.parametrize("shape, dims", [((4, 6, 3), (1,)), ((5, 3), (0,)), ((2, 3, 2, 2), (1, 3))])
+def test_moments_gradients_and_values(shape, dims):
+    x = _double(shape)
+    assert torch.autograd.gradcheck(lambda t: moments(t, dims), (x,))
+    mean, var = moments(x, dims)
+    torch.testing.assert_close(mean, x.mean(dims, keepdim=True))
+    torch.testing.assert_close(var, x.var(dims, keepdim=True, correction=0))
+
+
+def test_normalize_values_match_a_plain_formula():
+    x = torch.randn(4, 7, 3, dtype=torch.float64) * 5 + 100
+    weight, bias = torch.randn(1, 1, 3, dtype=torch.float64), torch.randn(1, 1, 3, dtype=torch.float64)
+    y, mean, var = normalize(x, (0, 1), weight, bias, epsilon=1e-3)
+    expected = (x - x.mean((0, 1), keepdim=True)) / torch.sqrt(x.var((0, 1), keepdim=True, correction=0)
+                                                              + 1e-3) * weight + bias
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(var, x.var((0, 1), keepdim=True, correction=0))
+
+
+def test_plan_merges_axes_by_role_for_contiguous_reductions():
+    batch_norm = plan((16, 32, 32, 64), {3}, {3})
+    assert batch_norm.view == (16 * 32 * 32, 64) and batch_norm.reduce == (0,)
+    assert batch_norm.param_shape == (1, 64) and batch_norm.count == 16 * 32 * 32
+    instance = plan((8, 10, 12, 4), {0, 3}, {3})
+    assert instance.view == (8, 120, 4) and instance.reduce == (1,) and instance.stat_shape == (8, 1, 4)
+    group = plan((8, 10, 2, 3), {0, 2}, {2, 3})  # channels split into 2 groups of 3
+    assert group.view == (8, 10, 2, 3) and group.reduce == (1, 3)
+    one_value_each = plan((1, 5), {1}, {1})  # BatchNorm on a batch of one
+    assert one_value_each.view == (5, 1) and one_value_each.reduce == (1,) and one_value_each.count == 1
