@@ -205,6 +205,8 @@ _NAMES = {
     "glorot_normal": GlorotNormal, "he_uniform": HeUniform, "he_normal": HeNormal,
     "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal, "orthogonal": Orthogonal,
     "identity": Identity,
+    # Keras' short aliases; after the full names so that serialize() prefers those.
+    "uniform": RandomUniform, "normal": RandomNormal, "one": Ones, "zero": Zeros,
 }
 
 
