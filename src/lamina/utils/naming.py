@@ -11,7 +11,7 @@ _counters: defaultdict[str, int] = defaultdict(int)
 
 def to_snake_case(name: str) -> str:
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()  # Keras': Conv1D -> conv1d
 
 
 def unique_name(base: str) -> str:
