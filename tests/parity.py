@@ -45,7 +45,7 @@ def _outputs_and_grads(out, xs):
         if o.is_floating_point() and o.requires_grad:
             total = total + (o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum()
     grads = []
-    if isinstance(total, torch.Tensor):
+    if isinstance(total, torch.Tensor) and any(x.requires_grad for x in xs):  # not for int inputs
         diff = [x for x in xs if x.requires_grad]
         got = torch.autograd.grad(total, diff, allow_unused=True)
         grads = [None if gr is None else gr.detach().numpy() for gr in got]
