@@ -1,0 +1,8 @@
+"""Recurrent layers: LSTM, GRU, SimpleRNN and the Bidirectional wrapper, as Keras 3's."""
+
+from lamina.layers.recurrent.bidirectional import Bidirectional
+from lamina.layers.recurrent.gru import GRU
+from lamina.layers.recurrent.lstm import LSTM
+from lamina.layers.recurrent.simple_rnn import SimpleRNN
+
+__all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
