@@ -412,13 +412,15 @@ class Trainer:
                 training=False):
         """Outputs for `x` as numpy arrays.
 
-        training=False (default): inference mode — dropout off, BatchNorm on moving statistics.
+        training=False (default): inference mode — dropout off, BatchNorm on moving statistics;
+        stateful RNNs carry their states on from batch to batch, as in Keras.
         training=True: every layer in training mode (dropout on, batch statistics), but nothing
         is updated: weights, moving statistics and RNN states stay as they were.
         """
         mode = (lambda: self.train()) if training else (lambda: self.eval())
+        states = state_updates_disabled() if training else contextlib.nullcontext()
         outs = []
-        with torch.inference_mode(), state_updates_disabled(), self._modes(mode):
+        with torch.inference_mode(), states, self._modes(mode):
             for xb in self._predict_batches(x, batch_size, steps):
                 outs.append(self(xb))
         return _concat_outputs(outs)
@@ -495,7 +497,8 @@ class Trainer:
 
     def predict_on_batch(self, x):
         x = to_tensors(x, "x")
-        with torch.inference_mode(), state_updates_disabled(), self._modes(lambda: self.eval()):
+        # As predict(): inference mode, and stateful RNNs carry their states on (Keras).
+        with torch.inference_mode(), self._modes(lambda: self.eval()):
             return _concat_outputs([self(self._to_device(x))])
 
     def _batch_result(self, return_dict):
