@@ -2,5 +2,7 @@
 axes its statistics keep and of how they are mixed and tracked."""
 
 from lamina.layers.normalization.batch_normalization import BatchNormalization
+from lamina.layers.normalization.group_normalization import GroupNormalization, InstanceNormalization
+from lamina.layers.normalization.layer_normalization import LayerNormalization
 
-__all__ = ["BatchNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization"]

@@ -110,8 +110,8 @@ def _moments_forward(x, dims, group=None):
 
 def _through_moments(centered, grad_mean, grad_var, count):
     """Gradient reaching the input through its mean and variance:
-    d mean / dx = 1 / n and d var / dx = 2 (x - mean) / n."""
-    return torch.addcmul(grad_mean / count, centered, grad_var * (2.0 / count))
+    d mean / dx = 1 / n and d var / dx = 2 (x - mean) / n. Overwrites `centered`."""
+    return torch.addcmul(grad_mean / count, centered, grad_var * (2.0 / count), out=centered)
 
 
 def _affine_grads(dy, centered, inv_std, weight, bias):
@@ -136,10 +136,11 @@ def _affine_grads(dy, centered, inv_std, weight, bias):
 
 
 def _standardize(centered, inv_std, weight, bias):
+    """centered * inv_std * weight + bias, written over `centered` (fresh memory is slow to touch)."""
     scale = inv_std if weight is None else inv_std * weight
     if bias is None:
-        return centered.mul_(scale), scale
-    return torch.addcmul(bias, centered, scale), scale
+        return centered.mul_(scale)
+    return torch.addcmul(bias, centered, scale, out=centered)
 
 
 class _BatchNormalize(torch.autograd.Function):
@@ -150,7 +151,7 @@ class _BatchNormalize(torch.autograd.Function):
         x32 = as_float32(x)
         mean, var, centered, count = _moments_forward(x32, dims, group)
         inv_std = torch.rsqrt(var + epsilon)
-        y, _ = _standardize(centered, inv_std, weight, bias)
+        y = _standardize(centered, inv_std, weight, bias)
         ctx.save_for_backward(x, mean, inv_std, weight, bias)
         ctx.count, ctx.group = count, group
         ctx.mark_non_differentiable(mean, var)
@@ -179,7 +180,7 @@ class _NormalizeWith(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, mean, var, weight, bias, epsilon):
         inv_std = torch.rsqrt(var + epsilon)
-        y, _ = _standardize(as_float32(x) - mean, inv_std, weight, bias)
+        y = _standardize(as_float32(x) - mean, inv_std, weight, bias)
         ctx.save_for_backward(x, mean, inv_std, weight, bias)
         return y.to(x.dtype)
 
