@@ -230,8 +230,8 @@ class Lambda(Layer):
     Input shape: whatever `function` takes. Output shape: what it returns.
 
     Example:
-        >>> Lambda(lambda x, k: x * k, arguments={"k": 3})(torch.ones(2, 2))
-        tensor([[3., 3.], [3., 3.]])
+        >>> Lambda(lambda x, k: x * k, arguments={"k": 3})(torch.ones(2, 2)).tolist()
+        [[3.0, 3.0], [3.0, 3.0]]
     """
 
     def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):

@@ -129,8 +129,8 @@ class Add(_ElementwiseMerge):
     Input shape: a list of tensors (batch, ...). Output shape: their broadcast shape.
 
     Example:
-        >>> Add()([torch.ones(2, 3), torch.ones(2, 3)])
-        tensor([[2., 2., 2.], [2., 2., 2.]])
+        >>> Add()([torch.ones(2, 3), torch.ones(2, 3)]).tolist()
+        [[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
     """
 
     _op = staticmethod(torch.add)
@@ -311,8 +311,8 @@ class Dot(_ListInput):
     then y's without batch and dot axes; (batch, 1) when that leaves only the batch axis.
 
     Example:
-        >>> Dot(axes=1)([torch.ones(2, 4), torch.ones(2, 4)])
-        tensor([[4.], [4.]])
+        >>> Dot(axes=1)([torch.ones(2, 4), torch.ones(2, 4)]).tolist()
+        [[4.0], [4.0]]
     """
 
     n_inputs = 2
