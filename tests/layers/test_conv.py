@@ -1,0 +1,244 @@
+"""Convolution layers against Keras 3 (outputs, input gradients, output shapes, configs) and
+torch's functional convolution (kernels kept in torch's layout)."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lamina import layers
+from tests.parity import assert_parity, keras
+
+
+def random_input(rng, spatial, channels, data_format=None, batch=2):
+    """Standard-normal float32 input with these spatial axes, laid out by `data_format`."""
+    shape = (batch, channels, *spatial) if data_format == "channels_first" else (
+        batch, *spatial, channels)
+    return rng.standard_normal(shape).astype("float32")
+
+
+def keras_pair(name, **kwargs):
+    """The layer called `name`, built with the same arguments in lamina and in Keras."""
+    return getattr(layers, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
+
+
+# Each case: layer, input spatial shape, input channels, arguments. Lengths are chosen so that
+# "same" padding is sometimes even and sometimes uneven (the odd pixel at the end).
+CONV_CASES = [
+    ("Conv1D", (9,), 3, dict(filters=4, kernel_size=3)),
+    ("Conv1D", (9,), 3, dict(filters=4, kernel_size=4, padding="same")),
+    ("Conv1D", (10,), 3, dict(filters=4, kernel_size=3, strides=2, padding="same")),
+    ("Conv1D", (9,), 3, dict(filters=4, kernel_size=3, strides=2, padding="same")),
+    ("Conv1D", (9,), 2, dict(filters=3, kernel_size=3, dilation_rate=2, padding="causal")),
+    ("Conv1D", (10,), 2, dict(filters=3, kernel_size=2, strides=3, padding="causal")),
+    ("Conv1D", (11,), 2, dict(filters=3, kernel_size=4, dilation_rate=2, padding="same")),
+    ("Conv1D", (8,), 4, dict(filters=6, kernel_size=3, groups=2, padding="same")),
+    ("Conv1D", (9,), 3, dict(filters=4, kernel_size=4, strides=2, padding="same",
+                             data_format="channels_first")),
+    ("Conv1D", (7,), 3, dict(filters=2, kernel_size=2, padding="causal", data_format="channels_first",
+                             activation="tanh")),
+    ("Conv1D", (7,), 3, dict(filters=5, kernel_size=1, use_bias=False, activation="softmax")),
+    ("Conv2D", (7, 6), 3, dict(filters=4, kernel_size=(3, 2), strides=(2, 1), padding="same")),
+    ("Conv2D", (5, 6), 2, dict(filters=3, kernel_size=2, strides=2, padding="same",
+                               data_format="channels_first")),
+    ("Conv2D", (7, 5), 3, dict(filters=6, kernel_size=3, dilation_rate=(2, 1), groups=3,
+                               activation="relu")),
+    ("Conv3D", (3, 4, 5), 2, dict(filters=3, kernel_size=2, padding="same")),
+    ("Conv3D", (5, 4, 4), 2, dict(filters=3, kernel_size=(3, 2, 2), strides=2,
+                                  data_format="channels_first")),
+]
+
+
+@pytest.mark.parametrize("name, spatial, channels, kwargs", CONV_CASES)
+def test_conv_matches_keras(name, spatial, channels, kwargs, rng):
+    x = random_input(rng, spatial, channels, kwargs.get("data_format"))
+    assert_parity(*keras_pair(name, **kwargs), x)
+
+
+def test_conv1d_transpose_matches_keras_across_crops(rng):
+    """Every kernel/stride/padding/output_padding mix: torch's own padding where it can express
+    Keras' crop, a slice afterwards where it cannot, zeros appended where Keras extends."""
+    x = random_input(rng, (5,), 2)
+    for kernel, stride, padding in itertools.product((1, 2, 3, 4), (1, 2, 3), ("valid", "same")):
+        for output_padding in sorted({None, 0, stride - 1}, key=str):
+            kwargs = dict(filters=3, kernel_size=kernel, strides=stride, padding=padding,
+                          output_padding=output_padding)
+            assert_parity(*keras_pair("Conv1DTranspose", **kwargs), x)
+
+
+TRANSPOSE_CASES = [
+    ("Conv1DTranspose", (6,), 2, dict(filters=3, kernel_size=3, dilation_rate=2, padding="same")),
+    ("Conv1DTranspose", (6,), 2, dict(filters=3, kernel_size=2, dilation_rate=3)),
+    ("Conv1DTranspose", (5,), 2, dict(filters=3, kernel_size=3, strides=2, padding="same",
+                                      data_format="channels_first", activation="relu")),
+    ("Conv2DTranspose", (4, 5), 3, dict(filters=2, kernel_size=(3, 4), strides=(2, 1),
+                                        padding="same", data_format="channels_first")),
+    ("Conv2DTranspose", (4, 3), 2, dict(filters=2, kernel_size=3, strides=2, output_padding=1,
+                                        use_bias=False)),
+    ("Conv3DTranspose", (2, 3, 2), 2, dict(filters=2, kernel_size=2, strides=2, padding="same")),
+    ("Conv3DTranspose", (3, 2, 2), 2, dict(filters=2, kernel_size=3, strides=(1, 2, 1),
+                                           output_padding=(0, 1, 0))),
+]
+
+DEPTHWISE_CASES = [
+    ("DepthwiseConv1D", (9,), 3, dict(kernel_size=3, depth_multiplier=2, strides=2, padding="same")),
+    ("DepthwiseConv1D", (9,), 3, dict(kernel_size=2, dilation_rate=2, data_format="channels_first")),
+    ("DepthwiseConv2D", (6, 5), 2, dict(kernel_size=(3, 2), depth_multiplier=2, strides=(2, 1),
+                                        padding="same", activation="relu")),
+    ("SeparableConv1D", (10,), 3, dict(filters=4, kernel_size=3, depth_multiplier=2, strides=2,
+                                       padding="same")),
+    ("SeparableConv1D", (9,), 2, dict(filters=4, kernel_size=3, dilation_rate=2, padding="same",
+                                      data_format="channels_first")),
+    ("SeparableConv2D", (5, 6), 3, dict(filters=4, kernel_size=3, padding="same")),
+    ("SeparableConv2D", (6, 6), 2, dict(filters=3, kernel_size=2, depth_multiplier=2, strides=2,
+                                        data_format="channels_first", use_bias=False)),
+]
+
+
+@pytest.mark.parametrize("name, spatial, channels, kwargs", TRANSPOSE_CASES + DEPTHWISE_CASES)
+def test_transposed_depthwise_separable_match_keras(name, spatial, channels, kwargs, rng):
+    x = random_input(rng, spatial, channels, kwargs.get("data_format"))
+    assert_parity(*keras_pair(name, **kwargs), x)
+
+
+def test_conv_regularization_losses_match_keras(rng):
+    kwargs = dict(filters=3, kernel_size=2, kernel_regularizer="l2", bias_regularizer="l1",
+                  bias_initializer="ones")
+    ours, theirs = keras_pair("Conv1D", **kwargs)
+    x = random_input(rng, (5,), 2)
+    assert_parity(ours, theirs, x)
+    expected = sum(float(loss.detach()) for loss in theirs.losses)
+    assert sum(float(loss.detach()) for loss in ours.losses) == pytest.approx(expected, rel=1e-6)
+
+
+# ----------------------------------------------------------------- output shapes
+SHAPE_CASES = [
+    ("Conv1D", dict(filters=4, kernel_size=3), [(None, None, 3), (None, 9, 3), (5, 3, 3)]),
+    ("Conv1D", dict(filters=4, kernel_size=4, strides=3, padding="causal"), [(None, 10, 2)]),
+    ("Conv1D", dict(filters=4, kernel_size=3, dilation_rate=3, data_format="channels_first"),
+     [(None, 2, 11), (None, 2, None)]),
+    ("Conv2D", dict(filters=4, kernel_size=(3, 2), strides=(2, 3), padding="same"),
+     [(None, None, 8, 3), (2, 9, 8, 3)]),
+    ("Conv3D", dict(filters=2, kernel_size=2, strides=2), [(None, 5, None, 6, 1)]),
+    ("Conv1DTranspose", dict(filters=2, kernel_size=3, strides=2), [(None, None, 3), (None, 5, 3)]),
+    ("Conv1DTranspose", dict(filters=2, kernel_size=4, strides=3, padding="same", output_padding=1),
+     [(None, 5, 3)]),
+    ("Conv2DTranspose", dict(filters=2, kernel_size=2, strides=3, data_format="channels_first"),
+     [(None, 3, 4, None)]),
+    ("Conv3DTranspose", dict(filters=2, kernel_size=3, strides=(1, 2, 2), padding="same"),
+     [(None, 3, 4, 5, 1)]),
+    ("DepthwiseConv2D", dict(kernel_size=3, depth_multiplier=3, strides=2), [(None, 9, None, 2)]),
+    ("SeparableConv1D", dict(filters=5, kernel_size=3, strides=2, padding="same"), [(None, 9, 4)]),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shapes", SHAPE_CASES)
+def test_output_shapes_match_keras(name, kwargs, shapes):
+    ours, theirs = keras_pair(name, **kwargs)
+    for shape in shapes:
+        assert ours.compute_output_shape(shape) == tuple(theirs.compute_output_shape(shape)), shape
+
+
+def test_symbolic_call_propagates_unknown_lengths():
+    inputs = layers.Input((None, 3))
+    hidden = layers.Conv1D(8, 5, strides=2, padding="same")(inputs)
+    outputs = layers.Conv1DTranspose(4, 3, strides=2, padding="same")(hidden)
+    assert hidden.shape == (None, None, 8) and outputs.shape == (None, None, 4)
+
+
+# ----------------------------------------------------------------- weights in torch's layout
+def test_conv2d_kernel_is_kept_in_torch_layout(rng):
+    """The stored kernel feeds F.conv2d as it is; get_weights gives Keras' (kh, kw, in, out)."""
+    layer = layers.Conv2D(4, (3, 2), data_format="channels_first")
+    x = torch.tensor(random_input(rng, (6, 5), 3, "channels_first"))
+    y = layer(x)
+    assert tuple(layer.kernel.shape) == (4, 3, 3, 2)
+    torch.testing.assert_close(y, F.conv2d(x, layer.kernel, layer.bias))
+    kernel, bias = layer.get_weights()
+    assert kernel.shape == (3, 2, 3, 4) and bias.shape == (4,)
+    np.testing.assert_array_equal(kernel, layer.kernel.detach().numpy().transpose(2, 3, 1, 0))
+
+
+def test_depthwise_weights_round_trip_in_keras_layout(rng):
+    layer = layers.SeparableConv1D(4, 3, depth_multiplier=2)
+    layer(torch.zeros(1, 8, 3))
+    weights = [rng.standard_normal(w.shape).astype("float32") for w in layer.get_weights()]
+    assert [w.shape for w in weights] == [(3, 3, 2), (1, 6, 4), (4,)]
+    layer.set_weights(weights)
+    for got, expected in zip(layer.get_weights(), weights):
+        np.testing.assert_array_equal(got, expected)
+    assert tuple(layer.depthwise_kernel.shape) == (6, 1, 3)
+
+
+# ----------------------------------------------------------------- config
+CONFIG_KEYS = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
+               "groups", "use_bias", "output_padding", "depth_multiplier")
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("Conv1D", dict(filters=4, kernel_size=3, padding="causal", dilation_rate=2, activation="relu",
+                    kernel_regularizer="l2")),
+    ("Conv2D", dict(filters=4, kernel_size=(3, 1), strides=2, groups=2, use_bias=False)),
+    ("Conv2DTranspose", dict(filters=3, kernel_size=3, strides=2, output_padding=1)),
+    ("DepthwiseConv1D", dict(kernel_size=3, depth_multiplier=2)),
+    ("SeparableConv2D", dict(filters=3, kernel_size=2, data_format="channels_first")),
+])
+def test_config_round_trips_and_matches_keras(name, kwargs):
+    ours, theirs = keras_pair(name, **kwargs)
+    config = ours.get_config()
+    assert type(ours).from_config(config).get_config() == config
+    keras_config = theirs.get_config()
+    for key in CONFIG_KEYS:
+        if key in keras_config:
+            assert config[key] == keras_config[key], key
+    assert config["activation"] == keras_config["activation"]
+
+
+# ----------------------------------------------------------------- errors
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("Conv1D", dict(filters=0, kernel_size=3), r"Conv1D: `filters` must be a positive int.*filters=0"),
+    ("Conv1D", dict(filters=2.5, kernel_size=3), r"`filters`.*filters=2.5"),
+    ("Conv1D", dict(filters=2, kernel_size=(3, 3)), r"`kernel_size` must be an int or a tuple of 1"),
+    ("Conv2D", dict(filters=2, kernel_size=(3, 0)), r"Conv2D: `kernel_size`.*\(3, 0\)"),
+    ("DepthwiseConv2D", dict(kernel_size="3"), r"`kernel_size`.*'3'"),
+    ("Conv1D", dict(filters=2, kernel_size=3, padding="full"), r"`padding` must be one of.*'full'"),
+    ("Conv2D", dict(filters=2, kernel_size=3, padding="causal"), r"Conv2D.*'causal' is for Conv1D"),
+    ("Conv1D", dict(filters=6, kernel_size=3, groups=4), r"divisible by `groups`.*groups=4"),
+    ("Conv1D", dict(filters=2, kernel_size=3, strides=2, dilation_rate=2), r"strides > 1 cannot"),
+    ("Conv1DTranspose", dict(filters=2, kernel_size=3, strides=2, output_padding=2),
+     r"`output_padding` must be smaller than its stride"),
+    ("Conv2D", dict(filters=2, kernel_size=3, data_format="nhwc"), r"`data_format`.*'nhwc'"),
+    ("SeparableConv1D", dict(filters=2, kernel_size=3, depth_multiplier=0), r"`depth_multiplier`"),
+])
+def test_bad_arguments_raise_at_construction(name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        getattr(layers, name)(**kwargs)
+
+
+def test_wrong_input_rank_names_the_layer():
+    layer = layers.Conv1D(4, 3, name="price_conv")
+    with pytest.raises(ValueError, match=r"layer 'price_conv'.*expected ndim=3, found ndim=2"):
+        layer(torch.zeros(2, 10))
+
+
+def test_wrong_channel_count_after_build_names_the_layer():
+    layer = layers.Conv2D(4, 3, name="image_conv")
+    layer(torch.zeros(1, 5, 5, 3))
+    with pytest.raises(ValueError, match=r"layer 'image_conv'.*axis -1.*value 3"):
+        layer(torch.zeros(1, 5, 5, 4))
+
+
+def test_channels_not_divisible_by_groups_names_the_layer():
+    with pytest.raises(ValueError, match=r"Conv1D 'grouped'.*5 channels.*groups=2"):
+        layers.Conv1D(4, 3, groups=2, name="grouped")(torch.zeros(1, 8, 5))
+
+
+def test_input_shorter_than_kernel_names_the_layer():
+    layer = layers.Conv1D(4, 5, name="short")
+    with pytest.raises(ValueError, match=r"Conv1D 'short'.*too small.*kernel_size=\(5,\)"):
+        layer(torch.zeros(1, 3, 2))
+    layer(torch.zeros(1, 8, 2))  # built on a long enough input, then called on a short one
+    with pytest.raises(ValueError, match=r"Conv1D 'short'.*\(1, 4, 2\) is too small"):
+        layer(torch.zeros(1, 4, 2))
