@@ -422,6 +422,28 @@ def test_mask_arrives_on_the_input_and_leaves_on_the_sequence(x):
     torch.testing.assert_close(plain(inputs), reference(torch.as_tensor(x), mask=mask_of("holes")))
 
 
+def test_masks_from_embedding_and_masking_match_keras(rng):
+    tokens = np.array([[0, 0, 3, 4, 5, 1], [2, 3, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6], [0] * 6])
+    series = rng.standard_normal((4, 6, 3)).astype("float32")
+    series[0, 4:] = 0
+    series[1, 2] = 0
+
+    def embedded(api):
+        return api.Sequential([
+            api.layers.Input((6,)), api.layers.Embedding(7, 4, mask_zero=True),
+            api.layers.Bidirectional(api.layers.LSTM(5, return_sequences=True)), api.layers.GRU(3)])
+
+    def masked(api):
+        return api.Sequential([api.layers.Input((6, 3)), api.layers.Masking(0.0),
+                               api.layers.SimpleRNN(5, return_sequences=True), api.layers.LSTM(2)])
+
+    for build, data in ((embedded, tokens), (masked, series)):
+        ours, theirs = build(lamina), build(keras)
+        ours.set_weights(theirs.get_weights())
+        np.testing.assert_allclose(ours.predict(data, verbose=0), theirs.predict(data, verbose=0),
+                                   atol=1e-5)
+
+
 # ----------------------------------------------------------------- config
 @pytest.mark.parametrize("layer", [
     layers.LSTM(3, activation="relu", unit_forget_bias=False, dropout=0.1, go_backwards=True,
