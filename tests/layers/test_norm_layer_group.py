@@ -19,8 +19,8 @@ RANDOM_AFFINE = {"beta_initializer": "random_normal", "gamma_initializer": "rand
 ])
 def test_layer_norm_matches_keras(shape, axis, rng):
     x = rng.normal(1.0, 2.0, shape).astype("float32")
-    assert_parity(layers.LayerNormalization(axis=axis), keras.layers.LayerNormalization(axis=axis, **RANDOM_AFFINE),
-                  x, atol=2e-5)
+    assert_parity(layers.LayerNormalization(axis=axis),
+                  keras.layers.LayerNormalization(axis=axis, **RANDOM_AFFINE), x, atol=2e-5)
 
 
 def test_layer_norm_over_a_middle_axis_matches_the_formula(rng):

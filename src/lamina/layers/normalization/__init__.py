@@ -4,5 +4,7 @@ axes its statistics keep and of how they are mixed and tracked."""
 from lamina.layers.normalization.batch_normalization import BatchNormalization
 from lamina.layers.normalization.group_normalization import GroupNormalization, InstanceNormalization
 from lamina.layers.normalization.layer_normalization import LayerNormalization
+from lamina.layers.normalization.switchable_normalization import SwitchableNormalization
 
-__all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization",
+           "SwitchableNormalization"]

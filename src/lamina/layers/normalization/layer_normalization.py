@@ -39,7 +39,8 @@ class LayerNormalization(AffineNormalization):
         axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
         if not axes or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
             raise TypeError(
-                f"LayerNormalization: `axis` must be an int or a non-empty list of ints. Received: axis={axis!r}"
+                "LayerNormalization: `axis` must be an int or a non-empty list of ints. "
+                f"Received: axis={axis!r}"
             )
         self.axis = axis
 
