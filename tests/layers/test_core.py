@@ -39,3 +39,12 @@ def test_set_weights_names_the_layer_and_shapes():
 def test_activation_layer_matches_keras(rng):
     x = rng.standard_normal((4, 6)).astype("float32")
     assert_parity(layers.Activation("gelu"), keras.layers.Activation("gelu"), x)
+
+
+def test_build_called_directly_marks_built_and_keeps_set_weights():
+    layer = layers.Dense(2)
+    layer.build((None, 3))
+    assert layer.built
+    layer.set_weights([np.ones((3, 2)), np.zeros(2)])
+    out = layer(torch.ones(1, 3))
+    np.testing.assert_array_equal(out.detach().numpy(), [[3.0, 3.0]])

@@ -137,12 +137,14 @@ class Layer(nn.Module):
     def compute_mask(self, inputs, mask=None):
         return mask if self.supports_masking else None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            cls.build = _marks_built(cls.__dict__["build"])
+
     def build_from_shape(self, input_shape) -> None:
-        if self.built:
-            return
-        self.build(input_shape)
-        self._build_input_shape = input_shape
-        self.built = True
+        if not self.built:
+            self.build(input_shape)
 
     # ----------------------------------------------------------------- calling
     def __call__(self, *args, **kwargs):
@@ -344,6 +346,21 @@ class Permuted:
 
 def _layout(layout):
     return Permuted(layout) if isinstance(layout, (tuple, list)) else layout
+
+
+def _marks_built(build):
+    """Wrap a subclass' build so that calling it directly (as Keras users do before set_weights)
+    marks the layer built, and a second call is a no-op instead of re-creating the weights."""
+
+    @functools.wraps(build)
+    def wrapper(self, input_shape=None):
+        if self.built:
+            return
+        build(self, input_shape)
+        self._build_input_shape = input_shape
+        self.built = True
+
+    return wrapper
 
 
 def _direct_modules(module):
