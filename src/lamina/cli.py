@@ -1,4 +1,4 @@
-"""The `lamina` command: `lamina plot {activations,norms} -o FILE`."""
+"""The `lamina` command: `lamina tsc DATASET …` and `lamina plot {activations,norms} -o FILE`."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", required=True, help="the image file to write")
     plot.add_argument("--dpi", type=int, default=110)
     plot.set_defaults(run=_plot)
+    from lamina.tsc.cli import add_parser as add_tsc
+
+    add_tsc(sub)
     return parser
 
 

@@ -1,0 +1,96 @@
+"""The training protocol of the papers, and one training run under it.
+
+FCN / ResNet (Fawaz et al. 2019): Adam(1e-3); ReduceLROnPlateau on the training loss (factor 0.5,
+patience 50, min_lr 1e-4); batch int(min(n_train / 10, 16)) (ResNet: cap 64); 2000 / 1500 epochs.
+MLP: Adadelta(1.0); ReduceLROnPlateau(factor 0.5, patience 200, min_lr 0.1); 5000 epochs.
+LSTM-FCN (Karim et al. 2017): Adam(1e-3); ReduceLROnPlateau(factor 1/cbrt(2), patience 100,
+min_lr 1e-4); batch 128; 2000 epochs. In every case the weights with the lowest training loss are
+the ones evaluated on the test set.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+from lamina import callbacks, optimizers
+from lamina.tsc.models import MODELS
+from lamina.utils import set_random_seed
+
+
+@dataclass(frozen=True)
+class Protocol:
+    optimizer: str
+    learning_rate: float
+    reduce_factor: float
+    reduce_patience: int
+    min_lr: float
+    batch_cap: int
+    epochs: int
+    fixed_batch: int | None = None
+
+    def batch_size(self, n_train: int) -> int:
+        if self.fixed_batch is not None:
+            return min(self.fixed_batch, n_train)
+        return max(1, int(min(n_train / 10, self.batch_cap)))
+
+    def make_optimizer(self):
+        if self.optimizer == "adadelta":
+            return optimizers.Adadelta(self.learning_rate, rho=0.95, epsilon=1e-8)
+        return optimizers.Adam(self.learning_rate)
+
+
+PROTOCOLS = {
+    "fcn": Protocol("adam", 1e-3, 0.5, 50, 1e-4, 16, 2000),
+    "resnet": Protocol("adam", 1e-3, 0.5, 50, 1e-4, 64, 1500),
+    "mlp": Protocol("adadelta", 1.0, 0.5, 200, 0.1, 16, 5000),
+    "lstm_fcn": Protocol("adam", 1e-3, 1 / math.cbrt(2), 100, 1e-4, 16, 2000, fixed_batch=128),
+}
+
+
+class KeepLowestTrainingLoss(callbacks.Callback):
+    """Remembers the weights at the epoch of lowest training loss and restores them at the end."""
+
+    def on_train_begin(self, logs=None):
+        self.best, self.best_epoch, self.state = math.inf, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs["loss"] < self.best:
+            self.best, self.best_epoch = logs["loss"], epoch
+            self.state = copy.deepcopy(self.model.state_dict())
+
+    def on_train_end(self, logs=None):
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+
+
+def train_and_evaluate(model_name, data, epochs=None, seed=0, norm="bn", verbose=1, extra_callbacks=()):
+    """One run of `model_name` on a UCRDataset under the paper's protocol.
+
+    Returns (model, history, result) where result holds the test accuracy and loss of the weights
+    with the lowest training loss, the epoch they come from, and the wall time.
+    """
+    if model_name not in MODELS:
+        raise ValueError(f"Unknown model {model_name!r}. Choose one of {sorted(MODELS)}.")
+    protocol = PROTOCOLS[model_name]
+    set_random_seed(seed)
+    kwargs = {} if norm is None or (model_name == "mlp" and norm == "none") else {"norm": norm}
+    model = MODELS[model_name](data.x_train.shape[1:], data.num_classes, **kwargs)
+    model.compile(optimizer=protocol.make_optimizer(), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    keep = KeepLowestTrainingLoss()
+    reduce = callbacks.ReduceLROnPlateau(monitor="loss", factor=protocol.reduce_factor,
+                                         patience=protocol.reduce_patience, min_lr=protocol.min_lr)
+    start = time.perf_counter()
+    history = model.fit(data.x_train, data.y_train, batch_size=protocol.batch_size(len(data.x_train)),
+                        epochs=epochs or protocol.epochs, verbose=verbose,
+                        callbacks=[reduce, keep, *extra_callbacks])
+    seconds = time.perf_counter() - start
+    test = model.evaluate(data.x_test, data.y_test, return_dict=True, verbose=0, batch_size=256)
+    result = {"model": model_name, "dataset": data.name, "norm": norm, "seed": seed,
+              "epochs": epochs or protocol.epochs, "best_epoch": keep.best_epoch,
+              "train_loss": keep.best, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+              "seconds": seconds}
+    return model, history, result
