@@ -497,6 +497,9 @@ def _model_outputs(model, x):
         sample = sample[0] if len(sample) == 1 else sample
     with torch.no_grad(), state_updates_disabled(), model._modes(lambda: model.eval()):
         outputs = tree.flatten(model(model._to_device(sample)))
+    symbolic = model.outputs or []
+    if len(symbolic) == len(outputs):  # name each output after the layer that produces it
+        return outputs, [t.node.layer.name for t in symbolic]
     return outputs, model._output_names(len(outputs))
 
 
