@@ -14,14 +14,16 @@ from lamina import (
     metrics,
     optimizers,
     regularizers,
+    saving,
     utils,
 )
 from lamina.layers import Input
 from lamina.models import MCResult, Model, Sequential
+from lamina.saving import load_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Input", "Model", "Sequential", "MCResult", "activations", "callbacks", "datasets", "initializers",
-    "layers", "losses", "metrics", "optimizers", "regularizers", "utils",
+    "layers", "losses", "metrics", "optimizers", "regularizers", "utils", "saving", "load_model",
 ]

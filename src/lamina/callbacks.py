@@ -271,3 +271,218 @@ class LambdaCallback(Callback):
         for name, fn in hooks.items():
             if fn is not None:
                 setattr(self, name, fn)
+
+
+class ModelCheckpoint(Callback):
+    """Saves the model (or its weights) during training, as `keras.callbacks.ModelCheckpoint`.
+
+    Args:
+        filepath: where to save; may hold `{epoch}` (1-based), `{batch}` and any log key, e.g.
+            "ckpt-{epoch:02d}-{val_loss:.3f}.lamina". It must end in ".lamina" (whole model:
+            config, weights, compile settings and optimizer state) or, with
+            save_weights_only=True, in ".safetensors".
+        monitor: the log value that save_best_only compares ("val_loss", "val_accuracy", ...).
+        verbose: 1 prints a line at each save.
+        save_best_only: save only when `monitor` improves on the best value so far.
+        save_weights_only: save only the weights.
+        mode: "min", "max", or "auto" (max for accuracy-like names, else min).
+        save_freq: "epoch", or an int: save every that many batches.
+        initial_value_threshold: with save_best_only, a value `monitor` must beat first.
+
+    Every file is written atomically, so a crash mid-save leaves the previous file intact.
+
+    Example:
+        >>> model.fit(x, y, epochs=10, validation_split=0.2, callbacks=[
+        ...     ModelCheckpoint("best.lamina", monitor="val_loss", save_best_only=True)])
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch",
+                 initial_value_threshold=None):
+        super().__init__()
+        self.filepath = os.fspath(filepath)
+        suffix = ".safetensors" if save_weights_only else ".lamina"
+        if not self.filepath.endswith(suffix):
+            raise ValueError(
+                f"ModelCheckpoint: with save_weights_only={save_weights_only}, `filepath` must end "
+                f"in '{suffix}'. Received: filepath={self.filepath!r}"
+            )
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
+            raise ValueError(
+                f"ModelCheckpoint: `save_freq` must be 'epoch' or a positive int. Received: "
+                f"save_freq={save_freq!r}"
+            )
+        self.monitor, self.verbose = monitor, verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.save_freq = save_freq
+        self.monitor_op = _monitor_op(mode, monitor, "ModelCheckpoint")
+        worst = math.inf if self.monitor_op is np.less else -math.inf
+        self.best = worst if initial_value_threshold is None else initial_value_threshold
+        self._batches_since_save = 0
+        self._current_epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        self._batches_since_save += 1
+        if self._batches_since_save >= self.save_freq:
+            self._batches_since_save = 0
+            self._save(self._current_epoch, batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._save(epoch, None, logs)
+
+    def _save(self, epoch, batch, logs):
+        logs = dict(logs or {})
+        path = self._path(epoch, batch, logs)
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None:
+                warnings.warn(
+                    f"ModelCheckpoint: monitor '{self.monitor}' is not in the logs "
+                    f"({sorted(logs)}); nothing is saved. Use e.g. monitor='loss', or pass "
+                    "validation data for 'val_*' values.", stacklevel=2)
+                return
+            if not self.monitor_op(current, self.best):
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
+                      f"{current:.5f}, saving model to {path}")
+            self.best = current
+        elif self.verbose:
+            print(f"Epoch {epoch + 1}: saving model to {path}")
+        if self.save_weights_only:
+            self.model.save_weights(path, overwrite=True)
+        else:
+            self.model.save(path, overwrite=True)
+
+    def _path(self, epoch, batch, logs):
+        fields = {**logs, "epoch": epoch + 1}
+        if batch is not None:
+            fields["batch"] = batch + 1
+        try:
+            return self.filepath.format(**fields)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(
+                f"ModelCheckpoint: cannot fill in filepath {self.filepath!r} ({e!r}); it may use "
+                f"{{epoch}}, {{batch}} and the log keys {sorted(logs)}."
+            ) from e
+
+
+class BackupAndRestore(Callback):
+    """Backs up the whole training state so that an interrupted `fit` resumes where it stopped,
+    as `keras.callbacks.BackupAndRestore` — and, unlike Keras, bitwise: a resumed run ends with
+    exactly the weights an uninterrupted run with the same seed reaches.
+
+    The backup holds the weights, the optimizer state, the epoch and step reached, the random
+    generators' states and the epoch's metrics; it is written atomically (a crash mid-write
+    leaves the previous backup). Calling `fit` again with the same `backup_dir` restores it and
+    continues at that epoch and step (a resumed epoch re-draws the same shuffle and skips the
+    batches already trained on).
+
+    Args:
+        backup_dir: folder for the backup, used by this callback only.
+        save_freq: "epoch" (at every epoch end), or an int N: also every N batches.
+        double_checkpoint: keep the previous backup too, as a fallback if the latest one cannot
+            be read.
+        delete_checkpoint: delete the backup when training ends normally.
+
+    Example:
+        >>> model.fit(x, y, epochs=100, callbacks=[BackupAndRestore("/tmp/backup")])
+    """
+
+    FILENAME = "backup.lamina"
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
+                 delete_checkpoint=True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError(f"BackupAndRestore: `backup_dir` must be a folder path. Received: "
+                             f"backup_dir={backup_dir!r}")
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
+            raise ValueError(
+                f"BackupAndRestore: `save_freq` must be 'epoch' or a positive int. Received: "
+                f"save_freq={save_freq!r}"
+            )
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.double_checkpoint, self.delete_checkpoint = double_checkpoint, delete_checkpoint
+        self._path = os.path.join(self.backup_dir, self.FILENAME)
+        self._previous_path = self._path + ".bkp"
+        self._resume = None
+        self._epoch_start_rng = None
+        self._batches_since_save = 0
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        from lamina.saving import SavingError, checkpoint
+
+        self._resume = None
+        candidates = [p for p in (self._path, self._previous_path) if os.path.exists(p)]
+        for i, path in enumerate(candidates):
+            try:
+                self._resume = checkpoint.load_checkpoint(self.model, path)
+                break
+            except SavingError:
+                if i == len(candidates) - 1:
+                    raise
+                warnings.warn(f"BackupAndRestore: '{path}' cannot be read; using the previous "
+                              "backup instead.", stacklevel=2)
+        if self._resume is not None:
+            # fit starts at this epoch and skips the steps already done in it; the epoch's
+            # shuffle is drawn from the generators as they stood when the epoch began.
+            self.model._resume_at = (self._resume.epoch, self._resume.step)
+            checkpoint.apply_rng(self._resume.epoch_start_rng)
+            if self._resume.step == 0:
+                self._resume = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from lamina.saving import checkpoint
+
+        self._epoch = epoch
+        self._epoch_start_rng = checkpoint.capture_rng()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._resume is not None:
+            self._resume.restore_batch_state(self.model)
+            self._resume = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        self._batches_since_save += 1
+        last = self.params.get("steps") is not None and batch + 1 >= self.params["steps"]
+        if self._batches_since_save >= self.save_freq and not last:  # the epoch end saves the last
+            self._batches_since_save = 0
+            self._save(self._epoch, batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from lamina.saving import checkpoint
+
+        self._save(epoch + 1, 0, checkpoint.capture_rng())
+
+    def _save(self, epoch, step, epoch_start_rng=None):
+        from lamina.saving import checkpoint
+
+        if self.double_checkpoint and os.path.exists(self._path):
+            os.replace(self._path, self._previous_path)
+        checkpoint.save_checkpoint(self.model, self._path, epoch, step,
+                                   epoch_start_rng or self._epoch_start_rng)
+
+    def on_train_end(self, logs=None):
+        if not self.delete_checkpoint:
+            return
+        for path in (self._path, self._previous_path):
+            if os.path.exists(path):
+                os.remove(path)
+        if os.path.isdir(self.backup_dir) and not os.listdir(self.backup_dir):
+            os.rmdir(self.backup_dir)
+
+
+__all__ += ["ModelCheckpoint", "BackupAndRestore"]

@@ -177,7 +177,38 @@ class Model(Trainer, Layer):
         return super().compute_output_shape(input_shape)
 
     def get_config(self) -> dict:
+        if self._graph:
+            from lamina.saving.config import model_config
+
+            return model_config(self)
         return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuild a model from `get_config()`: functional, Sequential or subclassed."""
+        from lamina.saving.config import custom_object_scope, model_from_config
+
+        with custom_object_scope(custom_objects):
+            return model_from_config(cls, config)
+
+    # ----------------------------------------------------------------- saving
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Save the model to one .lamina file (see `lamina.saving.save_model`)."""
+        from lamina.saving import save_model
+
+        save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights (the state_dict) to a .safetensors file."""
+        from lamina.saving import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights from .safetensors, .lamina, .keras, .weights.h5 or legacy .h5 files."""
+        from lamina.saving import load_weights
+
+        load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
     def summary(self, line_length=None, print_fn=None, expand_nested=False):
         """Print a table of the layers, their output shapes and parameter counts."""

@@ -120,7 +120,6 @@ class Sequential(Model):
         return Layer.compute_output_shape(self, input_shape)
 
     def get_config(self) -> dict:
-        config = {"name": self.name, "trainable": self.trainable, "layers": []}
-        if self._input_tensor is not None:
-            config["input_shape"] = self._input_tensor.shape[1:]
-        return config
+        from lamina.saving.config import model_config
+
+        return model_config(self)

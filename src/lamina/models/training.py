@@ -338,6 +338,9 @@ class Trainer:
         self.history = history
         logs = {}
         cbs.on_train_begin({})
+        # Where an interrupted run stopped (set by BackupAndRestore): its epoch, and the steps
+        # already trained in it, which are skipped.
+        initial_epoch, skip_steps = self.__dict__.pop("_resume_at", None) or (initial_epoch, 0)
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cbs.on_epoch_begin(epoch, {})
@@ -345,6 +348,8 @@ class Trainer:
             for step, (xb, yb, wb) in enumerate(data):
                 if steps_per_epoch and step >= steps_per_epoch:
                     break
+                if step < skip_steps:
+                    continue
                 if cbs.wants("on_train_batch_begin"):
                     cbs.on_train_batch_begin(step, {})
                 self._train_step(self._to_device(xb), self._to_device(yb), self._to_device(wb))
@@ -352,6 +357,7 @@ class Trainer:
                     cbs.on_train_batch_end(step, LazyLogs(self._logs))
                 if self.stop_training:
                     break
+            skip_steps = 0
             logs = {k: float(v) for k, v in self._logs().items()}
             if val is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._run_evaluation(val, validation_steps)

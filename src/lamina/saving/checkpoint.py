@@ -1,0 +1,132 @@
+"""Training checkpoints: everything a run needs to continue bitwise as if never interrupted.
+
+A checkpoint is a .lamina archive (kind "checkpoint") holding the weights, the optimizer state,
+where training stood (epoch, and steps done in it), the random number generators' states (torch's,
+numpy's and Python's) both now and at the start of the current epoch — the epoch's shuffle is
+drawn from the latter, so a run resumed mid-epoch draws the same order and skips the batches
+already trained on — and the epoch's metric accumulators. It is written atomically.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from lamina.saving import archive, compile_state, native, weights
+from lamina.saving.errors import SavingError
+
+
+def capture_rng() -> dict:
+    """The states of torch's (CPU and CUDA), numpy's and Python's global generators."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    version, python_state, python_gauss = random.getstate()
+    state = {"torch": torch.get_rng_state(), "numpy": (kind, keys.copy(), position, has_gauss, gauss),
+             "python": (version, list(python_state), python_gauss)}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def apply_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
+    version, python_state, python_gauss = state["python"]
+    random.setstate((version, tuple(python_state), python_gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _split_rng(prefix, state, tensors) -> dict:
+    """JSON-able part of an RNG state; its tensors go into `tensors` under `prefix`."""
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    tensors[f"{prefix}/torch"] = state["torch"].clone()
+    tensors[f"{prefix}/numpy"] = torch.from_numpy(keys.astype(np.int64))
+    for i, t in enumerate(state.get("cuda", [])):
+        tensors[f"{prefix}/cuda/{i}"] = t.clone()
+    return {"numpy": [kind, int(position), int(has_gauss), float(gauss)],
+            "python": [state["python"][0], state["python"][1], state["python"][2]],
+            "cuda": len(state.get("cuda", []))}
+
+
+def _join_rng(prefix, plain, tensors) -> dict:
+    kind, position, has_gauss, gauss = plain["numpy"]
+    state = {"torch": tensors[f"{prefix}/torch"].to(torch.uint8),
+             "numpy": (kind, tensors[f"{prefix}/numpy"].numpy(), position, has_gauss, gauss),
+             "python": tuple(plain["python"])}
+    if plain.get("cuda"):
+        state["cuda"] = [tensors[f"{prefix}/cuda/{i}"] for i in range(plain["cuda"])]
+    return state
+
+
+def _metric_objects(model) -> list:
+    specs = getattr(model, "_outputs_spec", None) or []
+    trackers = [getattr(model, "_loss_tracker", None), *getattr(model, "_output_loss_trackers", [])]
+    return [m for m in trackers if m is not None] + [m for s in specs for m in s.metrics or []]
+
+
+def _metric_tensors(model) -> dict:
+    return {f"metric/{i}/{name}": value.detach().cpu().clone()
+            for i, m in enumerate(_metric_objects(model))
+            for name, value in vars(m).items() if isinstance(value, torch.Tensor)}
+
+
+def _restore_metrics(model, tensors) -> None:
+    for i, m in enumerate(_metric_objects(model)):
+        for name, value in vars(m).items():
+            saved = tensors.get(f"metric/{i}/{name}")
+            if isinstance(value, torch.Tensor) and saved is not None and saved.shape == value.shape:
+                setattr(m, name, saved.to(value.device, value.dtype))
+
+
+def save_checkpoint(model, path, epoch: int, step: int, epoch_start_rng: dict) -> None:
+    """Write the training state at `step` steps into epoch `epoch` (step 0: at its start)."""
+    tensors = {}
+    progress = {"epoch": int(epoch), "step": int(step),
+                "rng": _split_rng("rng", capture_rng(), tensors),
+                "epoch_start_rng": _split_rng("epoch_start_rng", epoch_start_rng, tensors)}
+    tensors.update(_metric_tensors(model))
+    entries = {"metadata.json": native._metadata("checkpoint"),
+               **native.state_entries(model, include_optimizer=True),
+               "progress.json": archive.dumps(progress),
+               "progress.safetensors": weights.to_bytes(tensors)}
+    archive.write_archive(path, entries)
+
+
+class Resume:
+    """A loaded checkpoint's progress: where to continue and the generator states to set."""
+
+    def __init__(self, epoch, step, rng, epoch_start_rng, metric_tensors):
+        self.epoch, self.step = epoch, step
+        self.rng, self.epoch_start_rng = rng, epoch_start_rng
+        self.metric_tensors = metric_tensors
+
+    def restore_batch_state(self, model) -> None:
+        """At the first batch trained after resuming: the generators and the epoch's metrics."""
+        apply_rng(self.rng)
+        _restore_metrics(model, self.metric_tensors)
+
+
+def load_checkpoint(model, path) -> Resume:
+    """Load weights and optimizer state into `model`; return where training stood."""
+    try:
+        with archive.Archive(path, "checkpoint") as zf:
+            native._check_metadata(zf, ("checkpoint",))
+            where = f"'{zf.path}'"
+            model_tensors = weights.from_bytes(zf.read("model.safetensors"), where)
+            weights.assign(model, model_tensors, where)
+            if "optimizer.json" in zf and getattr(model, "optimizer", None) is not None:
+                slots = weights.from_bytes(zf.read("optimizer.safetensors"), where)
+                compile_state.restore_optimizer(model, zf.read_json("optimizer.json"), slots, where)
+            progress = zf.read_json("progress.json")
+            tensors = weights.from_bytes(zf.read("progress.safetensors"), where)
+            return Resume(int(progress["epoch"]), int(progress["step"]),
+                          _join_rng("rng", progress["rng"], tensors),
+                          _join_rng("epoch_start_rng", progress["epoch_start_rng"], tensors),
+                          {k: v for k, v in tensors.items() if k.startswith("metric/")})
+    except SavingError:
+        raise
+    except Exception as e:
+        raise SavingError(f"Cannot load checkpoint '{path}': {type(e).__name__}: {e}") from e

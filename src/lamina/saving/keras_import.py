@@ -1,0 +1,428 @@
+"""Keras import: Keras 3 `.keras` archives, `.weights.h5` files and legacy Keras `.h5` models, read
+with json, zipfile and h5py only (neither Keras nor TensorFlow is needed).
+
+lamina mirrors Keras 3's class names, arguments and weight order, so importing is mostly the
+identity: the Keras config is translated entry by entry (Keras-only arguments that are unset are
+dropped; one that is set, and changes what the layer computes, is an error naming it), the model
+is rebuilt by lamina's own deserializer, and each layer receives Keras' arrays through its
+`set_weights`, which speaks Keras' order and shapes (conv kernels, LSTM/GRU gate blocks, BN
+statistics). Keras' optimizer variables are not imported: a compiled model starts with a fresh
+optimizer.
+
+Where Keras 3 keeps a layer's arrays in `model.weights.h5`: under "layers/<snake_case class
+name>" (numbered "_1", "_2", ... among equal class names, in the order of the model's layers),
+its own arrays in "vars/0", "vars/1", ..., and those of the layers it holds in subgroups named
+after the attribute that holds them ("cell" of an RNN; "forward_layer" and "backward_layer" of
+Bidirectional).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import json
+import warnings
+
+import numpy as np
+
+from lamina import initializers, regularizers
+from lamina.saving import config as config_mod
+from lamina.saving import registry
+from lamina.saving.errors import SavingError
+from lamina.utils.naming import to_snake_case
+
+_MODEL_CLASSES = ("Functional", "Model", "Sequential")
+# Arguments Keras records that do not change what a layer computes, whatever their value.
+_INERT_ARGUMENTS = {"implementation", "unroll", "seed", "renorm_momentum", "autocast", "ema_momentum",
+                    "input_dtype", "synchronized", "time_major"}
+# The order in which Keras' get_weights lists the layers a layer holds (others: by name).
+_CHILD_ORDER = {"forward_layer": 0, "backward_layer": 1}
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as e:
+        raise SavingError(
+            "Reading Keras files needs h5py: pip install h5py (or lamina[keras-import])."
+        ) from e
+    return h5py
+
+
+# ----------------------------------------------------------------------------- config translation
+def translate(entry, where: str) -> dict:
+    """A Keras layer or model entry as a lamina entry that `config.deserialize` rebuilds."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+        raise SavingError(f"{where}: expected a Keras layer entry, found {config_mod._short(entry)}.")
+    class_name = entry.get("class_name")
+    name = entry["config"].get("name", entry.get("name"))
+    where = f"{where}, Keras layer '{name}' ({class_name})"
+    if class_name == "Lambda":
+        raise SavingError(
+            f"{where} is a Lambda layer: Keras stores its Python function as bytecode, and lamina "
+            "never runs code from a file. Rebuild that part of the model in lamina (a Layer "
+            "subclass), then load the other weights with load_weights."
+        )
+    registered = entry.get("registered_name")
+    custom = registered is not None and registered != class_name
+    if custom or class_name not in registry.builtin_layers():
+        cls = registry.get_registered_object(registered or class_name, config_mod._custom_objects.get())
+        if cls is None:
+            kind = "a custom object" if custom else "a Keras class lamina does not have"
+            raise SavingError(
+                f"{where} is {kind}. Register a lamina counterpart with "
+                "@lamina.saving.register_serializable() (or pass custom_objects) to load it."
+            )
+        return {**entry, "module": None}
+    if class_name in _MODEL_CLASSES:
+        return _translate_model(entry, where)
+    cls = registry.builtin_layers()[class_name]
+    translated = {"class_name": class_name, "registered_name": None,
+                  "config": _translate_arguments(cls, entry["config"], where)}
+    if isinstance(entry.get("build_config"), dict):
+        translated["build_config"] = entry["build_config"]
+    return translated
+
+
+def _translate_model(entry, where) -> dict:
+    config = dict(entry["config"])
+    layers = config.get("layers")
+    if not isinstance(layers, list):
+        raise SavingError(f"{where}: a model config needs a 'layers' list.")
+    out = {"name": config.get("name"), "trainable": config.get("trainable", True)}
+    if entry["class_name"] == "Sequential":
+        out["layers"] = [translate(e, where) for e in layers]
+        if config.get("build_input_shape") is not None:
+            out["build_input_shape"] = config["build_input_shape"]
+        return {"class_name": "Sequential", "registered_name": None, "config": out}
+    out["layers"] = []
+    for e in layers:
+        t = translate(e, where)
+        t["name"] = e.get("name", t["config"].get("name"))
+        t["inbound_nodes"] = [_translate_node(n, where) for n in e.get("inbound_nodes") or []]
+        out["layers"].append(t)
+    out["input_layers"] = _legacy_endpoints(config.get("input_layers"))
+    out["output_layers"] = _legacy_endpoints(config.get("output_layers"))
+    return {"class_name": "Functional", "registered_name": None, "config": out}
+
+
+def _translate_node(node, where) -> dict:
+    """One call of a layer. Keras' recorded `training` flags are dropped: Keras replaces them by
+    the mode of the model call (fit: training, predict: inference), and so does lamina for a
+    call without one."""
+    if isinstance(node, list):  # tf.keras 2: [[layer, node, tensor, kwargs], ...] per input
+        refs = [_tensor_ref(item[:3]) for item in node]
+        kwargs = next((item[3] for item in node if len(item) > 3 and isinstance(item[3], dict)), {})
+        node = {"args": [refs[0] if len(refs) == 1 else refs], "kwargs": kwargs}
+    if not isinstance(node, dict):
+        raise SavingError(f"{where}: a call record must be a dict, found {config_mod._short(node)}.")
+    kwargs = {k: v for k, v in (node.get("kwargs") or {}).items()
+              if k != "training" and not (k == "mask" and v is None)}
+    return {"args": node.get("args", []), "kwargs": kwargs}
+
+
+def _tensor_ref(history):
+    return {"class_name": config_mod.TENSOR_MARKER, "config": {"keras_history": list(history)}}
+
+
+def _legacy_endpoints(value):
+    """input_layers / output_layers: a [name, node, tensor] triple or a structure of them."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+        return value
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+        return [_legacy_endpoints(value[0])]
+    return value
+
+
+def _accepted_arguments(cls) -> set[str]:
+    """The keyword arguments `cls(...)` takes, following **kwargs up to Layer's."""
+    names = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names - {"self"}
+
+
+def _translate_arguments(cls, config: dict, where: str) -> dict:
+    if cls.__name__ == "InputLayer":
+        return _input_arguments(config, where)
+    accepted = _accepted_arguments(cls)
+    out = {}
+    for key, value in config.items():
+        value = _translate_value(value, f"{where}, argument '{key}'")
+        if key in accepted:
+            out[key] = value
+        elif not (key in _INERT_ARGUMENTS or value in (None, False, [], {})):
+            raise SavingError(
+                f"{where} sets {key}={config_mod._short(value)}, which lamina's {cls.__name__} does "
+                "not support; importing it without would change what the layer computes."
+            )
+    if out.get("dtype") == "float32":
+        del out["dtype"]
+    return out
+
+
+def _input_arguments(config, where) -> dict:
+    shape = config.get("batch_shape", config.get("batch_input_shape"))
+    if not isinstance(shape, list) or not shape:
+        raise SavingError(f"{where}: an InputLayer needs a 'batch_shape'.")
+    for flag in ("sparse", "ragged"):
+        if config.get(flag):
+            raise SavingError(f"{where} takes {flag} inputs, which lamina does not support.")
+    dtype = _translate_value(config.get("dtype"), where)
+    return {"shape": shape[1:], "batch_size": shape[0], "name": config.get("name"),
+            **({"dtype": dtype} if dtype is not None else {})}
+
+
+def _translate_value(value, where):
+    """Nested Keras objects: dtype policies to their name, activations to theirs, initializers
+    and regularizers to lamina's {class_name, config}, wrapped layers translated."""
+    if isinstance(value, list):
+        return [_translate_value(v, where) for v in value]
+    if not (isinstance(value, dict) and "class_name" in value):
+        return value
+    class_name, inner = value.get("class_name"), value.get("config")
+    registered = value.get("registered_name")
+    if class_name in ("DTypePolicy", "FloatDTypePolicy", "Policy"):
+        return inner.get("name") if isinstance(inner, dict) else inner
+    if class_name == "function" or registered == "function":
+        if not (registered in (None, "function") and isinstance(inner, str)):
+            raise SavingError(f"{where} is the custom function '{registered}', which lamina does not have.")
+        return inner
+    if class_name in registry.builtin_layers() or class_name == "Lambda":
+        return translate(value, where)
+    for module in (initializers, regularizers):
+        cls = getattr(module, class_name, None) if class_name in getattr(module, "__all__", ()) else None
+        if cls is not None and isinstance(inner, dict):
+            return {"class_name": class_name, "config": _translate_arguments(cls, inner, where)}
+    raise SavingError(f"{where} is a Keras {class_name}, which lamina does not have.")
+
+
+# ----------------------------------------------------------------------------- Keras 3 archives
+def load_keras_archive(zf, compile=True):
+    """A lamina model from an opened Keras 3 .keras archive (config.json + model.weights.h5)."""
+    model, keras_entry = _model_from_archive(zf)
+    with _open_h5(zf.read("model.weights.h5"), zf.path) as root:
+        _assign_tree(model, keras_entry, root, f"'{zf.path}'")
+    if compile:
+        _compile(model, keras_entry.get("compile_config"), zf.path)
+    return model
+
+
+def _model_from_archive(zf):
+    keras_entry = zf.read_json("config.json")
+    where = f"'{zf.path}'"
+    entry = translate(keras_entry, where)
+    # lamina may keep a few more buffers than Keras' arrays; twice the file is a generous cap.
+    config_mod.check_weight_budget(entry, 2 * zf.size("model.weights.h5") + 2**20, where)
+    return config_mod.deserialize(entry, where=f"{where}, config"), keras_entry
+
+
+def load_archive_weights(model, zf) -> None:
+    """Weights of a .keras archive into an existing lamina model of the same architecture."""
+    from lamina.saving import weights
+
+    source = load_keras_archive(zf, compile=False)
+    weights.assign(model, weights.model_tensors(source), f"'{zf.path}'")
+
+
+@contextlib.contextmanager
+def _open_h5(data: bytes, path):
+    """An in-memory HDF5 file (the weights inside a .keras archive)."""
+    try:
+        file = _h5py().File(io.BytesIO(data), "r")
+    except SavingError:
+        raise
+    except Exception as e:
+        raise SavingError(f"Cannot load '{path}': its weights are not a readable HDF5 file "
+                          f"({type(e).__name__}: {e}).") from e
+    try:
+        yield file
+    finally:
+        file.close()
+
+
+def _keras_paths(keras_entry) -> list[tuple[dict, str]]:
+    """(Keras layer entry, its group name under "layers/") for a model's layers, in Keras' order."""
+    config = keras_entry["config"]
+    sequential = keras_entry.get("class_name") == "Sequential"
+    used, out = {}, []
+    for entry in config["layers"]:
+        if sequential and entry.get("class_name") == "InputLayer":
+            continue  # a Sequential's `layers` leaves its InputLayer out
+        base = to_snake_case(entry.get("class_name", ""))
+        used[base] = used.get(base, -1) + 1
+        out.append((entry, base if used[base] == 0 else f"{base}_{used[base]}"))
+    return out
+
+
+def _assign_tree(model, keras_entry, group, where) -> None:
+    from lamina.models.sequential import Sequential
+
+    layers_group = group.get("layers") if "layers" in group else {}
+    targets = model.layers if isinstance(model, Sequential) else None
+    for i, (entry, key) in enumerate(_keras_paths(keras_entry)):
+        layer = targets[i] if targets is not None else model.get_layer(
+            entry.get("name", entry["config"].get("name")))
+        sub = layers_group.get(key) if key in layers_group else None
+        if entry.get("class_name") in _MODEL_CLASSES:
+            _assign_tree(layer, entry, sub if sub is not None else {}, where)
+            continue
+        arrays = _collect(sub) if sub is not None else []
+        _set_weights(layer, arrays, f"{where}, layer '{layer.name}' (h5 group 'layers/{key}')")
+
+
+def _collect(group) -> list:
+    """A layer's h5 datasets in Keras' get_weights order: its own vars, then its sublayers'."""
+    out = []
+    if "vars" in group:
+        own = group["vars"]
+        out += [own[k] for k in sorted(own, key=_numeric)]
+    children = [k for k in group if k != "vars" and not k.startswith("seed_generator")
+                and hasattr(group[k], "keys")]
+    for k in sorted(children, key=lambda k: (_CHILD_ORDER.get(k, 2), k)):
+        out += _collect(group[k])
+    return out
+
+
+def _numeric(key: str):
+    return (0, int(key)) if key.isdigit() else (1, key)
+
+
+def _set_weights(layer, datasets, where) -> None:
+    """Check the count and shapes before reading any array, then set them."""
+    expected = [w.shape for w in layer.get_weights()]
+    if len(datasets) != len(expected):
+        raise SavingError(f"{where}: the file holds {len(datasets)} arrays, but lamina's "
+                          f"{type(layer).__name__} has {len(expected)} weights {expected}.")
+    for i, (ds, shape) in enumerate(zip(datasets, expected)):
+        if tuple(getattr(ds, "shape", ())) != tuple(shape) or getattr(ds, "dtype", np.dtype("O")).kind \
+                not in "fiub":
+            raise SavingError(
+                f"{where}: array {i} is {getattr(ds, 'shape', '?')} {getattr(ds, 'dtype', '?')}, "
+                f"but lamina's {type(layer).__name__} expects shape {tuple(shape)} (numbers)."
+            )
+    if expected:
+        layer.set_weights([np.asarray(ds[()]) for ds in datasets])
+
+
+def load_h5_weights(model, path) -> None:
+    """A Keras .h5 file into an existing model: a legacy full model or a Keras 3 .weights.h5."""
+    h5py = _h5py()
+    with h5py.File(path, "r") as f:
+        if "model_config" in f.attrs:
+            from lamina.saving import weights
+
+            source = load_legacy_h5(path, compile=False)
+            weights.assign(model, weights.model_tensors(source), f"'{path}'")
+            return
+        if "layers" not in f:
+            raise SavingError(f"Cannot load weights from '{path}': it is an HDF5 file, but not a "
+                              "Keras weights file.")
+        _assign_by_structure(model, f, f"'{path}'")
+
+
+def _assign_by_structure(model, group, where) -> None:
+    """Keras 3 .weights.h5 into a lamina model: group names from the model's own layers."""
+    from lamina.layers.input_layer import InputLayer
+    from lamina.models.model import Model
+    from lamina.models.sequential import Sequential
+
+    layers = model.layers
+    if isinstance(model, Sequential):
+        layers = [layer for layer in layers if not isinstance(layer, InputLayer)]
+    used = {}
+    for layer in layers:
+        cls = "Functional" if isinstance(layer, Model) and layer._graph and \
+            registry.is_builtin(type(layer)) else type(layer).__name__
+        base = to_snake_case(cls)
+        used[base] = used.get(base, -1) + 1
+        key = base if used[base] == 0 else f"{base}_{used[base]}"
+        sub = group["layers"].get(key) if key in group["layers"] else None
+        if isinstance(layer, Model):
+            _assign_by_structure(layer, sub if sub is not None else {"layers": {}}, where)
+        else:
+            _set_weights(layer, _collect(sub) if sub is not None else [],
+                         f"{where}, layer '{layer.name}' (h5 group 'layers/{key}')")
+
+
+# ----------------------------------------------------------------------------- legacy .h5
+def load_legacy_h5(path, compile=True):
+    """A lamina model from a legacy full-model Keras .h5 file (tf.keras 2, or Keras 3's .h5)."""
+    h5py = _h5py()
+    where = f"'{path}'"
+    try:
+        f = h5py.File(path, "r")
+    except Exception as e:
+        raise SavingError(f"Cannot load {where}: not a readable HDF5 file ({e}).") from e
+    with f:
+        raw = f.attrs.get("model_config")
+        if raw is None:
+            raise SavingError(
+                f"Cannot load {where}: the HDF5 file holds no model config (it may be weights "
+                "only: build the model in lamina and call model.load_weights)."
+            )
+        try:
+            keras_entry = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+        except (ValueError, RecursionError) as e:
+            raise SavingError(f"Cannot load {where}: its model config is not JSON ({e}).") from e
+        model = config_mod.deserialize(translate(keras_entry, where), where=f"{where}, config")
+        weights_group = f["model_weights"] if "model_weights" in f else f
+        for layer in model.layers:
+            if layer.name not in weights_group:
+                if layer.get_weights():
+                    raise SavingError(f"Cannot load {where}: no weights for layer '{layer.name}'.")
+                continue
+            group = weights_group[layer.name]
+            names = [n.decode("utf-8") if isinstance(n, bytes) else str(n)
+                     for n in group.attrs.get("weight_names", [])]
+            missing = [n for n in names if n not in group]
+            if missing:
+                raise SavingError(f"Cannot load {where}: layer '{layer.name}' lists weights "
+                                  f"{missing} that the file does not hold.")
+            _set_weights(layer, [group[n] for n in names], f"{where}, layer '{layer.name}'")
+        training = f.attrs.get("training_config")
+    if compile and training is not None:
+        text = training.decode("utf-8") if isinstance(training, bytes) else str(training)
+        try:
+            settings = json.loads(text)
+        except ValueError:
+            settings = None
+        _compile(model, _legacy_compile_config(settings), path)
+    return model
+
+
+def _legacy_compile_config(settings):
+    if not isinstance(settings, dict):
+        return None
+    return {"optimizer": settings.get("optimizer_config"), "loss": settings.get("loss"),
+            "loss_weights": settings.get("loss_weights"), "metrics": settings.get("metrics"),
+            "weighted_metrics": settings.get("weighted_metrics")}
+
+
+def _compile(model, settings, path) -> None:
+    """compile() with Keras' settings where lamina has them all; otherwise leave the model
+    uncompiled and say why."""
+    if not isinstance(settings, dict):
+        return
+    from lamina import optimizers
+
+    try:
+        optimizer = settings.get("optimizer")
+        if isinstance(optimizer, dict):
+            cls = getattr(optimizers, str(optimizer.get("class_name")), None)
+            if not (isinstance(cls, type) and issubclass(cls, optimizers.Optimizer)):
+                raise SavingError(f"optimizer {optimizer.get('class_name')!r} is not in lamina")
+            optimizer = cls(**_translate_arguments(cls, optimizer.get("config") or {}, "optimizer"))
+        model.compile(optimizer=optimizer or "rmsprop", loss=settings.get("loss"),
+                      loss_weights=settings.get("loss_weights"), metrics=settings.get("metrics"),
+                      weighted_metrics=settings.get("weighted_metrics"))
+    except Exception as e:
+        warnings.warn(f"'{path}': the model is loaded uncompiled, since its Keras compile settings "
+                      f"could not be reproduced ({e}). Call compile() yourself.", stacklevel=3)
