@@ -97,29 +97,29 @@ class BatchNormalization(AffineNormalization):
         self.input_spec = InputSpec(ndim=rank, axes={self.axis: channels})
 
     def call(self, inputs, training=None, mask=None):
+        return self._batch_normalize(inputs, training, mask, {self._channel_axis}, self.affine_views)
+
+    def _batch_normalize(self, inputs, training, mask, param_axes, affine):
+        """Normalize with batch or moving statistics per channel, then apply `affine(shape)`'s
+        (gamma, beta), shaped to broadcast, whose values vary along `param_axes`."""
+        p = plan(inputs.shape, {self._channel_axis}, param_axes)
+        gamma, beta = affine(p.param_shape)
+        x = inputs.reshape(p.view)
         if not (training and self.trainable):
-            return self._normalize_with_moving(inputs)
-        if mask is not None:
-            y, mean, var = self._normalize_masked(inputs, mask)
-        else:
-            p = plan(inputs.shape, {self._channel_axis}, {self._channel_axis})
-            gamma, beta = self.affine_views(p.param_shape)
-            y, mean, var = normalize(inputs.reshape(p.view), p.reduce, gamma, beta, self.epsilon,
-                                     process_group(self.synchronized))
+            y = normalize_with(x, self.moving_mean.reshape(p.stat_shape),
+                               self.moving_variance.reshape(p.stat_shape), gamma, beta, self.epsilon)
+            return y.reshape(inputs.shape)
+        if mask is None:
+            y, mean, var = normalize(x, p.reduce, gamma, beta, self.epsilon, process_group(self.synchronized))
             y = y.reshape(inputs.shape)
+        else:
+            y, mean, var = self._normalize_masked(inputs, mask, param_axes, affine)
         if state_updates_enabled():
             update_moving(self.moving_mean, mean, self.momentum)
             update_moving(self.moving_variance, var, self.momentum)
         return y
 
-    def _normalize_with_moving(self, inputs):
-        p = plan(inputs.shape, {self._channel_axis}, {self._channel_axis})
-        gamma, beta = self.affine_views(p.param_shape)
-        y = normalize_with(inputs.reshape(p.view), self.moving_mean.reshape(p.stat_shape),
-                           self.moving_variance.reshape(p.stat_shape), gamma, beta, self.epsilon)
-        return y.reshape(inputs.shape)
-
-    def _normalize_masked(self, inputs, mask):
+    def _normalize_masked(self, inputs, mask, param_axes, affine):
         if mask.ndim != inputs.ndim - 1:
             raise ValueError(
                 f"BatchNormalization '{self.name}': the mask must have one dimension less than the "
@@ -127,9 +127,7 @@ class BatchNormalization(AffineNormalization):
             )
         dims = [d for d in range(inputs.ndim) if d != self._channel_axis]
         mean, var = masked_moments(inputs, dims, mask.unsqueeze(-1))
-        broadcast = [1] * inputs.ndim
-        broadcast[self._channel_axis] = inputs.shape[self._channel_axis]
-        gamma, beta = self.affine_views(broadcast)
+        gamma, beta = affine([size if d in param_axes else 1 for d, size in enumerate(inputs.shape)])
         return normalize_with(inputs, mean, var, gamma, beta, self.epsilon), mean, var
 
     def get_config(self):
