@@ -13,6 +13,7 @@ from lamina import (
     losses,
     metrics,
     optimizers,
+    plots,
     regularizers,
     saving,
     utils,
@@ -25,5 +26,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Input", "Model", "Sequential", "MCResult", "activations", "callbacks", "datasets", "initializers",
-    "layers", "losses", "metrics", "optimizers", "regularizers", "utils", "saving", "load_model",
+    "layers", "losses", "metrics", "optimizers", "plots", "regularizers", "utils", "saving", "load_model",
 ]
