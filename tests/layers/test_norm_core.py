@@ -1,5 +1,5 @@
 """The statistics core: hand-derived backward passes checked by torch.autograd.gradcheck in float64,
-and the view planning that makes reductions contiguous."""
+the view planning that makes reductions contiguous; and make_norm, the family's factory."""
 
 import pytest
 import torch
@@ -78,3 +78,23 @@ def test_plan_merges_axes_by_role_for_contiguous_reductions():
     assert group.view == (8, 10, 2, 3) and group.reduce == (1, 3)
     one_value_each = plan((1, 5), {1}, {1})  # BatchNorm on a batch of one
     assert one_value_each.view == (5, 1) and one_value_each.reduce == (1,) and one_value_each.count == 1
+
+
+@pytest.mark.parametrize("kind, cls", [
+    ("bn", "BatchNormalization"), ("ln", "LayerNormalization"), ("in", "InstanceNormalization"),
+    ("gn", "GroupNormalization"), ("sn", "SwitchableNormalization"), ("Instance", "InstanceNormalization"),
+])
+def test_make_norm_builds_each_kind_with_its_arguments(kind, cls):
+    from lamina import layers
+
+    layer = layers.make_norm(kind, epsilon=1e-5)
+    assert type(layer).__name__ == cls and layer.epsilon == 1e-5
+    assert layer(torch.randn(4, 6, 32), training=True).shape == (4, 6, 32)  # GN: 32 groups by default
+
+
+def test_make_norm_passes_kind_specific_arguments_and_names_bad_kinds():
+    from lamina import layers
+
+    assert layers.make_norm("gn", groups=4).groups == 4
+    with pytest.raises(ValueError, match=r"Unknown normalization kind: 'bnorm'. Did you mean 'bn'"):
+        layers.make_norm("bnorm")
