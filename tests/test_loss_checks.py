@@ -1,7 +1,9 @@
 """The misuse catalogue: each wrong combination of targets, output and loss raises a ValueError that
 names the fix; the valid combinations train without a word; loss="auto" picks by the same rules."""
 
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,3 +292,20 @@ def test_check_on_a_multi_output_model_names_the_output():
     model.compile(optimizer="sgd", loss=["categorical_crossentropy", "mse"])
     with pytest.raises(ValueError, match=r"categorical_crossentropy does not fit output 'kind'"):
         model.fit(rng.standard_normal((N, 4)).astype("float32"), [LABELS, targets["size"]], verbose=0)
+
+
+# ---------------------------------------------------------------------------- the guide
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "losses.md"
+EXAMPLES = re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), flags=re.S)
+
+
+@pytest.mark.parametrize("code", EXAMPLES, ids=[f"example-{i}" for i in range(len(EXAMPLES))])
+def test_the_guide_examples_run(code):
+    exec(compile(code, str(GUIDE), "exec"), {"__name__": "guide"})
+
+
+def test_the_guide_has_an_example_per_task():
+    assert len(EXAMPLES) >= 6
+    for task in ("sparse_categorical_crossentropy", '"binary_crossentropy"', "activation=\"sigmoid\"",
+                 "label_smoothing", "loss=\"auto\""):
+        assert any(task in code for code in EXAMPLES), task
