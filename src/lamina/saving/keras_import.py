@@ -52,7 +52,8 @@ def _h5py():
 
 # ----------------------------------------------------------------------------- config translation
 def translate(entry, where: str) -> dict:
-    """A Keras layer or model entry as a lamina entry that `config.deserialize` rebuilds."""
+    """A Keras layer or model entry as a lamina entry that `config.deserialize` rebuilds.
+    Keras' `mask=` and `training=` call arguments are dropped (see _translate_node)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
         raise SavingError(f"{where}: expected a Keras layer entry, found {config_mod._short(entry)}.")
     class_name = entry.get("class_name")
@@ -69,7 +70,8 @@ def translate(entry, where: str) -> dict:
     if custom or class_name not in registry.builtin_layers():
         cls = registry.get_registered_object(registered or class_name, config_mod._custom_objects.get())
         if cls is None:
-            kind = "a custom object" if custom else "a Keras class lamina does not have"
+            kind = f"a custom object ('{registered}')" if custom else \
+                "a Keras class lamina does not have"
             raise SavingError(
                 f"{where} is {kind}. Register a lamina counterpart with "
                 "@lamina.saving.register_serializable() (or pass custom_objects) to load it."
@@ -96,29 +98,78 @@ def _translate_model(entry, where) -> dict:
         if config.get("build_input_shape") is not None:
             out["build_input_shape"] = config["build_input_shape"]
         return {"class_name": "Sequential", "registered_name": None, "config": out}
+    layers = [e for e in layers if isinstance(e, dict)]
+    nodes = {id(e): [_translate_node(n, where) for n in e.get("inbound_nodes") or []] for e in layers}
+    # Keras 3 records the mask computations of Masking/Embedding as graph operations feeding
+    # `mask=` arguments; lamina's masks travel with the tensors, so those operations go.
+    needed = _referenced([n for e in layers if not _is_operation(e) for n in nodes[id(e)]]
+                         + [config.get("output_layers")])
     out["layers"] = []
     for e in layers:
+        name = e.get("name", (e.get("config") or {}).get("name"))
+        if _is_operation(e):
+            if name in needed:
+                raise SavingError(
+                    f"{where}: the graph applies '{e.get('class_name')}' ('{name}'), a Keras "
+                    "operation (keras.ops) or layer that lamina cannot import; express it with "
+                    "layers that lamina has."
+                )
+            continue
         t = translate(e, where)
-        t["name"] = e.get("name", t["config"].get("name"))
-        t["inbound_nodes"] = [_translate_node(n, where) for n in e.get("inbound_nodes") or []]
+        t["name"] = name
+        t["inbound_nodes"] = nodes[id(e)]
         out["layers"].append(t)
     out["input_layers"] = _legacy_endpoints(config.get("input_layers"))
     out["output_layers"] = _legacy_endpoints(config.get("output_layers"))
     return {"class_name": "Functional", "registered_name": None, "config": out}
 
 
+def _is_operation(entry) -> bool:
+    """A Keras op (keras.ops.*) recorded in a functional graph: not a layer, holds no weights.
+    Legacy .h5 configs name no module; there an op is a class lamina has no layer of, or, for
+    names ops share with layers (Concatenate, Add, ...), a config without the `dtype` that every
+    layer's has."""
+    module = entry.get("module")
+    if module is not None:
+        return str(module).startswith(("keras.src.ops", "keras.ops"))
+    class_name, config = entry.get("class_name"), entry.get("config")
+    if class_name in _MODEL_CLASSES or class_name == "InputLayer":
+        return False
+    return class_name not in registry.builtin_layers() or (
+        isinstance(config, dict) and "dtype" not in config)
+
+
+def _referenced(structures) -> set[str]:
+    """Names of the layers whose outputs the given call records or endpoints use."""
+    names, stack = set(), list(structures)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            history = (value.get("config") or {}).get("keras_history") \
+                if value.get("class_name") == config_mod.TENSOR_MARKER else None
+            if isinstance(history, list) and history:
+                names.add(history[0])
+            else:
+                stack += list(value.values())
+        elif isinstance(value, list):
+            if len(value) == 3 and isinstance(value[0], str) and isinstance(value[1], int):
+                names.add(value[0])
+            else:
+                stack += value
+    return names
+
+
 def _translate_node(node, where) -> dict:
     """One call of a layer. Keras' recorded `training` flags are dropped: Keras replaces them by
     the mode of the model call (fit: training, predict: inference), and so does lamina for a
-    call without one."""
+    call without one. Masks too: lamina's travel with the tensors, computed by the same layers."""
     if isinstance(node, list):  # tf.keras 2: [[layer, node, tensor, kwargs], ...] per input
         refs = [_tensor_ref(item[:3]) for item in node]
         kwargs = next((item[3] for item in node if len(item) > 3 and isinstance(item[3], dict)), {})
         node = {"args": [refs[0] if len(refs) == 1 else refs], "kwargs": kwargs}
     if not isinstance(node, dict):
         raise SavingError(f"{where}: a call record must be a dict, found {config_mod._short(node)}.")
-    kwargs = {k: v for k, v in (node.get("kwargs") or {}).items()
-              if k != "training" and not (k == "mask" and v is None)}
+    kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if k not in ("training", "mask")}
     return {"args": node.get("args", []), "kwargs": kwargs}
 
 
@@ -254,8 +305,8 @@ def _keras_paths(keras_entry) -> list[tuple[dict, str]]:
     sequential = keras_entry.get("class_name") == "Sequential"
     used, out = {}, []
     for entry in config["layers"]:
-        if sequential and entry.get("class_name") == "InputLayer":
-            continue  # a Sequential's `layers` leaves its InputLayer out
+        if sequential and entry.get("class_name") == "InputLayer" or _is_operation(entry):
+            continue  # a Sequential's `layers` leaves its InputLayer out, and ops are no layers
         base = to_snake_case(entry.get("class_name", ""))
         used[base] = used.get(base, -1) + 1
         out.append((entry, base if used[base] == 0 else f"{base}_{used[base]}"))
