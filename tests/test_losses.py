@@ -332,3 +332,10 @@ def test_fit_with_a_focal_loss_and_label_smoothing_follows_keras(rng):
     kh = km.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     lh = lm.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     np.testing.assert_allclose(lh.history["loss"], kh.history["loss"], rtol=1e-5)
+
+
+def test_half_precision_outputs_are_scored_in_float32_with_their_logits():
+    z = torch.tensor([[30.0, -30.0, 0.0]], dtype=torch.bfloat16)
+    probs = activations.apply(activations.softmax, z)
+    value = losses.SparseCategoricalCrossentropy()(np.array([1]), probs)
+    assert value.dtype == torch.float32 and value.item() == pytest.approx(60.0, rel=1e-6)

@@ -22,14 +22,19 @@ def _logits_of(y_pred, squash: str, axis: int = -1):
     return y_pred._lamina_logits
 
 
-def _reshaped(t, reshape):
-    """reshape(t), keeping the logits a sigmoid output carries (a softmax loses them: its axis is
-    the one that changes)."""
-    out = reshape(t)
-    if getattr(t, "_lamina_squash", None) == "sigmoid":
-        out._lamina_logits = reshape(t._lamina_logits)
-        out._lamina_squash = "sigmoid"
+def _carried(t, transform, keeps_softmax_axis):
+    """transform(t), keeping the logits a softmax/sigmoid output carries: a sigmoid's always, a
+    softmax's only if the transform leaves its axis alone."""
+    out = transform(t)
+    squash = getattr(t, "_lamina_squash", None)
+    if squash == "sigmoid" or (squash == "softmax" and keeps_softmax_axis):
+        out._lamina_logits = transform(t._lamina_logits)
+        out._lamina_squash = squash
     return out
+
+
+def _reshaped(t, reshape):
+    return _carried(t, reshape, keeps_softmax_axis=False)
 
 
 def match_rank(a, b, expand_rank_1=True):
@@ -98,7 +103,10 @@ def reduce_weighted(losses, sample_weight=None, reduction="sum_over_batch_size",
 
 
 def _as_prediction(y_pred):
+    """A float tensor; half-precision outputs are computed on in float32, as Keras does."""
     y_pred = torch.as_tensor(y_pred)
+    if y_pred.dtype in (torch.float16, torch.bfloat16):
+        return _carried(y_pred, lambda t: t.float(), keeps_softmax_axis=True)
     return y_pred if y_pred.is_floating_point() else y_pred.to(torch.float32)
 
 
@@ -141,11 +149,11 @@ class Loss:
         return self.fn(y_true, y_pred, **self.options)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        output_mask = getattr(y_pred, "_lamina_mask", None)
         y_pred = _as_prediction(y_pred)
         y_true = torch.as_tensor(y_true, device=y_pred.device)
         losses = self.call(y_true, y_pred)
-        masks = [m for m in (getattr(y_pred, "_lamina_mask", None),
-                             getattr(losses, "_lamina_mask", None)) if m is not None]
+        masks = [m for m in (output_mask, getattr(losses, "_lamina_mask", None)) if m is not None]
         mask = None
         if masks:
             mask = masks[0] if len(masks) == 1 else masks[0].bool() & masks[1].bool()
