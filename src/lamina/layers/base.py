@@ -145,6 +145,10 @@ class Layer(nn.Module):
     def build_from_shape(self, input_shape) -> None:
         if not self.built:
             self.build(input_shape)
+            # Layer.build itself is not wrapped by _marks_built: a class without its own build
+            # (Activation, a subclassed Model) is marked here, with the shape it was built for.
+            self._build_input_shape = input_shape
+            self.built = True
 
     # ----------------------------------------------------------------- calling
     def __call__(self, *args, **kwargs):

@@ -52,7 +52,7 @@ def serialize(layer: Layer) -> dict:
     entry = {"class_name": class_name, "registered_name": registered,
              "config": _jsonable(layer.get_config(), f"{cls.__name__} '{layer.name}' config")}
     shape = layer._build_input_shape
-    if shape is not None and not getattr(layer, "_graph", False):
+    if shape is not None and not getattr(layer, "_graph", False) and "layers" not in entry["config"]:
         entry["build_config"] = {"input_shape": _unbatched(shape)}
     return entry
 
