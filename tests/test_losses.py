@@ -339,3 +339,41 @@ def test_half_precision_outputs_are_scored_in_float32_with_their_logits():
     probs = activations.apply(activations.softmax, z)
     value = losses.SparseCategoricalCrossentropy()(np.array([1]), probs)
     assert value.dtype == torch.float32 and value.item() == pytest.approx(60.0, rel=1e-6)
+
+
+def _softmax_head(L):
+    return [L.Input((4,)), L.Dense(3, activation="softmax")]
+
+
+CLASS_WEIGHT = {0: 1.0, 1: 3.0, 2: 0.5}
+
+
+@pytest.mark.parametrize("targets", ["sparse", "onehot"])
+@pytest.mark.parametrize("weighting", ["class_weight", "sample_weight"])
+def test_fit_with_class_or_sample_weights_follows_keras(rng, targets, weighting):
+    x = rng.standard_normal((24, 4)).astype("float32")
+    labels = rng.integers(0, 3, 24)
+    y = labels if targets == "sparse" else np.eye(3, dtype="float32")[labels]
+    loss = "sparse_categorical_crossentropy" if targets == "sparse" else "categorical_crossentropy"
+    weights = CLASS_WEIGHT if weighting == "class_weight" else rng.uniform(0.5, 1.5, 24).astype("float32")
+    km, lm = keras.Sequential(_softmax_head(keras.layers)), lamina.Sequential(_softmax_head(layers))
+    lm.set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
+    lm.compile(optimizer=lamina.optimizers.SGD(0.1), loss=loss)
+    fit = {"batch_size": 8, "epochs": 2, "shuffle": False, "verbose": 0, weighting: weights}
+    kh, lh = km.fit(x, y, **fit), lm.fit(x, y, **fit)
+    np.testing.assert_allclose(lh.history["loss"], kh.history["loss"], rtol=1e-5)
+
+
+def test_class_weight_times_sample_weight_by_hand(rng):
+    """Keras refuses both at once; lamina multiplies them: mean of w_class * w_sample * loss."""
+    x = rng.standard_normal((8, 4)).astype("float32")
+    labels = rng.integers(0, 3, 8)
+    sample_weight = rng.uniform(0.5, 1.5, 8).astype("float32")
+    model = lamina.Sequential(_softmax_head(layers))
+    model.compile(optimizer=lamina.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    probabilities = model.predict(x)
+    by_hand = np.mean([CLASS_WEIGHT[c] * w * -np.log(p[c])
+                       for c, w, p in zip(labels, sample_weight, probabilities)])
+    value = model.train_on_batch(x, labels, sample_weight=sample_weight, class_weight=CLASS_WEIGHT)
+    assert value == pytest.approx(by_hand, rel=1e-5)

@@ -45,7 +45,8 @@ _UNKNOWN_AXIS_SIZE = 16  # the size given to unknown (None) input axes when x is
 
 
 def target_tensor(y_true, output_name="output") -> torch.Tensor:
-    """The targets as a float64 CPU tensor; strings, non-numeric objects and NaN are refused."""
+    """The targets as a numeric CPU tensor (in their own dtype, so large targets are not copied
+    into a wider one); strings, non-numeric objects, NaN and infinities are refused."""
     if isinstance(y_true, torch.Tensor):
         t = y_true.detach().cpu()
     else:
@@ -60,7 +61,8 @@ def target_tensor(y_true, output_name="output") -> torch.Tensor:
     if t.is_complex():
         raise ValueError(f"The targets for output '{output_name}' are complex numbers; losses need "
                          "real targets.")
-    t = t.double()
+    if t.dtype == torch.bool:
+        t = t.to(torch.uint8)
     finite = torch.isfinite(t)
     if not bool(finite.all()):
         first = int((~finite).reshape(t.shape[0], -1).any(1).nonzero()[0]) if t.ndim else 0
@@ -121,7 +123,8 @@ class _Case:
 
     @cached_property
     def integral(self):
-        return bool((self.targets == self.targets.round()).all())
+        t = self.targets
+        return not t.is_floating_point() or bool((t == t.round()).all())
 
     @cached_property
     def binary(self):
@@ -133,7 +136,7 @@ class _Case:
 
     @cached_property
     def row_sums(self):
-        return self.targets.sum(-1).reshape(-1)
+        return self.targets.sum(-1, dtype=torch.float64).reshape(-1)
 
     @property
     def sums_to_one(self):
