@@ -68,17 +68,19 @@ def _mean_std(values):
 
 
 def _runs(args, data, norm, console, show_summary):
-    from lamina.tsc.protocol import train_and_evaluate
+    from lamina.tsc.protocol import build_model, train_and_evaluate
 
     results, last = [], None
     for r in range(args.runs):
         seed = args.seed + r
         label = f"{args.model}/{norm or 'default'} seed {seed}"
-        bar = EpochProgress(console, label)
-        model, history, result = train_and_evaluate(args.model, data, epochs=args.epochs, seed=seed,
-                                                    norm=norm, verbose=0, extra_callbacks=[bar])
+        model = build_model(args.model, data, norm, seed)
         if show_summary and r == 0:
             model.summary()
+        model, history, result = train_and_evaluate(args.model, data, epochs=args.epochs, seed=seed,
+                                                    norm=norm, verbose=0,
+                                                    extra_callbacks=[EpochProgress(console, label)],
+                                                    model=model)
         console.print(f"  {label}: test accuracy {result['test_accuracy']:.4f} "
                       f"(weights of epoch {result['best_epoch'] + 1}, {result['seconds']:.0f}s)")
         results.append(result)
@@ -89,7 +91,7 @@ def _runs(args, data, norm, console, show_summary):
 def run(args) -> int:
     from lamina.datasets import load_ucr
 
-    console = Console()
+    console = Console(soft_wrap=True)
     data = load_ucr(args.dataset)
     console.print(f"{data}")
     default_norm = None if args.model == "mlp" else "bn"

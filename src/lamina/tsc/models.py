@@ -10,18 +10,23 @@ ready functional `lamina.Model` ending in a softmax. `norm=` swaps the normaliza
 
 from __future__ import annotations
 
+import math
+
 from lamina import layers
 from lamina.models import Model
 
 
-def _norm(kind, name):
-    return layers.make_norm(kind, name=name)
+def _norm(kind, name, channels):
+    # Group norm needs groups dividing the channel count; 32 groups (Wu & He's default) where
+    # they divide it, else the largest power of two that does.
+    kwargs = {"groups": math.gcd(32, channels)} if kind == "gn" else {}
+    return layers.make_norm(kind, name=name, **kwargs)
 
 
 def _conv_norm_relu(h, filters, kernel, norm, name, kernel_initializer="glorot_uniform"):
     h = layers.Conv1D(filters, kernel, padding="same", kernel_initializer=kernel_initializer,
                       name=f"{name}_conv")(h)
-    h = _norm(norm, f"{name}_norm")(h)
+    h = _norm(norm, f"{name}_norm", filters)(h)
     return layers.Activation("relu", name=f"{name}_relu")(h)
 
 
@@ -45,11 +50,11 @@ def resnet(input_shape, num_classes, norm="bn") -> Model:
         y = _conv_norm_relu(h, filters, 8, norm, f"res{b}a")
         y = _conv_norm_relu(y, filters, 5, norm, f"res{b}b")
         y = layers.Conv1D(filters, 3, padding="same", name=f"res{b}c_conv")(y)
-        y = _norm(norm, f"res{b}c_norm")(y)
+        y = _norm(norm, f"res{b}c_norm", filters)(y)
         shortcut = h
         if channels != filters:
             shortcut = layers.Conv1D(filters, 1, padding="same", name=f"res{b}_shortcut_conv")(h)
-        shortcut = _norm(norm, f"res{b}_shortcut_norm")(shortcut)
+        shortcut = _norm(norm, f"res{b}_shortcut_norm", filters)(shortcut)
         h = layers.Activation("relu", name=f"res{b}_out")(layers.Add(name=f"res{b}_add")([y, shortcut]))
         channels = filters
     h = layers.GlobalAveragePooling1D(name="gap")(h)
@@ -65,7 +70,7 @@ def mlp(input_shape, num_classes, norm=None) -> Model:
     for i, rate in enumerate((0.2, 0.2, 0.3), 1):
         h = layers.Dense(500, activation=None if norm else "relu", name=f"dense{i}")(h)
         if norm:
-            h = layers.Activation("relu", name=f"relu{i}")(_norm(norm, f"norm{i}")(h))
+            h = layers.Activation("relu", name=f"relu{i}")(_norm(norm, f"norm{i}", 500)(h))
         h = layers.Dropout(rate, name=f"drop{i}")(h)
     return Model(inp, layers.Dense(num_classes, activation="softmax", name="classes")(h), name="mlp")
 

@@ -66,20 +66,30 @@ class KeepLowestTrainingLoss(callbacks.Callback):
             self.model.load_state_dict(self.state)
 
 
-def train_and_evaluate(model_name, data, epochs=None, seed=0, norm="bn", verbose=1, extra_callbacks=()):
-    """One run of `model_name` on a UCRDataset under the paper's protocol.
-
-    Returns (model, history, result) where result holds the test accuracy and loss of the weights
-    with the lowest training loss, the epoch they come from, and the wall time.
-    """
+def build_model(model_name, data, norm="bn", seed=0):
+    """The seeded, compiled model for a UCRDataset, before training."""
     if model_name not in MODELS:
         raise ValueError(f"Unknown model {model_name!r}. Choose one of {sorted(MODELS)}.")
     protocol = PROTOCOLS[model_name]
     set_random_seed(seed)
-    kwargs = {} if norm is None or (model_name == "mlp" and norm == "none") else {"norm": norm}
+    kwargs = {} if norm is None else {"norm": norm}
     model = MODELS[model_name](data.x_train.shape[1:], data.num_classes, **kwargs)
     model.compile(optimizer=protocol.make_optimizer(), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
+    return model
+
+
+def train_and_evaluate(model_name, data, epochs=None, seed=0, norm="bn", verbose=1, extra_callbacks=(),
+                       model=None):
+    """One run of `model_name` on a UCRDataset under the paper's protocol.
+
+    `model`, if given, is the result of `build_model(model_name, data, norm, seed)`.
+    Returns (model, history, result) where result holds the test accuracy and loss of the weights
+    with the lowest training loss, the epoch they come from, and the wall time.
+    """
+    if model is None:
+        model = build_model(model_name, data, norm, seed)
+    protocol = PROTOCOLS[model_name]
     keep = KeepLowestTrainingLoss()
     reduce = callbacks.ReduceLROnPlateau(monitor="loss", factor=protocol.reduce_factor,
                                          patience=protocol.reduce_patience, min_lr=protocol.min_lr)
