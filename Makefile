@@ -1,10 +1,11 @@
 # Two entry points, each doing its own set-up from a fresh clone:
-#   make demo   creates .venv, installs lamina, runs the main job
+#   make demo   creates .venv, installs lamina, runs the main job: FCN on GunPoint (DEMO_EPOCHS epochs)
 #   make test   creates .venv with the dev extras, runs the whole suite
 PYTHON ?= python3
 VENV   := .venv
 PIP    := $(VENV)/bin/pip install -q -c constraints.txt
 PY     := $(VENV)/bin/python
+DEMO_EPOCHS ?= 400
 
 .PHONY: demo test lint bench clean
 
@@ -21,7 +22,7 @@ $(VENV)/.dev: pyproject.toml constraints.txt | $(VENV)/bin/python
 	touch $@ $(VENV)/.demo
 
 demo: $(VENV)/.demo
-	$(PY) examples/gunpoint_conv1d.py
+	$(VENV)/bin/lamina tsc GunPoint --model fcn --epochs $(DEMO_EPOCHS) --out out/demo
 
 test: $(VENV)/.dev
 	KERAS_BACKEND=torch $(PY) -m pytest -n 2 tests
