@@ -1,10 +1,12 @@
 """The statistics core: hand-derived backward passes checked by torch.autograd.gradcheck in float64,
-the view planning that makes reductions contiguous; and make_norm, the family's factory."""
+the compiled float32 kernels against the eager path and float64, the view planning that makes
+reductions contiguous; and make_norm, the family's factory."""
 
 import pytest
 import torch
 
-from lamina.layers.normalization._statistics import moments, normalize, normalize_with, plan
+from lamina.layers.normalization import _kernels
+from lamina.layers.normalization._statistics import normalize, normalize_with, plan
 
 # (input shape, reduced dims, parameter shape): BatchNorm, InstanceNorm, GroupNorm, LayerNorm over
 # the last axis (parameters vary along the reduced axis), ConditionalBatchNorm (per-sample params).
@@ -49,13 +51,21 @@ def test_normalize_with_differentiable_statistics_gradients(shape, dims, param_s
     assert torch.autograd.gradcheck(lambda *a: normalize_with(*a, epsilon=1e-3), (x, mean, var, weight, bias))
 
 
-@pytest.mark.parametrize("shape, dims", [((4, 6, 3), (1,)), ((5, 3), (0,)), ((2, 3, 2, 2), (1, 3))])
-def test_moments_gradients_and_values(shape, dims):
-    x = _double(shape)
-    assert torch.autograd.gradcheck(lambda t: moments(t, dims), (x,))
-    mean, var = moments(x, dims)
-    torch.testing.assert_close(mean, x.mean(dims, keepdim=True))
-    torch.testing.assert_close(var, x.var(dims, keepdim=True, correction=0))
+def _mix(mean, var, logits):
+    """A derived statistic as SwitchableNormalization makes one: a softmax mix of the instance
+    statistics and the statistics pooled over the channels."""
+    weights = torch.softmax(logits, 0)
+    pooled_mean = mean.mean(-1, keepdim=True)
+    pooled_var = var.mean(-1, keepdim=True) + (mean - pooled_mean).square().mean(-1, keepdim=True)
+    return weights[0] * mean + weights[1] * pooled_mean, weights[0] * var + weights[1] * pooled_var
+
+
+def test_normalize_with_derived_statistics_gradients():
+    x, weight, bias = _double((3, 5, 4)), _double((1, 1, 4)), _double((1, 1, 4))
+    logits = _double((2,))
+    assert torch.autograd.gradcheck(
+        lambda *a: normalize(a[0], (1,), a[1], a[2], derive=_mix, derive_inputs=(a[3],))[0],
+        (x, weight, bias, logits))
 
 
 def test_normalize_values_match_a_plain_formula():
@@ -98,3 +108,59 @@ def test_make_norm_passes_kind_specific_arguments_and_names_bad_kinds():
     assert layers.make_norm("gn", groups=4).groups == 4
     with pytest.raises(ValueError, match=r"Unknown normalization kind: 'bnorm'. Did you mean 'bn'"):
         layers.make_norm("bnorm")
+
+
+# Kernel cases: (shape, dims, param shape), with sizes that split work across threads along the
+# groups or along the rows, rows that do not fill whole cache blocks, and a single column.
+KERNEL_CASES = [
+    ((70001, 3), (0,), (1, 3)),
+    ((4, 20000, 4), (1,), (1, 1, 4)),
+    ((3, 30000, 3), (0, 1), (3, 1, 3)),
+    ((2, 5000, 2, 4), (1, 3), (1, 1, 2, 4)),
+    ((40000, 1), (0,), (1, 1)),
+    ((5, 7, 6), (1,), (1, 1, 6)),
+]
+
+
+def _run(shape, dims, param_shape, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(shape, generator=g, dtype=torch.float64) * 3 + 20).to(dtype).requires_grad_()
+    weight = (torch.rand(param_shape, generator=g, dtype=torch.float64) + 0.5).to(dtype).requires_grad_()
+    bias = torch.randn(param_shape, generator=g, dtype=torch.float64).to(dtype).requires_grad_()
+    cotangent = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+    y, mean, var = normalize(x, dims, weight, bias, epsilon=1e-3)
+    grads = torch.autograd.grad((y * cotangent).sum(), (x, weight, bias))
+    return [t.double() for t in (y, mean, var, *grads)]
+
+
+@pytest.mark.skipif(_kernels.library() is None, reason="no C compiler for the kernels")
+@pytest.mark.parametrize("shape, dims, param_shape", KERNEL_CASES)
+def test_compiled_kernels_match_float64_and_the_eager_path(shape, dims, param_shape, monkeypatch):
+    torch.set_num_threads(2)  # exercise the split across threads
+    reference = _run(shape, dims, param_shape, torch.float64)
+    compiled = _run(shape, dims, param_shape, torch.float32)
+    monkeypatch.setattr(_kernels, "usable", lambda *tensors: False)
+    eager = _run(shape, dims, param_shape, torch.float32)
+    names = ["y", "mean", "var", "dx", "dweight", "dbias"]
+    for name, ref, kern, eag in zip(names, reference, compiled, eager):
+        scale = ref.abs().max().item() + 1.0
+        tolerance = 2e-5 * scale if name in ("y", "mean", "var", "dx") else 2e-6 * scale * shape[0]
+        torch.testing.assert_close(kern, ref, atol=tolerance, rtol=1e-4, msg=f"compiled {name}")
+        torch.testing.assert_close(eag, ref, atol=tolerance, rtol=1e-4, msg=f"eager {name}")
+
+
+def test_layers_run_without_the_kernels(monkeypatch):
+    """The eager path serves every layer when the kernels are unavailable (no C compiler)."""
+    from lamina import layers
+
+    x = torch.randn(4, 6, 8)
+
+    def outputs():
+        return [layer(x, training=True) for layer in (
+            layers.BatchNormalization(), layers.InstanceNormalization(), layers.GroupNormalization(2),
+            layers.SwitchableNormalization())]
+
+    expected = outputs()
+    monkeypatch.setattr(_kernels, "usable", lambda *tensors: False)
+    for e, g in zip(expected, outputs()):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)

@@ -8,11 +8,17 @@ turns that choice into fast tensor work:
 - `plan()` views the input so that adjacent axes with the same role are merged: a channels_last
   BatchNorm input of any rank becomes a contiguous (rows, channels) matrix, an InstanceNorm input
   (batch, positions, channels). Reductions then run over contiguous memory.
-- `normalize()` standardizes with the batch's own statistics; `normalize_with()` with given ones
-  (moving statistics, or statistics mixed from several sources that still carry gradients);
-  `moments()` returns differentiable statistics for mixing. Their backward passes are derived by
-  hand and reuse the saved statistics, so a forward+backward touches the tensor a few times
-  instead of the dozen passes autograd would record.
+- `normalize()` standardizes with the input's own statistics over the reduced dims, optionally
+  `derive`d first (SwitchableNormalization mixes instance statistics into layer and batch
+  ones); `normalize_with()` with given statistics (moving averages, masked statistics).
+  Their backward passes are derived by hand: the gradient reaching x through the statistics
+  and through the output is one fused expression, dy * scale + (x - mean) * slope + offset with
+  per-statistic tables, so a forward+backward reads the tensor a handful of times instead of
+  the twenty passes autograd would record. Only the small statistics-sized mixing graph goes
+  through autograd.
+- Four primitives do the full-size work: moments, the affine map, the backward sums and the
+  backward combination. For float32 CPU tensors they run as compiled loops (`_kernels`),
+  elsewhere as eager torch ops; the mathematics is the same.
 
 Statistics are computed in float32 for float16/bfloat16 inputs and the output keeps the input's
 dtype. Variances are biased (divided by the count, as Keras keeps them), computed in two passes
@@ -22,10 +28,13 @@ dtype. Variances are biased (divided by the count, as Keras keeps them), compute
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import torch
 from torch import distributed as dist
+
+from lamina.layers.normalization import _kernels
 
 # Keras' backend epsilon: keeps a masked mean finite when a mask selects nothing.
 _MASK_EPSILON = 1e-7
@@ -84,6 +93,7 @@ def as_float32(x: torch.Tensor) -> torch.Tensor:
 def _sum(t: torch.Tensor, dims) -> torch.Tensor:
     """Sum over `dims`, keeping them. The longest dim goes first: one pass over the big tensor,
     then small remainders (a single multi-dim reduction over strided axes is several times slower)."""
+    dims = [d for d in dims if t.shape[d] > 1]
     if not dims:
         return t
     dims = sorted(dims, key=lambda d: -t.shape[d])
@@ -91,41 +101,121 @@ def _sum(t: torch.Tensor, dims) -> torch.Tensor:
     return out.sum(tuple(dims[1:]), keepdim=True) if len(dims) > 1 else out
 
 
-def _moments_forward(x, dims, group=None):
-    """Mean, biased variance and the centred input; summed across `group`'s processes if given."""
+_workspace = threading.local()
+
+
+def _scratch(like: torch.Tensor) -> torch.Tensor:
+    """A buffer shaped like `like` for a temporary that never leaves the call using it (eager
+    path). Fresh CPU memory costs page faults that take longer than the arithmetic; one buffer
+    per thread and dtype, grown to the largest input seen, avoids them. Other devices have a
+    caching allocator already."""
+    if like.device.type != "cpu":
+        return torch.empty_like(like)
+    buffers = _workspace.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(like.dtype)
+    if buffer is None or buffer.numel() < like.numel():
+        with torch.inference_mode(False):  # an inference-mode tensor could not be written later
+            buffer = buffers[like.dtype] = torch.empty(like.numel(), dtype=like.dtype)
+    return buffer[: like.numel()].view(like.shape)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The kernels' reading of a view reduced over some dims: (A, L, T) with L the longest reduced
+    dim `axis`, A the product of the dims before it and T of those after."""
+
+    axis: int
+    A: int
+    L: int
+    T: int
+
+    @classmethod
+    def of(cls, shape, dims):
+        axis = max(dims, key=lambda d: shape[d])
+        return cls(axis, math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
+
+    def table(self, t, shape):
+        """A statistics-sized tensor broadcast to one float32 (A, T) row per group, for the kernels."""
+        atom = list(shape)
+        atom[self.axis] = 1
+        return t.float().expand(atom).reshape(self.A, self.T).contiguous()
+
+
+def _constant_dims(shape, *tables):
+    """The dims along which every table (None, a scalar, or of the same rank as `shape`) has size 1."""
+    return [d for d in range(len(shape)) if all(t is None or t.ndim == 0 or t.shape[d] == 1 for t in tables)]
+
+
+def _moments(x, dims):
+    """Mean and biased variance over `dims` (kept as size-1 axes), and how many values each covers."""
     count = math.prod(x.shape[d] for d in dims)
-    total = _sum(x, dims)
-    if group is not None:
-        count_t = torch.tensor([float(count)], dtype=total.dtype, device=total.device)
-        packed = torch.cat([total.reshape(-1), count_t])
-        dist.all_reduce(packed, group=group)
-        total, count = packed[:-1].reshape(total.shape), packed[-1].item()
-    mean = total / count
+    if _kernels.usable(x):
+        rows = _Rows.of(x.shape, dims)
+        mean, var = _kernels.moments(x, rows.A, rows.L, rows.T)
+        atom = list(x.shape)
+        atom[rows.axis] = 1
+        mean, var = mean.reshape(atom), var.reshape(atom)
+        rest = [d for d in dims if d != rows.axis and x.shape[d] > 1]
+        return (*pooled(mean, var, rest), count) if rest else (mean, var, count)
+    mean = _sum(x, dims) / count
+    squares = torch.sub(x, mean, out=_scratch(x)).square_()
+    return mean, _sum(squares, dims) / count, count
+
+
+def pooled(mean, var, dims):
+    """Mean and variance of the union of equal-sized groups with the given statistics (the law
+    of total variance): exact, and free of the cancellation of E[x^2] - E[x]^2."""
+    pooled_mean = mean.mean(dims, keepdim=True)
+    return pooled_mean, var.mean(dims, keepdim=True) + (mean - pooled_mean).square().mean(dims, keepdim=True)
+
+
+def _synchronized(mean, var, count, group):
+    """Statistics of the inputs of all `group`'s processes together (Chan et al.'s merge)."""
+    packed = torch.cat([(mean * count).reshape(-1), mean.new_tensor([float(count)])])
+    dist.all_reduce(packed, group=group)
+    total = packed[-1].item()
+    global_mean = packed[:-1].reshape(mean.shape) / total
+    m2 = (var + (mean - global_mean) ** 2) * count
+    dist.all_reduce(m2, group=group)
+    return global_mean, m2 / total, total
+
+
+def _affine(x, mean, scale, shift):
+    """(x - mean) * scale + shift into a new tensor; the three broadcast against x."""
+    dims = _constant_dims(x.shape, mean, scale, shift)
+    if _kernels.usable(x) and dims:
+        rows = _Rows.of(x.shape, dims)
+        shift = torch.zeros(()) if shift is None else shift
+        return _kernels.affine(x, rows.A, rows.L, rows.T,
+                               *(rows.table(t, x.shape) for t in (mean, scale, shift)))
     centered = x - mean
-    squares = _sum(centered * centered, dims)
-    if group is not None:
-        dist.all_reduce(squares, group=group)
-    return mean, squares / count, centered, count
+    return centered.mul_(scale) if shift is None else torch.addcmul(shift, centered, scale, out=centered)
 
 
-def _through_moments(centered, grad_mean, grad_var, count):
-    """Gradient reaching the input through its mean and variance:
-    d mean / dx = 1 / n and d var / dx = 2 (x - mean) / n. Overwrites `centered`."""
-    return torch.addcmul(grad_mean / count, centered, grad_var * (2.0 / count), out=centered)
+def _backward_sums(dy, x, mean, dims, *params):
+    """Sums of dy and of dy * (x - mean): over the kernels' reduced dim when they apply (the
+    rest is summed by `_affine_grads`), else the full products."""
+    if _kernels.usable(x, dy):
+        rows = _Rows.of(x.shape, dims)
+        if rows.axis in _constant_dims(x.shape, mean, *params):
+            sum_dy, sum_dy_centered = _kernels.sums(dy, x, rows.A, rows.L, rows.T, rows.table(mean, x.shape))
+            atom = list(x.shape)
+            atom[rows.axis] = 1
+            return sum_dy.reshape(atom), sum_dy_centered.reshape(atom)
+    return dy, torch.sub(x, mean, out=_scratch(x)).mul_(dy)
 
 
-def _affine_grads(dy, centered, inv_std, weight, bias):
-    """Gradients of y = centered * inv_std * weight + bias with respect to the statistics, the
-    weight and the bias, from sums of dy and dy*centered.
+def _affine_grads(sum_dy, sum_dy_centered, inv_std, weight, bias):
+    """Gradients of y = (x - mean) * inv_std * weight + bias with respect to mean, var (through
+    inv_std), weight and bias, from dy and dy * (x - mean), full or already partly summed.
 
     The sums first run over the dims where neither statistics nor parameters vary (the long rows
     of a BatchNorm), so everything after that works on statistics-sized tensors.
     """
     params = [t for t in (weight, bias) if t is not None]
-    inner = [d for d in range(dy.ndim)
-             if inv_std.shape[d] == 1 and dy.shape[d] > 1 and all(t.shape[d] == 1 for t in params)]
-    sum_dy = _sum(dy, inner)
-    sum_dy_centered = _sum(dy * centered, inner)
+    inner = [d for d in range(sum_dy.ndim)
+             if inv_std.shape[d] == 1 and all(t.shape[d] == 1 for t in params)]
+    sum_dy, sum_dy_centered = _sum(sum_dy, inner), _sum(sum_dy_centered, inner)
     scaled_dy = sum_dy if weight is None else sum_dy * weight
     scaled_dy_centered = sum_dy_centered if weight is None else sum_dy_centered * weight
     grad_mean = -scaled_dy.sum_to_size(inv_std.shape) * inv_std
@@ -135,52 +225,82 @@ def _affine_grads(dy, centered, inv_std, weight, bias):
     return grad_mean, grad_var, grad_weight, grad_bias
 
 
-def _standardize(centered, inv_std, weight, bias):
-    """centered * inv_std * weight + bias, written over `centered` (fresh memory is slow to touch)."""
-    scale = inv_std if weight is None else inv_std * weight
-    if bias is None:
-        return centered.mul_(scale)
-    return torch.addcmul(bias, centered, scale, out=centered)
+def _combine(dy, x, mean, scale, slope, offset):
+    """dy * scale + (x - mean) * slope + offset into a new tensor (all but dy, x statistics-sized)."""
+    dims = _constant_dims(x.shape, mean, scale, slope, offset)
+    if _kernels.usable(x, dy) and dims:
+        rows = _Rows.of(x.shape, dims)
+        return _kernels.combine(dy, x, rows.A, rows.L, rows.T,
+                                *(rows.table(t, x.shape) for t in (mean, scale, slope, offset)))
+    dx = torch.addcmul(offset, torch.sub(x, mean, out=_scratch(x)), slope)
+    return dx.addcmul_(dy, scale)
 
 
-class _BatchNormalize(torch.autograd.Function):
-    """(x - mean) / sqrt(var + eps) * weight + bias with the input's own statistics over `dims`."""
+def _scale(inv_std, weight):
+    return inv_std if weight is None else inv_std * weight
+
+
+class _Normalize(torch.autograd.Function):
+    """(x - mean) / sqrt(var + eps) * weight + bias where (mean, var) = derive(moments of x over
+    `dims`, *derive_inputs): the input's own statistics, or a differentiable mixture of them.
+
+    Returns (y, moments mean, moments variance); the moments are not differentiable outputs.
+    """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, dims, epsilon, group):
+    def forward(ctx, x, weight, bias, dims, epsilon, group, derive, *derive_inputs):
         x32 = as_float32(x)
-        mean, var, centered, count = _moments_forward(x32, dims, group)
+        atom_mean, atom_var, count = _moments(x32, dims)
+        if group is not None:
+            atom_mean, atom_var, count = _synchronized(atom_mean, atom_var, count, group)
+        mean, var = (atom_mean, atom_var) if derive is None else derive(atom_mean, atom_var, *derive_inputs)
         inv_std = torch.rsqrt(var + epsilon)
-        y = _standardize(centered, inv_std, weight, bias)
-        ctx.save_for_backward(x, mean, inv_std, weight, bias)
-        ctx.count, ctx.group = count, group
-        ctx.mark_non_differentiable(mean, var)
-        return y.to(x.dtype), mean, var
+        y = _affine(x32, mean, _scale(inv_std, weight), bias)
+        ctx.save_for_backward(x, weight, bias, atom_mean, atom_var, mean, inv_std, *derive_inputs)
+        ctx.dims, ctx.count, ctx.group, ctx.derive = dims, count, group, derive
+        ctx.mark_non_differentiable(atom_mean, atom_var)
+        return y.to(x.dtype), atom_mean, atom_var
 
     @staticmethod
-    def backward(ctx, dy, _grad_mean, _grad_var):
-        x, mean, inv_std, weight, bias = ctx.saved_tensors
-        dy = as_float32(dy)
-        centered = as_float32(x) - mean
-        grad_mean, grad_var, grad_weight, grad_bias = _affine_grads(dy, centered, inv_std, weight, bias)
+    def backward(ctx, dy, _grad_atom_mean, _grad_atom_var):
+        x, weight, bias, atom_mean, atom_var, mean, inv_std, *derive_inputs = ctx.saved_tensors
+        x32, dy = as_float32(x), as_float32(dy)
+        sums = _backward_sums(dy, x32, mean, ctx.dims, inv_std, weight, bias)
+        grad_mean, grad_var, grad_weight, grad_bias = _affine_grads(*sums, inv_std, weight, bias)
+        grad_inputs = [None] * len(derive_inputs)
+        if ctx.derive is not None:
+            grad_mean, grad_var, *grad_inputs = _through_derive(
+                ctx.derive, atom_mean, atom_var, derive_inputs, grad_mean, grad_var)
         if ctx.group is not None:
-            # The mean and variance are global: every process's loss depends on them.
+            # The statistics are global: every process's loss depends on them.
             packed = torch.cat([grad_mean.reshape(-1), grad_var.reshape(-1)])
             dist.all_reduce(packed, group=ctx.group)
-            grad_mean, grad_var = (p.reshape(inv_std.shape) for p in packed.chunk(2))
-        scale = inv_std if weight is None else inv_std * weight
-        dx = _through_moments(centered, grad_mean, grad_var, ctx.count).addcmul_(dy, scale)
-        return dx.to(x.dtype), grad_weight, grad_bias, None, None, None
+            grad_mean, grad_var = (p.reshape(atom_mean.shape) for p in packed.chunk(2))
+        # d mean / dx = 1 / n and d var / dx = 2 (x - mean) / n, fused with the direct term.
+        dx = _combine(dy, x32, atom_mean, _scale(inv_std, weight), grad_var * (2.0 / ctx.count),
+                      grad_mean / ctx.count)
+        return (dx.to(x.dtype), grad_weight, grad_bias, None, None, None, None, *grad_inputs)
+
+
+def _through_derive(derive, atom_mean, atom_var, inputs, grad_mean, grad_var):
+    """Back-propagate the mixed statistics' gradients through the small `derive` graph."""
+    with torch.enable_grad():
+        leaves = [atom_mean.detach().requires_grad_(), atom_var.detach().requires_grad_()]
+        wanted = leaves + [t for t in inputs if t.requires_grad]
+        mean, var = derive(*leaves, *inputs)
+        grads = iter(torch.autograd.grad((mean, var), wanted, (grad_mean, grad_var), allow_unused=True))
+    grad_atom_mean, grad_atom_var = (torch.zeros_like(t) if g is None else g for t, g in zip(leaves, grads))
+    return [grad_atom_mean, grad_atom_var, *(next(grads) if t.requires_grad else None for t in inputs)]
 
 
 class _NormalizeWith(torch.autograd.Function):
-    """(x - mean) / sqrt(var + eps) * weight + bias with given statistics, which may be
-    differentiable functions of x themselves (SwitchableNormalization's mixture)."""
+    """(x - mean) / sqrt(var + eps) * weight + bias with given statistics (moving averages, or
+    masked statistics that still carry gradients)."""
 
     @staticmethod
     def forward(ctx, x, mean, var, weight, bias, epsilon):
         inv_std = torch.rsqrt(var + epsilon)
-        y = _standardize(as_float32(x) - mean, inv_std, weight, bias)
+        y = _affine(as_float32(x), mean, _scale(inv_std, weight), bias)
         ctx.save_for_backward(x, mean, inv_std, weight, bias)
         return y.to(x.dtype)
 
@@ -188,52 +308,49 @@ class _NormalizeWith(torch.autograd.Function):
     def backward(ctx, dy):
         x, mean, inv_std, weight, bias = ctx.saved_tensors
         dy = as_float32(dy)
-        scale = inv_std if weight is None else inv_std * weight
-        dx = (dy * scale).to(x.dtype) if ctx.needs_input_grad[0] else None
+        dx = _affine(dy, torch.zeros(()), _scale(inv_std, weight), None).to(x.dtype) \
+            if ctx.needs_input_grad[0] else None
         if not any(ctx.needs_input_grad[1:]):
             return dx, None, None, None, None, None
-        centered = as_float32(x) - mean
-        grad_mean, grad_var, grad_weight, grad_bias = _affine_grads(dy, centered, inv_std, weight, bias)
+        dims = [d for d in range(x.ndim) if inv_std.shape[d] == 1]
+        sums = _backward_sums(dy, as_float32(x), mean, dims, inv_std, weight, bias)
+        grad_mean, grad_var, grad_weight, grad_bias = _affine_grads(*sums, inv_std, weight, bias)
         return dx, grad_mean, grad_var, grad_weight, grad_bias, None
 
 
-class _Moments(torch.autograd.Function):
-    """Mean and biased variance over `dims`, differentiable, for statistics that get mixed."""
-
-    @staticmethod
-    def forward(ctx, x, dims):
-        mean, var, _, count = _moments_forward(as_float32(x), dims)
-        ctx.save_for_backward(x, mean)
-        ctx.count = count
-        return mean, var
-
-    @staticmethod
-    def backward(ctx, grad_mean, grad_var):
-        x, mean = ctx.saved_tensors
-        grad_mean = torch.zeros_like(mean) if grad_mean is None else grad_mean
-        grad_var = torch.zeros_like(mean) if grad_var is None else grad_var
-        dx = _through_moments(as_float32(x) - mean, grad_mean, grad_var, ctx.count)
-        return dx.to(x.dtype), None
-
-
-def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None):
+def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=None, derive_inputs=()):
     """Standardize `x` over `dims` with its own statistics, then scale and shift.
 
-    Returns (y, mean, var); the statistics keep `dims` as size-1 axes and are float32 at least.
-    `weight` and `bias` broadcast against `x`. With a process `group`, the statistics are those
-    of the inputs of all its processes together (synchronized BatchNorm).
+    Returns (y, mean, var): the moments of x over `dims` (kept as size-1 axes, float32 at least).
+    `weight` and `bias` broadcast against `x`. With a process `group`, the moments are those of
+    the inputs of all its processes together (synchronized BatchNorm). With `derive`, y uses
+    `derive(mean, var, *derive_inputs)` instead, differentiably (a mixture of statistics).
     """
-    return _BatchNormalize.apply(x, weight, bias, tuple(dims), float(epsilon), group)
+    dims = tuple(dims)
+    if derive is None and group is None and _trailing(x, dims, weight, bias):
+        return _layer_norm(x, dims, weight, bias, epsilon)
+    return _Normalize.apply(x, weight, bias, dims, float(epsilon), group, derive, *derive_inputs)
+
+
+def _trailing(x, dims, weight, bias) -> bool:
+    """Whether this is torch's layer_norm: the reduced dims are the last ones, and so are the
+    parameters' (its fused kernel is faster than anything composed from other ops)."""
+    lead = x.ndim - len(dims)
+    return dims == tuple(range(lead, x.ndim)) and all(
+        t is None or (t.shape[:lead] == (1,) * lead and t.shape[lead:] == x.shape[lead:])
+        for t in (weight, bias))
+
+
+def _layer_norm(x, dims, weight, bias, epsilon):
+    shape = x.shape[x.ndim - len(dims):]
+    flat = [None if t is None else t.reshape(shape) for t in (weight, bias)]
+    y, mean, inv_std = torch.native_layer_norm(as_float32(x), shape, *flat, epsilon)
+    return y.to(x.dtype), mean.detach(), (inv_std.detach() ** -2 - epsilon).clamp_min_(0.0)
 
 
 def normalize_with(x, mean, var, weight=None, bias=None, epsilon=1e-3):
     """Standardize `x` with the given (broadcastable) statistics, then scale and shift."""
     return _NormalizeWith.apply(x, mean, var, weight, bias, float(epsilon))
-
-
-def moments(x, dims):
-    """Differentiable mean and biased variance of `x` over `dims` (kept as size-1 axes)."""
-    return _Moments.apply(x, tuple(dims))
 
 
 def masked_moments(x, dims, mask):

@@ -7,16 +7,9 @@ import torch
 from lamina import initializers
 from lamina.layers.base import InputSpec, state_updates_enabled
 from lamina.layers.normalization._base import AffineNormalization, check_momentum, known_size
-from lamina.layers.normalization._statistics import moments, normalize_with, update_moving
+from lamina.layers.normalization._statistics import normalize, pooled, update_moving
 
 _BRANCHES = ("instance", "layer", "batch")
-
-
-def _pooled(mean, var, dim):
-    """Mean and variance of the union of equal-sized groups with the given statistics (the law
-    of total variance): exact, and free of the cancellation of E[x^2] - E[x]^2."""
-    pooled_mean = mean.mean(dim, keepdim=True)
-    return pooled_mean, var.mean(dim, keepdim=True) + (mean - pooled_mean).square().mean(dim, keepdim=True)
 
 
 def _mix(logits, statistics):
@@ -102,34 +95,39 @@ class SwitchableNormalization(AffineNormalization):
     def call(self, inputs, training=None):
         channels = inputs.shape[-1]
         x = inputs.reshape(inputs.shape[0], -1, channels)
-        mean_in, var_in = moments(x, (1,))
+        batch_statistics = self.using_bn and training and self.trainable
+        moving = ((self.moving_mean.reshape(1, 1, -1), self.moving_variance.reshape(1, 1, -1))
+                  if self.using_bn and not batch_statistics else ())
+        gamma, beta = self.affine_views((1, 1, channels))
+        y, mean_in, var_in = normalize(x, (1,), gamma, beta, self.epsilon, derive=self._mixture,
+                                       derive_inputs=(self.mean_weights, self.variance_weights, *moving))
+        if batch_statistics and state_updates_enabled():
+            self._track(*pooled(mean_in, var_in, [0]))
+        return y.reshape(inputs.shape)
+
+    def _mixture(self, mean_in, var_in, mean_logits, variance_logits, *moving):
+        """The mixed mean and variance from the instance statistics, (batch, 1, channels) each:
+        layer and batch statistics pooled from them exactly, or the moving batch statistics."""
         means, variances = [mean_in], [var_in]
-        mean_ln, var_ln = _pooled(mean_in, var_in, 2)
+        mean_ln, var_ln = pooled(mean_in, var_in, [2])
         means.append(mean_ln)
         variances.append(var_ln)
         if self.using_bn:
-            mean_bn, var_bn = self._batch_statistics(mean_in, var_in, training and self.trainable)
+            mean_bn, var_bn = moving or pooled(mean_in, var_in, [0])
             means.append(mean_bn)
             variances.append(var_bn)
-        mean, var = _mix(self.mean_weights, means), _mix(self.variance_weights, variances)
-        gamma, beta = self.affine_views((1, 1, channels))
-        return normalize_with(x, mean, var, gamma, beta, self.epsilon).reshape(inputs.shape)
+        return _mix(mean_logits, means), _mix(variance_logits, variances)
 
-    def _batch_statistics(self, mean_in, var_in, training):
-        if not training:
-            return self.moving_mean.reshape(1, 1, -1), self.moving_variance.reshape(1, 1, -1)
-        mean_bn, var_bn = _pooled(mean_in, var_in, 0)
-        if state_updates_enabled():
-            if self.using_moving_average:
-                update_moving(self.moving_mean, mean_bn, self.momentum)
-                update_moving(self.moving_variance, var_bn, self.momentum)
-            else:
-                with torch.no_grad():
-                    self.moving_count.add_(1)
-                    share = 1.0 / self.moving_count
-                    self.moving_mean.lerp_(mean_bn.reshape(-1), share)
-                    self.moving_variance.lerp_(var_bn.reshape(-1), share)
-        return mean_bn, var_bn
+    def _track(self, mean_bn, var_bn):
+        if self.using_moving_average:
+            update_moving(self.moving_mean, mean_bn, self.momentum)
+            update_moving(self.moving_variance, var_bn, self.momentum)
+            return
+        with torch.no_grad():
+            self.moving_count.add_(1)
+            share = 1.0 / self.moving_count
+            self.moving_mean.lerp_(mean_bn.reshape(-1), share)
+            self.moving_variance.lerp_(var_bn.reshape(-1), share)
 
     def mixture(self) -> dict:
         """The learned mix: {"mean": {branch: weight}, "variance": {branch: weight}}, each summing
