@@ -1,0 +1,16 @@
+"""The examples run as a user runs them (fewer epochs)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_forecast_airline_runs_and_draws(tmp_path):
+    out = tmp_path / "forecast.png"
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "forecast_airline.py"), "--epochs", "3",
+                           "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "test MAE over the last 24 months" in done.stdout
+    assert out.stat().st_size > 10_000
