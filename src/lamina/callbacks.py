@@ -424,6 +424,7 @@ class BackupAndRestore(Callback):
         from lamina.saving import SavingError, checkpoint
 
         self._resume = None
+        self._remove_partial_writes()
         candidates = [p for p in (self._path, self._previous_path) if os.path.exists(p)]
         for i, path in enumerate(candidates):
             try:
@@ -441,6 +442,14 @@ class BackupAndRestore(Callback):
             checkpoint.apply_rng(self._resume.epoch_start_rng)
             if self._resume.step == 0:
                 self._resume = None
+
+    def _remove_partial_writes(self):
+        """Temporary files of a run killed while writing its backup (the backup itself is whole)."""
+        if not os.path.isdir(self.backup_dir):
+            return
+        for name in os.listdir(self.backup_dir):
+            if name.startswith(f".{self.FILENAME}") and name.endswith(".tmp"):
+                os.remove(os.path.join(self.backup_dir, name))
 
     def on_epoch_begin(self, epoch, logs=None):
         from lamina.saving import checkpoint

@@ -154,7 +154,17 @@ def _load_any(path, compile):
         raise zf.error("it is a zip archive, but not a lamina or Keras model file")
 
 
+# Every entry a lamina file may hold: anything else (a pickle, say) means the file was not written
+# by lamina, and it is refused rather than ignored.
+ENTRIES = {"metadata.json", "config.json", "model.safetensors", "compile.json", "optimizer.json",
+           "optimizer.safetensors", "progress.json", "progress.safetensors"}
+
+
 def _check_metadata(zf, kinds) -> None:
+    zf.require_stored()
+    unknown = sorted(set(zf.names()) - ENTRIES)
+    if unknown:
+        raise zf.error(f"it holds entries lamina never writes: {unknown}")
     meta = zf.read_json("metadata.json", 1 << 20)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise zf.error("its metadata does not say it is a lamina file")
@@ -169,7 +179,6 @@ def _check_metadata(zf, kinds) -> None:
 
 
 def _load_native(zf, compile):
-    zf.require_stored()
     _check_metadata(zf, ("model",))
     entry = zf.read_json("config.json")
     where = f"'{zf.path}'"
@@ -223,6 +232,7 @@ def _load_weights_any(model, path) -> None:
     if archive.is_zip(path):
         with archive.Archive(path, "weights file", allow_compressed=True) as zf:
             if "metadata.json" in zf and "model.safetensors" in zf:
+                _check_metadata(zf, ("model", "checkpoint"))
                 tensors = weights.from_bytes(zf.read("model.safetensors"), f"'{path}'")
                 weights.assign(model, tensors, f"'{path}'")
             elif "model.weights.h5" in zf:
