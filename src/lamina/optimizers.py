@@ -7,6 +7,8 @@ The torch optimizer is created once the model's weights exist (`build`), and is 
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from lamina.utils.naming import lookup
@@ -56,6 +58,7 @@ class Optimizer:
         kwargs = self._torch_kwargs()
         if self.weight_decay:
             kwargs["weight_decay"] = self.weight_decay
+        kwargs.update(_fastest_implementation(self.torch_class, self._params))
         self.torch_optimizer = self.torch_class(self._params, lr=self._lr, **kwargs)
 
     @property
@@ -97,6 +100,20 @@ class Optimizer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _fastest_implementation(torch_class, params) -> dict:
+    """torch's fused kernel (one op for all weights) where this optimizer has one for these
+    tensors, else its multi-tensor (foreach) path; the per-tensor Python loop is torch's CPU
+    default and costs several small ops per weight per step."""
+    parameters = inspect.signature(torch_class.__init__).parameters
+    devices = {p.device.type for p in params}
+    dtypes_ok = all(p.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16) for p in params)
+    if "fused" in parameters and dtypes_ok and len(devices) == 1 and devices <= {"cpu", "cuda", "mps"}:
+        return {"fused": True}
+    if "foreach" in parameters and len(devices) <= 1:
+        return {"foreach": True}
+    return {}
 
 
 class SGD(Optimizer):

@@ -99,7 +99,7 @@ def reduce_weighted(losses, sample_weight=None, reduction="sum_over_batch_size",
         return total
     if reduction == "mean_with_sample_weight" and weight is not None:
         return _divide_no_nan(total, weight.sum())
-    return _divide_no_nan(total, losses.numel())
+    return total / losses.numel() if losses.numel() else total * 0.0
 
 
 def _as_prediction(y_pred):

@@ -182,8 +182,8 @@ class Trainer:
         p = next(self.parameters(), None)
         return p.device if p is not None else torch.device("cpu")
 
-    def _to_device(self, structure):
-        device = self._device()
+    def _to_device(self, structure, device=None):
+        device = device or self._device()
         if device.type == "cpu":
             return structure
         return tree.map_structure(
@@ -202,8 +202,8 @@ class Trainer:
             value = spec.loss(yt, yp, sample_weight)
             per_output.append(value)
             total = total + spec.weight * value
-        for penalty in self.losses:
-            total = total + penalty
+        for layer, name, regularizer in self._regularized:
+            total = total + regularizer(getattr(layer, name))
         return total, per_output
 
     def _update_metrics(self, total, per_output, y, y_pred, sample_weight, batch_n):
@@ -262,6 +262,9 @@ class Trainer:
             y_pred = self(x0)
         if self._outputs_spec is None:
             self._resolve_outputs(y0, y_pred)
+        # The weights with a regularizer, found once rather than by a module walk every step.
+        self._regularized = [(layer, name, reg) for layer in self.modules() if isinstance(layer, Layer)
+                             for name, reg in layer._regularizers]
         if training and not self.optimizer.built:
             self.optimizer.build(self.parameters())
         targets = y_full if y_full is not None else y0
@@ -341,6 +344,7 @@ class Trainer:
         # Where an interrupted run stopped (set by BackupAndRestore): its epoch, and the steps
         # already trained in it, which are skipped.
         initial_epoch, skip_steps = self.__dict__.pop("_resume_at", None) or (initial_epoch, 0)
+        device = self._device()
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cbs.on_epoch_begin(epoch, {})
@@ -352,7 +356,8 @@ class Trainer:
                     continue
                 if cbs.wants("on_train_batch_begin"):
                     cbs.on_train_batch_begin(step, {})
-                self._train_step(self._to_device(xb), self._to_device(yb), self._to_device(wb))
+                self._train_step(self._to_device(xb, device), self._to_device(yb, device),
+                                 self._to_device(wb, device))
                 if cbs.wants("on_train_batch_end"):
                     cbs.on_train_batch_end(step, LazyLogs(self._logs))
                 if self.stop_training:
