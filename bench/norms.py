@@ -1,6 +1,6 @@
 """Forward + backward of every lamina norm against torch's own ops, on channels_last inputs.
 
-    python bench/norms.py [--repeats 10] [--threads N]
+    python bench/norms.py [--repeats 10] [--threads N] [--keep-freed-memory]
 
 For each shape and norm: the median time of `y = norm(x); y.backward(dy)` (after warm-ups), its
 ratio to the torch reference (below 1: lamina is faster), and the effective bandwidth of the
@@ -8,11 +8,20 @@ minimum traffic, 5 passes over the tensor (forward: read x, write y; backward: r
 write dx), printed next to this machine's measured copy bandwidth. The torch references are what
 a channels_last user has to write: torch's ops with the transposes to channels_first, and, for
 SwitchableNormalization, a direct port of the published algorithm. Not run by the test suite.
+
+Page faults: with glibc's default settings, freeing a few large tensors can hand their memory
+back to the OS, and the next step's outputs then fault in every 4 KiB page (zeroed by the
+kernel) before any arithmetic: this can cost more than the norm itself, and hits lamina and torch
+alike, by the luck of the allocation order. The "faults" columns count them per step.
+`--keep-freed-memory` asks glibc to keep freed memory (mallopt, as a long training run reaches
+a steady state, or as jemalloc/tcmalloc behave), for both sides, so the table shows the compute.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import resource
 import statistics
 import time
 
@@ -26,14 +35,29 @@ GROUPS = 8
 
 
 def median_ms(fn, repeats: int, warmups: int = 3) -> float:
+    return measure(fn, repeats, warmups)[0]
+
+
+def measure(fn, repeats: int, warmups: int = 3):
+    """(median milliseconds, minor page faults per call)."""
     for _ in range(warmups):
         fn()
     times = []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    return statistics.median(times) * 1e3, faults / repeats
+
+
+def keep_freed_memory() -> None:
+    """glibc: never trim the heap, and serve blocks up to 32 MiB from it instead of fresh mmaps."""
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    if not (libc.mallopt(m_trim_threshold, 1 << 30) and libc.mallopt(m_mmap_threshold, 32 << 20)):
+        raise SystemExit("mallopt refused the settings")
 
 
 def copy_bandwidth_gbs(repeats: int) -> float:
@@ -122,19 +146,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="tell glibc to keep freed memory (no page faults on reuse), for both sides")
     args = parser.parse_args()
+    if args.keep_freed_memory:
+        keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     copy = copy_bandwidth_gbs(args.repeats)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, channels_last; "
-          f"copy bandwidth {copy:.1f} GB/s (256 MiB copy_, read + write)\n")
-    header = (f"{'shape':<17} {'norm':<30} {'lamina ms':>9} {'GB/s':>6} {'torch ms':>9} {'GB/s':>6} "
-              f"{'ratio':>6}  torch reference")
+    allocator = "glibc keeping freed memory" if args.keep_freed_memory else "glibc defaults"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, channels_last, "
+          f"{allocator}; copy bandwidth {copy:.1f} GB/s (256 MiB copy_, read + write)\n")
+    header = (f"{'shape':<17} {'norm':<30} {'lamina ms':>9} {'GB/s':>6} {'faults':>6} {'torch ms':>9} "
+              f"{'GB/s':>6} {'faults':>6} {'ratio':>6}  torch reference")
     print(header)
     print("-" * len(header))
-    bn_ms = {}
     for shape in SHAPES:
+        times = {}
         x = torch.randn(shape, requires_grad=True)
         dy = torch.randn(shape)
         traffic = 5 * x.numel() * x.element_size()
@@ -142,15 +171,15 @@ def main() -> None:
         for name, (layer, condition) in lamina_layers(shape[0]).items():
             layer.train()
             forward = layer if condition is None else (lambda x, layer=layer, c=condition: layer([x, c]))
-            ours = median_ms(step(forward, x, dy), args.repeats)
+            ours, our_faults = measure(step(forward, x, dy), args.repeats)
             reference, description = references[name]
-            theirs = median_ms(step(reference, x, dy), args.repeats)
-            if name == "BatchNormalization":
-                bn_ms[shape] = ours
-            print(f"{str(shape):<17} {name:<30} {ours:9.2f} {traffic / ours / 1e6:6.1f} {theirs:9.2f} "
-                  f"{traffic / theirs / 1e6:6.1f} {ours / theirs:6.2f}  {description}")
-        sn = median_ms(step(layers.SwitchableNormalization().train(), x, dy), args.repeats)
-        print(f"{'':<17} SwitchableNormalization / BatchNormalization (lamina): {sn / bn_ms[shape]:.2f}x")
+            theirs, their_faults = measure(step(reference, x, dy), args.repeats)
+            times[name] = ours
+            print(f"{str(shape):<17} {name:<30} {ours:9.2f} {traffic / ours / 1e6:6.1f} {our_faults:6.0f} "
+                  f"{theirs:9.2f} {traffic / theirs / 1e6:6.1f} {their_faults:6.0f} {ours / theirs:6.2f}  "
+                  f"{description}")
+        ratio = times["SwitchableNormalization"] / times["BatchNormalization"]
+        print(f"{'':<17} SwitchableNormalization / BatchNormalization (lamina): {ratio:.2f}x")
     print(f"\ncopy bandwidth {copy:.1f} GB/s; goal: every lamina norm >= 20 GB/s effective.")
 
 

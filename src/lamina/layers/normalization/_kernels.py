@@ -11,7 +11,9 @@ Everything here is optional: without a C compiler, with `LAMINA_NATIVE_KERNELS=0
 dtypes and devices, the core runs the same mathematics with eager torch ops. The library is
 cached in `$LAMINA_CACHE_DIR` (default `~/.cache/lamina`), keyed by a hash of source and flags.
 Compiled with per-CPU variants (AVX-512, AVX2, generic) chosen at load time, never
-`-march=native`, so a cache shared between machines stays valid.
+`-march=native`, so a cache shared between machines stays valid. It is linked against libgomp,
+which resolves to the copy torch has already loaded: the kernels share torch's OpenMP threads
+and follow `torch.set_num_threads`.
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -39,7 +39,14 @@ _SOURCE = r"""
    column): a BatchNorm is one group of all rows, an InstanceNorm one group per sample.
    Reductions run over L in blocks small enough to stay in cache, so the two-pass variance reads
    memory once; blocks are merged in double precision (Chan et al.'s pairwise update).
-   Tables (mean, scale, ...) hold one row of T values per group. */
+   Tables (mean, scale, ...) hold one row of T values per group.
+
+   Work is shared by `threads` OpenMP threads: over the groups when there are enough of them,
+   else over the rows of each group, with per-thread partial results merged at the end. Linked
+   against the libgomp torch itself loads, the threads are torch's own. The caller provides the
+   workspace: per thread 2T doubles and 2T floats. */
+
+#include <omp.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define VARIANTS __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -47,7 +54,7 @@ _SOURCE = r"""
 #define VARIANTS
 #endif
 
-/* Floats per block: 32 KiB x 4 = 128 KiB, comfortably inside a core's L2 cache. */
+/* Floats per block: 32 Ki x 4 B = 128 KiB, comfortably inside a core's L2 cache. */
 #define BLOCK_FLOATS 32768
 
 static long block_rows(long T) {
@@ -55,117 +62,204 @@ static long block_rows(long T) {
     return rows < 1 ? 1 : rows;
 }
 
-/* mean and sum of squared deviations (m2) over L, per (group, column). acc (2T doubles) and
-   block (2T floats) are workspace. */
-VARIANTS void lamina_moments(const float *restrict x, long A, long L, long T, long stride,
-                             float *restrict mean, float *restrict m2, double *restrict acc,
-                             float *restrict block) {
-    double *acc_mean = acc, *acc_m2 = acc + T;
+/* Merge the moments of rows [x, x + n*T) into (count, mean, m2), n >= 1. */
+VARIANTS void lamina_moments_rows(const float *restrict x, long n_rows, long T, long *count,
+                                  double *restrict mean, double *restrict m2, float *restrict block) {
     float *block_mean = block, *block_m2 = block + T;
     long rows = block_rows(T);
-    for (long a = 0; a < A; a++) {
-        const float *xa = x + a * stride;
-        for (long t = 0; t < T; t++) acc_mean[t] = acc_m2[t] = 0.0;
-        long count = 0;
-        for (long l0 = 0; l0 < L; l0 += rows) {
-            long n = L - l0 < rows ? L - l0 : rows;
-            const float *xb = xa + l0 * T;
-            for (long t = 0; t < T; t++) block_mean[t] = block_m2[t] = 0.0f;
-            for (long l = 0; l < n; l++)
-                for (long t = 0; t < T; t++) block_mean[t] += xb[l * T + t];
-            for (long t = 0; t < T; t++) block_mean[t] /= (float)n;
-            for (long l = 0; l < n; l++)
-                for (long t = 0; t < T; t++) {
-                    float d = xb[l * T + t] - block_mean[t];
-                    block_m2[t] += d * d;
-                }
-            long total = count + n;
+    for (long l0 = 0; l0 < n_rows; l0 += rows) {
+        long n = n_rows - l0 < rows ? n_rows - l0 : rows;
+        const float *xb = x + l0 * T;
+        for (long t = 0; t < T; t++) block_mean[t] = block_m2[t] = 0.0f;
+        for (long l = 0; l < n; l++)
+            for (long t = 0; t < T; t++) block_mean[t] += xb[l * T + t];
+        for (long t = 0; t < T; t++) block_mean[t] /= (float)n;
+        for (long l = 0; l < n; l++)
             for (long t = 0; t < T; t++) {
-                double delta = (double)block_mean[t] - acc_mean[t];
-                acc_mean[t] += delta * n / total;
-                acc_m2[t] += block_m2[t] + delta * delta * ((double)count * n / total);
+                float d = xb[l * T + t] - block_mean[t];
+                block_m2[t] += d * d;
+            }
+        long total = *count + n;
+        double w_new = (double)n / total, w_cross = (double)*count * n / total;
+        for (long t = 0; t < T; t++) {
+            double delta = (double)block_mean[t] - mean[t];
+            mean[t] += delta * w_new;
+            m2[t] += block_m2[t] + delta * delta * w_cross;
+        }
+        *count = total;
+    }
+}
+
+/* Add the sums over rows [.., + n*T) of dy and dy * (x - m) into acc (2T doubles). */
+VARIANTS void lamina_sums_rows(const float *restrict dy, const float *restrict x, long n_rows, long T,
+                               const float *restrict m, double *restrict acc, float *restrict block) {
+    float *block_dy = block, *block_dyc = block + T;
+    long rows = block_rows(T);
+    for (long l0 = 0; l0 < n_rows; l0 += rows) {
+        long n = n_rows - l0 < rows ? n_rows - l0 : rows;
+        const float *xb = x + l0 * T, *gb = dy + l0 * T;
+        for (long t = 0; t < T; t++) block_dy[t] = block_dyc[t] = 0.0f;
+        for (long l = 0; l < n; l++)
+            for (long t = 0; t < T; t++) {
+                float g = gb[l * T + t];
+                block_dy[t] += g;
+                block_dyc[t] += g * (xb[l * T + t] - m[t]);
+            }
+        for (long t = 0; t < T; t++) {
+            acc[t] += block_dy[t];
+            acc[T + t] += block_dyc[t];
+        }
+    }
+}
+
+VARIANTS void lamina_affine_rows(const float *restrict x, float *restrict y, long n_rows, long T,
+                                 const float *restrict m, const float *restrict s, const float *restrict b) {
+    for (long l = 0; l < n_rows; l++)
+        for (long t = 0; t < T; t++) y[l * T + t] = (x[l * T + t] - m[t]) * s[t] + b[t];
+}
+
+VARIANTS void lamina_combine_rows(const float *restrict dy, const float *restrict x, float *restrict dx,
+                                  long n_rows, long T, const float *restrict m, const float *restrict s,
+                                  const float *restrict k, const float *restrict c) {
+    for (long l = 0; l < n_rows; l++)
+        for (long t = 0; t < T; t++)
+            dx[l * T + t] = dy[l * T + t] * s[t] + (x[l * T + t] - m[t]) * k[t] + c[t];
+}
+
+/* The rows [first, last) of `part` out of `parts` equal shares of L. */
+static void share(long L, int part, int parts, long *first, long *last) {
+    *first = L * part / parts;
+    *last = L * (part + 1) / parts;
+}
+
+/* mean and biased variance over L, per (group, column). */
+void lamina_moments(const float *x, long A, long L, long T, long stride, float *mean, float *var,
+                    int threads, double *work, float *block) {
+    if (A >= threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (long a = 0; a < A; a++) {
+            int i = omp_get_thread_num();
+            double *m = work + 2 * T * i, *m2 = m + T;
+            long count = 0;
+            for (long t = 0; t < 2 * T; t++) m[t] = 0.0;
+            lamina_moments_rows(x + a * stride, L, T, &count, m, m2, block + 2 * T * i);
+            for (long t = 0; t < T; t++) {
+                mean[a * T + t] = (float)m[t];
+                var[a * T + t] = (float)(m2[t] / count);
+            }
+        }
+        return;
+    }
+    long counts[threads];
+    for (long a = 0; a < A; a++) {
+#pragma omp parallel num_threads(threads)
+        {
+            int i = omp_get_thread_num(), n = omp_get_num_threads();
+            long first, last;
+            share(L, i, n, &first, &last);
+            double *m = work + 2 * T * i;
+            counts[i] = 0;
+            for (long t = 0; t < 2 * T; t++) m[t] = 0.0;
+            if (last > first)
+                lamina_moments_rows(x + a * stride + first * T, last - first, T, &counts[i], m, m + T,
+                                    block + 2 * T * i);
+        }
+        /* Merge the threads' moments into the first one's (Chan et al.). */
+        double *m = work, *m2 = work + T;
+        long count = counts[0];
+        for (int i = 1; i < threads; i++) {
+            double *mi = work + 2 * T * i, *m2i = mi + T;
+            long n = counts[i], total = count + n;
+            if (n == 0) continue;
+            for (long t = 0; t < T; t++) {
+                double delta = mi[t] - m[t];
+                m[t] += delta * n / total;
+                m2[t] += m2i[t] + delta * delta * ((double)count * n / total);
             }
             count = total;
         }
         for (long t = 0; t < T; t++) {
-            mean[a * T + t] = (float)acc_mean[t];
-            m2[a * T + t] = (float)acc_m2[t];
+            mean[a * T + t] = (float)m[t];
+            var[a * T + t] = (float)(m2[t] / count);
+        }
+    }
+}
+
+/* Sums over L of dy and of dy * (x - mean), per (group, column). */
+void lamina_sums(const float *dy, const float *x, long A, long L, long T, long stride, const float *mean,
+                 float *sum_dy, float *sum_dy_centered, int threads, double *work, float *block) {
+    if (A >= threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (long a = 0; a < A; a++) {
+            int i = omp_get_thread_num();
+            double *acc = work + 2 * T * i;
+            for (long t = 0; t < 2 * T; t++) acc[t] = 0.0;
+            lamina_sums_rows(dy + a * stride, x + a * stride, L, T, mean + a * T, acc, block + 2 * T * i);
+            for (long t = 0; t < T; t++) {
+                sum_dy[a * T + t] = (float)acc[t];
+                sum_dy_centered[a * T + t] = (float)acc[T + t];
+            }
+        }
+        return;
+    }
+    for (long a = 0; a < A; a++) {
+#pragma omp parallel num_threads(threads)
+        {
+            int i = omp_get_thread_num(), n = omp_get_num_threads();
+            long first, last;
+            share(L, i, n, &first, &last);
+            double *acc = work + 2 * T * i;
+            for (long t = 0; t < 2 * T; t++) acc[t] = 0.0;
+            lamina_sums_rows(dy + a * stride + first * T, x + a * stride + first * T, last - first, T,
+                             mean + a * T, acc, block + 2 * T * i);
+        }
+        for (long t = 0; t < 2 * T; t++) {
+            double total = 0.0;
+            for (int i = 0; i < threads; i++) total += work[2 * T * i + t];
+            (t < T ? sum_dy : sum_dy_centered)[a * T + t % T] = (float)total;
         }
     }
 }
 
 /* y = (x - mean) * scale + shift. */
-VARIANTS void lamina_affine(const float *restrict x, float *restrict y, long A, long L, long T, long stride,
-                            const float *restrict mean, const float *restrict scale,
-                            const float *restrict shift) {
-    for (long a = 0; a < A; a++) {
-        const float *m = mean + a * T, *s = scale + a * T, *b = shift + a * T;
-        for (long l = 0; l < L; l++) {
-            const float *xr = x + a * stride + l * T;
-            float *yr = y + a * stride + l * T;
-            for (long t = 0; t < T; t++) yr[t] = (xr[t] - m[t]) * s[t] + b[t];
+void lamina_affine(const float *x, float *y, long A, long L, long T, long stride, const float *mean,
+                   const float *scale, const float *shift, int threads) {
+    long chunk = block_rows(T);
+#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
+    for (long a = 0; a < A; a++)
+        for (long l0 = 0; l0 < L; l0 += chunk) {
+            long n = L - l0 < chunk ? L - l0 : chunk, start = a * stride + l0 * T;
+            lamina_affine_rows(x + start, y + start, n, T, mean + a * T, scale + a * T, shift + a * T);
         }
-    }
-}
-
-/* sum of dy and of dy * (x - mean) over L, per (group, column); acc and block are workspace. */
-VARIANTS void lamina_sums(const float *restrict dy, const float *restrict x, long A, long L, long T,
-                          long stride, const float *restrict mean, float *restrict sum_dy,
-                          float *restrict sum_dy_centered, double *restrict acc, float *restrict block) {
-    float *block_dy = block, *block_dyc = block + T;
-    long rows = block_rows(T);
-    for (long a = 0; a < A; a++) {
-        const float *m = mean + a * T;
-        for (long t = 0; t < 2 * T; t++) acc[t] = 0.0;
-        for (long l0 = 0; l0 < L; l0 += rows) {
-            long n = L - l0 < rows ? L - l0 : rows;
-            const float *xb = x + a * stride + l0 * T, *gb = dy + a * stride + l0 * T;
-            for (long t = 0; t < T; t++) block_dy[t] = block_dyc[t] = 0.0f;
-            for (long l = 0; l < n; l++)
-                for (long t = 0; t < T; t++) {
-                    float g = gb[l * T + t];
-                    block_dy[t] += g;
-                    block_dyc[t] += g * (xb[l * T + t] - m[t]);
-                }
-            for (long t = 0; t < T; t++) {
-                acc[t] += block_dy[t];
-                acc[T + t] += block_dyc[t];
-            }
-        }
-        for (long t = 0; t < T; t++) {
-            sum_dy[a * T + t] = (float)acc[t];
-            sum_dy_centered[a * T + t] = (float)acc[T + t];
-        }
-    }
 }
 
 /* dx = dy * scale + (x - mean) * slope + offset. */
-VARIANTS void lamina_combine(const float *restrict dy, const float *restrict x, float *restrict dx, long A,
-                             long L, long T, long stride, const float *restrict mean,
-                             const float *restrict scale, const float *restrict slope,
-                             const float *restrict offset) {
-    for (long a = 0; a < A; a++) {
-        const float *m = mean + a * T, *s = scale + a * T, *k = slope + a * T, *c = offset + a * T;
-        for (long l = 0; l < L; l++) {
-            const float *xr = x + a * stride + l * T, *gr = dy + a * stride + l * T;
-            float *dr = dx + a * stride + l * T;
-            for (long t = 0; t < T; t++) dr[t] = gr[t] * s[t] + (xr[t] - m[t]) * k[t] + c[t];
+void lamina_combine(const float *dy, const float *x, float *dx, long A, long L, long T, long stride,
+                    const float *mean, const float *scale, const float *slope, const float *offset,
+                    int threads) {
+    long chunk = block_rows(T);
+#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
+    for (long a = 0; a < A; a++)
+        for (long l0 = 0; l0 < L; l0 += chunk) {
+            long n = L - l0 < chunk ? L - l0 : chunk, start = a * stride + l0 * T;
+            lamina_combine_rows(dy + start, x + start, dx + start, n, T, mean + a * T, scale + a * T,
+                                slope + a * T, offset + a * T);
         }
-    }
 }
 """
 
-_FLAGS = ["-O3", "-shared", "-fPIC", "-std=c99"]
-# Below this many elements, splitting work across threads costs more than it saves.
+_FLAGS = ["-O3", "-std=c99", "-fopenmp", "-shared", "-fPIC"]
+# Below this many elements, sharing work between threads costs more than it saves.
 _PARALLEL_MIN_NUMEL = 1 << 16
 
 _f = ctypes.c_void_p
 _n = ctypes.c_long
+_i = ctypes.c_int
 _SIGNATURES = {
-    "lamina_moments": (None, [_f, _n, _n, _n, _n, _f, _f, _f, _f]),
-    "lamina_affine": (None, [_f, _f, _n, _n, _n, _n, _f, _f, _f]),
-    "lamina_sums": (None, [_f, _f, _n, _n, _n, _n, _f, _f, _f, _f, _f]),
-    "lamina_combine": (None, [_f, _f, _f, _n, _n, _n, _n, _f, _f, _f, _f]),
+    "lamina_moments": [_f, _n, _n, _n, _n, _f, _f, _i, _f, _f],
+    "lamina_sums": [_f, _f, _n, _n, _n, _n, _f, _f, _f, _i, _f, _f],
+    "lamina_affine": [_f, _f, _n, _n, _n, _n, _f, _f, _f, _i],
+    "lamina_combine": [_f, _f, _f, _n, _n, _n, _n, _f, _f, _f, _f, _i],
 }
 
 
@@ -199,9 +293,9 @@ def library():
         warnings.warn(f"lamina: normalization layers run on eager torch ops (compiling their CPU kernels "
                       f"failed: {error}). Set LAMINA_NATIVE_KERNELS=0 to silence this.", stacklevel=2)
         return None
-    for name, (restype, argtypes) in _SIGNATURES.items():
+    for name, argtypes in _SIGNATURES.items():
         fn = getattr(lib, name)
-        fn.restype, fn.argtypes = restype, argtypes
+        fn.restype, fn.argtypes = None, argtypes
     return lib
 
 
@@ -211,112 +305,49 @@ def usable(*tensors) -> bool:
         and library() is not None
 
 
-_pool_lock = threading.Lock()
-_pool: list = [None, 0]
+def _threads(A: int, L: int, T: int) -> int:
+    return torch.get_num_threads() if A * L * T >= _PARALLEL_MIN_NUMEL else 1
 
 
-def _parallel(calls) -> None:
-    """Run zero-argument callables on torch's number of threads (ctypes releases the GIL)."""
-    if len(calls) > 1:
-        with _pool_lock:
-            if _pool[1] < len(calls) - 1:
-                _pool[0] = ThreadPoolExecutor(len(calls) - 1, thread_name_prefix="lamina-norm")
-                _pool[1] = len(calls) - 1
-            pool = _pool[0]
-        futures = [pool.submit(call) for call in calls[1:]]
-        calls[0]()
-        for future in futures:
-            future.result()
-    elif calls:
-        calls[0]()
+def _ptr(t: torch.Tensor):
+    return ctypes.c_void_p(t.data_ptr())
 
 
-def _parts(A: int, L: int, T: int):
-    """Split (A, L, T) work into (a0, a1, l0, l1) pieces, along A when there are enough groups."""
-    count = min(torch.get_num_threads(), max(A, L)) if A * L * T >= _PARALLEL_MIN_NUMEL else 1
-    if count <= 1:
-        return [(0, A, 0, L)]
-    if A >= count:
-        bounds = [A * i // count for i in range(count + 1)]
-        return [(bounds[i], bounds[i + 1], 0, L) for i in range(count)]
-    bounds = [L * i // count for i in range(count + 1)]
-    return [(0, A, bounds[i], bounds[i + 1]) for i in range(count)]
-
-
-def _ptr(t: torch.Tensor, offset: int = 0):
-    """The address of float32 element `offset` of t."""
-    return ctypes.c_void_p(t.data_ptr() + 4 * offset)
-
-
-def _workspace(T: int):
-    """Block accumulators of one kernel call: 2T doubles and 2T floats."""
-    return torch.empty(2 * T, dtype=torch.float64), torch.empty(2 * T)
+def _workspace(threads: int, T: int):
+    """Per thread: 2T double accumulators and 2T float block sums."""
+    return torch.empty(threads * 2 * T, dtype=torch.float64), torch.empty(threads * 2 * T)
 
 
 def moments(x: torch.Tensor, A: int, L: int, T: int):
     """Per (group, column) mean and biased variance over L of x seen as (A, L, T)."""
-    lib, parts = library(), _parts(A, L, T)
-    outputs = [(torch.empty(a1 - a0, T), torch.empty(a1 - a0, T)) for a0, a1, _, _ in parts]
-
-    def run(part, out):
-        a0, a1, l0, l1 = part
-        acc, block = _workspace(T)
-        lib.lamina_moments(_ptr(x, (a0 * L + l0) * T), a1 - a0, l1 - l0, T, L * T, _ptr(out[0]), _ptr(out[1]),
-                           ctypes.c_void_p(acc.data_ptr()), _ptr(block))
-
-    _parallel([functools.partial(run, p, o) for p, o in zip(parts, outputs)])
-    if parts[0][3] == L:  # split along groups: the pieces stack
-        mean, m2 = (torch.cat(t) for t in zip(*outputs))
-        return mean, m2 / L
-    # Split along rows: merge the pieces' moments (Chan et al.).
-    counts = torch.tensor([float(l1 - l0) for *_, l0, l1 in parts]).reshape(-1, 1, 1)
-    means, m2s = (torch.stack(t) for t in zip(*outputs))
-    mean = (means * counts).sum(0) / L
-    return mean, ((m2s + counts * (means - mean) ** 2).sum(0)) / L
-
-
-def affine(x: torch.Tensor, A: int, L: int, T: int, mean, scale, shift) -> torch.Tensor:
-    """(x - mean) * scale + shift with (A, T) tables, into a new tensor."""
-    lib, y = library(), torch.empty_like(x)
-
-    def run(part):
-        a0, a1, l0, l1 = part
-        offset = (a0 * L + l0) * T
-        lib.lamina_affine(_ptr(x, offset), _ptr(y, offset), a1 - a0, l1 - l0, T, L * T,
-                          _ptr(mean, a0 * T), _ptr(scale, a0 * T), _ptr(shift, a0 * T))
-
-    _parallel([functools.partial(run, p) for p in _parts(A, L, T)])
-    return y
+    threads = _threads(A, L, T)
+    mean, var = torch.empty(A, T), torch.empty(A, T)
+    work, block = _workspace(threads, T)
+    library().lamina_moments(_ptr(x), A, L, T, L * T, _ptr(mean), _ptr(var), threads, _ptr(work), _ptr(block))
+    return mean, var
 
 
 def sums(dy: torch.Tensor, x: torch.Tensor, A: int, L: int, T: int, mean):
     """Per (group, column) sums over L of dy and of dy * (x - mean)."""
-    lib, parts = library(), _parts(A, L, T)
-    outputs = [(torch.empty(a1 - a0, T), torch.empty(a1 - a0, T)) for a0, a1, _, _ in parts]
+    threads = _threads(A, L, T)
+    sum_dy, sum_dy_centered = torch.empty(A, T), torch.empty(A, T)
+    work, block = _workspace(threads, T)
+    library().lamina_sums(_ptr(dy), _ptr(x), A, L, T, L * T, _ptr(mean), _ptr(sum_dy), _ptr(sum_dy_centered),
+                          threads, _ptr(work), _ptr(block))
+    return sum_dy, sum_dy_centered
 
-    def run(part, out):
-        a0, a1, l0, l1 = part
-        offset = (a0 * L + l0) * T
-        acc, block = _workspace(T)
-        lib.lamina_sums(_ptr(dy, offset), _ptr(x, offset), a1 - a0, l1 - l0, T, L * T, _ptr(mean, a0 * T),
-                        _ptr(out[0]), _ptr(out[1]), ctypes.c_void_p(acc.data_ptr()), _ptr(block))
 
-    _parallel([functools.partial(run, p, o) for p, o in zip(parts, outputs)])
-    if parts[0][3] == L:
-        return tuple(torch.cat(t) for t in zip(*outputs))
-    return tuple(torch.stack(t).sum(0) for t in zip(*outputs))
+def affine(x: torch.Tensor, A: int, L: int, T: int, mean, scale, shift) -> torch.Tensor:
+    """(x - mean) * scale + shift with (A, T) tables, into a new tensor."""
+    y = torch.empty_like(x)
+    library().lamina_affine(_ptr(x), _ptr(y), A, L, T, L * T, _ptr(mean), _ptr(scale), _ptr(shift),
+                            _threads(A, L, T))
+    return y
 
 
 def combine(dy: torch.Tensor, x: torch.Tensor, A: int, L: int, T: int, mean, scale, slope, offset):
     """dy * scale + (x - mean) * slope + offset with (A, T) tables, into a new tensor."""
-    lib, dx = library(), torch.empty_like(x)
-
-    def run(part):
-        a0, a1, l0, l1 = part
-        start = (a0 * L + l0) * T
-        lib.lamina_combine(_ptr(dy, start), _ptr(x, start), _ptr(dx, start), a1 - a0, l1 - l0, T, L * T,
-                           _ptr(mean, a0 * T), _ptr(scale, a0 * T), _ptr(slope, a0 * T),
-                           _ptr(offset, a0 * T))
-
-    _parallel([functools.partial(run, p) for p in _parts(A, L, T)])
+    dx = torch.empty_like(x)
+    library().lamina_combine(_ptr(dy), _ptr(x), _ptr(dx), A, L, T, L * T, _ptr(mean), _ptr(scale),
+                             _ptr(slope), _ptr(offset), _threads(A, L, T))
     return dx

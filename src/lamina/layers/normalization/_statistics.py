@@ -138,7 +138,9 @@ class _Rows:
         """A statistics-sized tensor broadcast to one float32 (A, T) row per group, for the kernels."""
         atom = list(shape)
         atom[self.axis] = 1
-        return t.float().expand(atom).reshape(self.A, self.T).contiguous()
+        if t.dtype != torch.float32 or list(t.shape) != atom or not t.is_contiguous():
+            t = t.float().expand(atom).contiguous()
+        return t.view(self.A, self.T)
 
 
 def _constant_dims(shape, *tables):
@@ -329,6 +331,8 @@ def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=
     dims = tuple(dims)
     if derive is None and group is None and _trailing(x, dims, weight, bias):
         return _layer_norm(x, dims, weight, bias, epsilon)
+    if group is None and torch.compiler.is_compiling():
+        return _traced_normalize(x, dims, weight, bias, epsilon, derive, derive_inputs)
     return _Normalize.apply(x, weight, bias, dims, float(epsilon), group, derive, *derive_inputs)
 
 
@@ -350,7 +354,25 @@ def _layer_norm(x, dims, weight, bias, epsilon):
 
 def normalize_with(x, mean, var, weight=None, bias=None, epsilon=1e-3):
     """Standardize `x` with the given (broadcastable) statistics, then scale and shift."""
+    if torch.compiler.is_compiling():
+        return _traced_affine(x, mean, var, weight, bias, epsilon)
     return _NormalizeWith.apply(x, mean, var, weight, bias, float(epsilon))
+
+
+# Graph capture (torch.export, hence ONNX export, and torch.compile) runs on tensors without
+# memory, which the compiled loops cannot read: the same mathematics is recorded as plain ops.
+def _traced_normalize(x, dims, weight, bias, epsilon, derive, derive_inputs):
+    x32 = as_float32(x)
+    mean = x32.mean(dims, keepdim=True)
+    var = (x32 - mean).square().mean(dims, keepdim=True)
+    mixed = (mean, var) if derive is None else derive(mean, var, *derive_inputs)
+    return _traced_affine(x, *mixed, weight, bias, epsilon), mean, var
+
+
+def _traced_affine(x, mean, var, weight, bias, epsilon):
+    y = (as_float32(x) - mean) * torch.rsqrt(var + epsilon)
+    y = y if weight is None else y * weight
+    return (y if bias is None else y + bias).to(x.dtype)
 
 
 def masked_moments(x, dims, mask):

@@ -1,0 +1,23 @@
+"""The normalization guide's examples run as written."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "normalization.md"
+EXAMPLES = re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), flags=re.S)
+
+
+@pytest.mark.parametrize("code", EXAMPLES, ids=[f"example-{i}" for i in range(len(EXAMPLES))])
+def test_the_guide_examples_run(code):
+    exec(compile(code, str(GUIDE), "exec"), {"__name__": "guide"})
+
+
+def test_the_guide_covers_every_layer():
+    text = GUIDE.read_text(encoding="utf-8")
+    for name in ("BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization",
+                 "SwitchableNormalization", "ConditionalBatchNormalization", "Normalization", "make_norm",
+                 "lamina plot norms"):
+        assert name in text, name
+    assert len(EXAMPLES) >= 4
