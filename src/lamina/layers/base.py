@@ -51,6 +51,11 @@ class InputSpec:
 
     def check(self, layer: Layer, shape, index: int = 0) -> None:
         rank = len(shape)
+        rank_ok = ((self.ndim is None or rank == self.ndim)
+                   and (self.min_ndim is None or rank >= self.min_ndim))
+        if rank_ok and all(size is None or -rank <= axis < rank and shape[axis] == size
+                           for axis, size in (self.axes or {}).items()):
+            return  # the usual case, decided without building a message
         where = f"Input {index} of layer '{layer.name}' ({type(layer).__name__})"
         if self.ndim is not None and rank != self.ndim:
             raise ValueError(
@@ -152,15 +157,21 @@ class Layer(nn.Module):
 
     # ----------------------------------------------------------------- calling
     def __call__(self, *args, **kwargs):
-        if is_symbolic((args, kwargs)):
+        # The common eager call (one tensor, nothing else) skips the walk for symbolic inputs.
+        if not (len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor)) and is_symbolic(
+                (args, kwargs)):
             return self._call_symbolic(*args, **kwargs)
         return super().__call__(*args, **kwargs)
 
     def forward(self, inputs, *args, training=None, mask=None, **kwargs):
         if not self.built:
             self.build_from_shape(tree.map_structure(_shape_of, inputs))
-        if self.input_spec is not None:
-            self._check_input(inputs)
+        spec = self.input_spec
+        if spec is not None:
+            if isinstance(inputs, torch.Tensor) and isinstance(spec, InputSpec):
+                spec.check(self, inputs.shape)
+            else:
+                self._check_input(inputs)
         if mask is None:
             mask = _mask_of(inputs)
         outputs = self.call(inputs, *args, **kwargs, **self._mode_kwargs(training, mask))

@@ -283,7 +283,8 @@ class Trainer:
             yield
         finally:
             for m, mode in saved:
-                m.training = mode
+                if m.training != mode:
+                    m.training = mode
 
     def _class_weighted(self, y, sample_weight, class_weight):
         if class_weight is None:
