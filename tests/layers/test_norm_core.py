@@ -7,6 +7,7 @@ import torch
 
 from lamina.layers.normalization import _kernels
 from lamina.layers.normalization._statistics import normalize, normalize_with, plan
+from lamina.layers.normalization.switchable_normalization import _Mixture
 
 # (input shape, reduced dims, parameter shape): BatchNorm, InstanceNorm, GroupNorm, LayerNorm over
 # the last axis (parameters vary along the reduced axis), ConditionalBatchNorm (per-sample params).
@@ -51,21 +52,17 @@ def test_normalize_with_differentiable_statistics_gradients(shape, dims, param_s
     assert torch.autograd.gradcheck(lambda *a: normalize_with(*a, epsilon=1e-3), (x, mean, var, weight, bias))
 
 
-def _mix(mean, var, logits):
-    """A derived statistic as SwitchableNormalization makes one: a softmax mix of the instance
-    statistics and the statistics pooled over the channels."""
-    weights = torch.softmax(logits, 0)
-    pooled_mean = mean.mean(-1, keepdim=True)
-    pooled_var = var.mean(-1, keepdim=True) + (mean - pooled_mean).square().mean(-1, keepdim=True)
-    return weights[0] * mean + weights[1] * pooled_mean, weights[0] * var + weights[1] * pooled_var
-
-
-def test_normalize_with_derived_statistics_gradients():
+@pytest.mark.parametrize("using_bn, batch_statistics", [(True, True), (True, False), (False, False)])
+def test_normalize_with_derived_statistics_gradients(using_bn, batch_statistics):
+    """SwitchableNormalization's mixture, whose gradient is written out by hand."""
     x, weight, bias = _double((3, 5, 4)), _double((1, 1, 4)), _double((1, 1, 4))
-    logits = _double((2,))
+    logits = [_double((2 + using_bn,)), _double((2 + using_bn,))]
+    moving = [] if batch_statistics or not using_bn else [torch.randn(1, 1, 4, dtype=torch.float64),
+                                                           torch.rand(1, 1, 4, dtype=torch.float64) + 0.5]
+    mixture = _Mixture(using_bn, batch_statistics)
     assert torch.autograd.gradcheck(
-        lambda *a: normalize(a[0], (1,), a[1], a[2], derive=_mix, derive_inputs=(a[3],))[0],
-        (x, weight, bias, logits))
+        lambda *a: normalize(a[0], (1,), a[1], a[2], derive=mixture, derive_inputs=(*a[3:], *moving))[0],
+        (x, weight, bias, *logits))
 
 
 def test_normalize_values_match_a_plain_formula():

@@ -14,8 +14,7 @@ turns that choice into fast tensor work:
   Their backward passes are derived by hand: the gradient reaching x through the statistics
   and through the output is one fused expression, dy * scale + (x - mean) * slope + offset with
   per-statistic tables, so a forward+backward reads the tensor a handful of times instead of
-  the twenty passes autograd would record. Only the small statistics-sized mixing graph goes
-  through autograd.
+  the twenty passes autograd would record. A `derive` brings the gradient of its mixture.
 - Four primitives do the full-size work: moments, the affine map, the backward sums and the
   backward combination. For float32 CPU tensors they run as compiled loops (`_kernels`),
   elsewhere as eager torch ops; the mathematics is the same.
@@ -271,8 +270,8 @@ class _Normalize(torch.autograd.Function):
         grad_mean, grad_var, grad_weight, grad_bias = _affine_grads(*sums, inv_std, weight, bias)
         grad_inputs = [None] * len(derive_inputs)
         if ctx.derive is not None:
-            grad_mean, grad_var, *grad_inputs = _through_derive(
-                ctx.derive, atom_mean, atom_var, derive_inputs, grad_mean, grad_var)
+            grad_mean, grad_var, *grad_inputs = ctx.derive.backward(atom_mean, atom_var, derive_inputs,
+                                                                    grad_mean, grad_var)
         if ctx.group is not None:
             # The statistics are global: every process's loss depends on them.
             packed = torch.cat([grad_mean.reshape(-1), grad_var.reshape(-1)])
@@ -282,17 +281,6 @@ class _Normalize(torch.autograd.Function):
         dx = _combine(dy, x32, atom_mean, _scale(inv_std, weight), grad_var * (2.0 / ctx.count),
                       grad_mean / ctx.count)
         return (dx.to(x.dtype), grad_weight, grad_bias, None, None, None, None, *grad_inputs)
-
-
-def _through_derive(derive, atom_mean, atom_var, inputs, grad_mean, grad_var):
-    """Back-propagate the mixed statistics' gradients through the small `derive` graph."""
-    with torch.enable_grad():
-        leaves = [atom_mean.detach().requires_grad_(), atom_var.detach().requires_grad_()]
-        wanted = leaves + [t for t in inputs if t.requires_grad]
-        mean, var = derive(*leaves, *inputs)
-        grads = iter(torch.autograd.grad((mean, var), wanted, (grad_mean, grad_var), allow_unused=True))
-    grad_atom_mean, grad_atom_var = (torch.zeros_like(t) if g is None else g for t, g in zip(leaves, grads))
-    return [grad_atom_mean, grad_atom_var, *(next(grads) if t.requires_grad else None for t in inputs)]
 
 
 class _NormalizeWith(torch.autograd.Function):
@@ -326,7 +314,9 @@ def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=
     Returns (y, mean, var): the moments of x over `dims` (kept as size-1 axes, float32 at least).
     `weight` and `bias` broadcast against `x`. With a process `group`, the moments are those of
     the inputs of all its processes together (synchronized BatchNorm). With `derive`, y uses
-    `derive(mean, var, *derive_inputs)` instead, differentiably (a mixture of statistics).
+    `derive(mean, var, *derive_inputs)` instead (a mixture of statistics); `derive.backward(mean,
+    var, derive_inputs, grad_mixed_mean, grad_mixed_var)` returns the gradients with respect to
+    mean, var and each derive input.
     """
     dims = tuple(dims)
     if derive is None and group is None and _trailing(x, dims, weight, bias):

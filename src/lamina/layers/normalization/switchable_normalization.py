@@ -12,9 +12,55 @@ from lamina.layers.normalization._statistics import normalize, pooled, update_mo
 _BRANCHES = ("instance", "layer", "batch")
 
 
-def _mix(logits, statistics):
-    weights = torch.softmax(logits, 0)
-    return sum(w * s for w, s in zip(weights, statistics))
+class _Mixture:
+    """SN's mixed mean and variance, (batch, 1, channels) each, from the instance statistics:
+    the layer statistics (and, in training, the batch ones) are pooled from them exactly, then
+    the branches are mixed with softmax weights. `backward` is its gradient, written out: the
+    mixture is a dozen small tensors, and recording it for autograd costs more than the norm's
+    full-size work on a typical feature map."""
+
+    def __init__(self, using_bn: bool, batch_statistics: bool):
+        self.using_bn, self.batch_statistics = using_bn, batch_statistics
+
+    def _branches(self, mean_in, var_in, moving):
+        means, variances = [mean_in], [var_in]
+        mean_ln, var_ln = pooled(mean_in, var_in, [2])
+        means.append(mean_ln)
+        variances.append(var_ln)
+        if self.using_bn:
+            mean_bn, var_bn = pooled(mean_in, var_in, [0]) if self.batch_statistics else moving
+            means.append(mean_bn)
+            variances.append(var_bn)
+        return means, variances
+
+    def __call__(self, mean_in, var_in, mean_logits, variance_logits, *moving):
+        means, variances = self._branches(mean_in, var_in, moving)
+        mean_weights, variance_weights = torch.softmax(mean_logits, 0), torch.softmax(variance_logits, 0)
+        return (sum(w * m for w, m in zip(mean_weights, means)),
+                sum(w * v for w, v in zip(variance_weights, variances)))
+
+    def backward(self, mean_in, var_in, inputs, grad_mean, grad_var):
+        """Gradients with respect to mean_in, var_in and each of `inputs`."""
+        mean_logits, variance_logits, *moving = inputs
+        means, variances = self._branches(mean_in, var_in, moving)
+        mean_weights, variance_weights = torch.softmax(mean_logits, 0), torch.softmax(variance_logits, 0)
+        grad_mean_in, grad_var_in = mean_weights[0] * grad_mean, variance_weights[0] * grad_var
+        # A pooled branch over `dim` (n values): d mean / d mean_in = 1/n, d var / d var_in = 1/n,
+        # d var / d mean_in = 2 (mean_in - pooled mean) / n.
+        pooled_branches = [(1, 2)] + ([(2, 0)] if self.using_bn and self.batch_statistics else [])
+        for branch, dim in pooled_branches:
+            share_mean = grad_mean.sum(dim, keepdim=True) * (mean_weights[branch] / mean_in.shape[dim])
+            share_var = grad_var.sum(dim, keepdim=True) * (variance_weights[branch] / mean_in.shape[dim])
+            grad_mean_in = grad_mean_in + share_mean + 2 * share_var * (mean_in - means[branch])
+            grad_var_in = grad_var_in + share_var
+        return (grad_mean_in, grad_var_in, _softmax_grad(mean_weights, grad_mean, means),
+                _softmax_grad(variance_weights, grad_var, variances), *(None for _ in moving))
+
+
+def _softmax_grad(weights, grad, statistics):
+    """Gradient of the logits of sum_k softmax(logits)_k * statistics_k."""
+    per_branch = torch.stack([(grad * s).sum() for s in statistics])
+    return weights * (per_branch - (weights * per_branch).sum())
 
 
 class SwitchableNormalization(AffineNormalization):
@@ -99,24 +145,12 @@ class SwitchableNormalization(AffineNormalization):
         moving = ((self.moving_mean.reshape(1, 1, -1), self.moving_variance.reshape(1, 1, -1))
                   if self.using_bn and not batch_statistics else ())
         gamma, beta = self.affine_views((1, 1, channels))
-        y, mean_in, var_in = normalize(x, (1,), gamma, beta, self.epsilon, derive=self._mixture,
+        y, mean_in, var_in = normalize(x, (1,), gamma, beta, self.epsilon,
+                                       derive=_Mixture(self.using_bn, batch_statistics),
                                        derive_inputs=(self.mean_weights, self.variance_weights, *moving))
         if batch_statistics and state_updates_enabled():
             self._track(*pooled(mean_in, var_in, [0]))
         return y.reshape(inputs.shape)
-
-    def _mixture(self, mean_in, var_in, mean_logits, variance_logits, *moving):
-        """The mixed mean and variance from the instance statistics, (batch, 1, channels) each:
-        layer and batch statistics pooled from them exactly, or the moving batch statistics."""
-        means, variances = [mean_in], [var_in]
-        mean_ln, var_ln = pooled(mean_in, var_in, [2])
-        means.append(mean_ln)
-        variances.append(var_ln)
-        if self.using_bn:
-            mean_bn, var_bn = moving or pooled(mean_in, var_in, [0])
-            means.append(mean_bn)
-            variances.append(var_bn)
-        return _mix(mean_logits, means), _mix(variance_logits, variances)
 
     def _track(self, mean_bn, var_bn):
         if self.using_moving_average:
