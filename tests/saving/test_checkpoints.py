@@ -155,9 +155,13 @@ def test_sigkill_at_random_moments(tmp_path):
     def run(wait=None):
         """Start the worker; kill it `wait` seconds after training begins (None: let it end).
         Returns the seconds from the start of training to the end or the kill."""
-        process = subprocess.Popen([sys.executable, "-m", "tests.saving.crash_worker", str(folder)],
-                                   stdout=subprocess.PIPE, env=env)
-        assert process.stdout.readline().strip() == b"ready"
+        with open(tmp_path / "stderr.txt", "w+b") as errors:
+            process = subprocess.Popen([sys.executable, "-m", "tests.saving.crash_worker",
+                                        str(folder)], stdout=subprocess.PIPE, stderr=errors, env=env)
+            if process.stdout.readline().strip() != b"ready":
+                process.wait()
+                errors.seek(0)
+                raise AssertionError(f"the worker failed:\n{errors.read().decode()}")
         began = time.perf_counter()
         if wait is None:
             assert process.wait(timeout=300) == 0
