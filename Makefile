@@ -31,7 +31,7 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests bench examples
 
 bench: $(VENV)/.dev
-	$(PY) bench/run.py
+	$(PIP) jax && $(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

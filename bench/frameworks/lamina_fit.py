@@ -1,0 +1,23 @@
+"""lamina as its users write it: the Keras code with `import lamina`, trained with `fit`."""
+
+from __future__ import annotations
+
+import torch
+
+import lamina
+from bench.frameworks.keras_api import FitRunner
+
+
+class LaminaRunner(FitRunner):
+    def predict_paths(self, x1):
+        tensor = torch.from_numpy(x1)
+
+        def call():
+            with torch.inference_mode():
+                return self.model(tensor).numpy()
+
+        return {"predict()": lambda: self.model.predict(x1, verbose=0), "model(x)": call}
+
+
+def make_runner(framework_id, workload, weights, options):
+    return LaminaRunner(lamina, workload, weights, **options.get("lamina_compile", {}))
