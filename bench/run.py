@@ -112,9 +112,13 @@ def _allowed_cpus() -> set:
 
 
 def run_worker(framework: Framework, spec: dict, threads: int, timeout: float) -> dict:
-    """One measurement in a fresh process; its JSON result, or {"error": ...}."""
+    """One measurement in a fresh process; its JSON result, or {"error": ...}.
+
+    The worker imports lamina from this checkout's src/, whatever lamina the environment has.
+    """
+    path = [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH")]
     env = {**os.environ, **framework.env, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": os.pathsep.join(filter(None, path))}
     spec = {**spec, "framework": framework.id, "module": framework.module, "threads": threads}
     try:
         done = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)], cwd=ROOT, env=env,
