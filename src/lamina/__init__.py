@@ -7,11 +7,14 @@ is a torch.nn.Module.
 from lamina import (
     activations,
     callbacks,
+    config,
     datasets,
+    distributed,
     initializers,
     layers,
     losses,
     metrics,
+    mixed_precision,
     optimizers,
     plots,
     regularizers,
@@ -27,4 +30,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Input", "Model", "Sequential", "MCResult", "activations", "callbacks", "datasets", "initializers",
     "layers", "losses", "metrics", "optimizers", "plots", "regularizers", "utils", "saving", "load_model",
+    "config", "distributed", "mixed_precision",
 ]

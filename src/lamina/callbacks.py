@@ -477,15 +477,20 @@ class BackupAndRestore(Callback):
         self._save(epoch + 1, 0, checkpoint.capture_rng())
 
     def _save(self, epoch, step, epoch_start_rng=None):
+        from lamina.distributed import is_main_process
         from lamina.saving import checkpoint
 
+        if not is_main_process():  # data-parallel processes share one backup, written by rank 0
+            return
         if self.double_checkpoint and os.path.exists(self._path):
             os.replace(self._path, self._previous_path)
         checkpoint.save_checkpoint(self.model, self._path, epoch, step,
                                    epoch_start_rng or self._epoch_start_rng)
 
     def on_train_end(self, logs=None):
-        if not self.delete_checkpoint:
+        from lamina.distributed import is_main_process
+
+        if not self.delete_checkpoint or not is_main_process():
             return
         for path in (self._path, self._previous_path):
             if os.path.exists(path):

@@ -20,6 +20,9 @@ __all__ = [
 
 
 class Metric:
+    # The accumulator attributes (tensors) that data-parallel training sums across processes.
+    state_names: tuple = ()
+
     def __init__(self, name=None, dtype=None):
         self.name = name or to_snake_case(type(self).__name__)
 
@@ -44,6 +47,8 @@ class Metric:
 
 class Mean(Metric):
     """Weighted mean of the values seen."""
+
+    state_names = ("total", "count")
 
     def __init__(self, name="mean", dtype=None):
         super().__init__(name)
@@ -160,6 +165,8 @@ MeanAbsoluteError = _wrapper("mean_absolute_error", _mae)
 
 class _Confusion(Metric):
     """True/false positives/negatives at fixed thresholds, accumulated on the device."""
+
+    state_names = ("tp", "fp", "tn", "fn")
 
     def __init__(self, thresholds, name=None):
         super().__init__(name)

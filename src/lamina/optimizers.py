@@ -79,9 +79,13 @@ class Optimizer:
     def zero_grad(self) -> None:
         self.torch_optimizer.zero_grad(set_to_none=True)
 
-    def step(self) -> None:
+    def step(self, grad_scaler=None) -> None:
+        """Apply the gradients. With a torch GradScaler (float16 loss scaling) they are unscaled
+        before clipping, and the update is skipped when they overflowed."""
         if self._schedule is not None:
             self.learning_rate = self._schedule(self.iterations)
+        if grad_scaler is not None:
+            grad_scaler.unscale_(self.torch_optimizer)
         if self.clipvalue is not None:
             torch.nn.utils.clip_grad_value_(self._params, self.clipvalue)
         elif self.clipnorm is not None:
@@ -89,7 +93,11 @@ class Optimizer:
                 torch.nn.utils.clip_grad_norm_([p], self.clipnorm)
         elif self.global_clipnorm is not None:
             torch.nn.utils.clip_grad_norm_(self._params, self.global_clipnorm)
-        self.torch_optimizer.step()
+        if grad_scaler is None:
+            self.torch_optimizer.step()
+        else:
+            grad_scaler.step(self.torch_optimizer)
+            grad_scaler.update()
         self.iterations += 1
 
     def get_config(self) -> dict:

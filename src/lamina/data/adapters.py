@@ -148,15 +148,18 @@ class ArrayData:
     def __iter__(self):
         order = torch.randperm(self.n) if self.shuffle else None
         for start in range(0, self.n, self.batch_size):
-            if order is None:
-                sl = slice(start, start + self.batch_size)
-                take = (lambda t, sl=sl: t[sl])
-            else:
-                idx = order[start:start + self.batch_size]
-                take = (lambda t, idx=idx: t.index_select(0, idx))
-            yield (tree.map_structure(take, self.x),
-                   None if self.y is None else tree.map_structure(take, self.y),
-                   None if self.sample_weight is None else take(self.sample_weight))
+            rows = slice(start, start + self.batch_size)
+            yield self.take(rows if order is None else order[rows])
+
+    def take(self, rows):
+        """The samples `rows` (a slice, or a 1-D tensor of indices) as one batch (x, y, weight)."""
+        if isinstance(rows, slice):
+            pick = (lambda t: t[rows])
+        else:
+            pick = (lambda t: t.index_select(0, rows))
+        return (tree.map_structure(pick, self.x),
+                None if self.y is None else tree.map_structure(pick, self.y),
+                None if self.sample_weight is None else pick(self.sample_weight))
 
 
 class LoaderData:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from lamina import distributed
 from lamina.layers.base import Layer
 from lamina.layers.input_layer import InputLayer
 from lamina.layers.symbolic import SymbolicTensor
@@ -193,15 +194,21 @@ class Model(Trainer, Layer):
 
     # ----------------------------------------------------------------- saving
     def save(self, filepath, overwrite=True, include_optimizer=True):
-        """Save the model to one .lamina file (see `lamina.saving.save_model`)."""
+        """Save the model to one .lamina file (see `lamina.saving.save_model`). In data-parallel
+        training, rank 0 alone writes."""
         from lamina.saving import save_model
 
+        if not distributed.is_main_process():
+            return
         save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
-        """Save the weights (the state_dict) to a .safetensors file."""
+        """Save the weights (the state_dict) to a .safetensors file (rank 0 alone writes in
+        data-parallel training)."""
         from lamina.saving import save_weights
 
+        if not distributed.is_main_process():
+            return
         save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False):
@@ -209,6 +216,30 @@ class Model(Trainer, Layer):
         from lamina.saving import load_weights
 
         load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def export(self, filepath, format=None, verbose=True, input_signature=None, opset_version=None):
+        """Export the model for inference, as Keras' `model.export`: format "onnx" (the default
+        for a '.onnx' path), through torch's ONNX exporter. The graph is the model in inference
+        mode, in float32, with a dynamic batch axis.
+
+        Args:
+            filepath: where to write, e.g. "model.onnx".
+            format: "onnx", or None to take it from the file's suffix.
+            verbose: print where the file went.
+            input_signature: the input shapes, e.g. [(None, 150, 1)], for a model whose inputs
+                are not known (a subclassed model never called); None axes stay dynamic.
+            opset_version: the ONNX opset (torch's default if None).
+
+        Example:
+            >>> model.export("fcn.onnx")
+            >>> import onnxruntime
+            >>> session = onnxruntime.InferenceSession("fcn.onnx")
+            >>> probs = session.run(None, {"series": x_test})[0]
+        """
+        from lamina.export import export_model
+
+        export_model(self, filepath, format=format, input_signature=input_signature,
+                     opset_version=opset_version, verbose=verbose)
 
     def summary(self, line_length=None, print_fn=None, expand_nested=False):
         """Print a table of the layers, their output shapes and parameter counts."""

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from lamina import config, distributed, mixed_precision, optimizers
 from lamina import losses as losses_mod
 from lamina import metrics as metrics_mod
-from lamina import optimizers
 from lamina.callbacks import CallbackList, History
 from lamina.data.adapters import adapt, to_tensors
 from lamina.layers.base import Layer, state_updates_disabled
@@ -81,6 +81,10 @@ class Trainer:
         self.stop_training = False
         self.history = None
         self._outputs_spec = None
+        # As a Keras layer, a model takes the dtype policy in force when it is created.
+        self.dtype_policy = mixed_precision.global_policy()
+        self._grad_scaler = None
+        self._data_parallel = None
 
     # ----------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -182,6 +186,20 @@ class Trainer:
         p = next(self.parameters(), None)
         return p.device if p is not None else torch.device("cpu")
 
+    def _place(self, device=None):
+        """Move the model to `device`, else to lamina.config's device, unless the user put it on
+        an accelerator already (see `config.placement`)."""
+        current = self._device()
+        target = config.placement(current, device)
+        if target != current:
+            self.to(target)
+            if self.optimizer is not None and self.optimizer.built:
+                # torch's load_state_dict moves the optimizer's state to its parameters' device.
+                self.optimizer.torch_optimizer.load_state_dict(self.optimizer.torch_optimizer.state_dict())
+
+    def _autocast(self):
+        return self.dtype_policy.autocast(self._device().type)
+
     def _to_device(self, structure, device=None):
         device = device or self._device()
         if device.type == "cpu":
@@ -230,32 +248,42 @@ class Trainer:
                 logs[f"{spec.name}_{m.name}" if multi else m.name] = m.result()
         return logs
 
-    def _reset_metrics(self):
-        self._loss_tracker.reset_state()
-        for tracker in self._output_loss_trackers:
-            tracker.reset_state()
+    def _all_metrics(self):
+        yield self._loss_tracker
+        yield from self._output_loss_trackers
         for spec in self._outputs_spec:
-            for m in spec.metrics:
-                m.reset_state()
+            yield from spec.metrics
+
+    def _reset_metrics(self):
+        for m in self._all_metrics():
+            m.reset_state()
 
     def _train_step(self, x, y, sample_weight):
-        y_pred = self(x)
-        total, per_output = self._compute_loss(y, y_pred, sample_weight)
+        parallel = self._data_parallel
+        with self._autocast():
+            y_pred = self(x) if parallel is None else parallel.wrapper(x)
+            total, per_output = self._compute_loss(y, y_pred, sample_weight)
         self.optimizer.zero_grad()
-        total.backward()
-        self.optimizer.step()
+        objective = total if parallel is None else total * parallel.share
+        if self._grad_scaler is not None:
+            objective = self._grad_scaler.scale(objective)
+        objective.backward()
+        self.optimizer.step(self._grad_scaler)
         self._update_metrics(total, per_output, y, y_pred, sample_weight,
                              tree.flatten(x)[0].shape[0])
 
     def _test_step(self, x, y, sample_weight):
-        y_pred = self(x)
-        total, per_output = self._compute_loss(y, y_pred, sample_weight)
+        with self._autocast():
+            y_pred = self(x)
+            total, per_output = self._compute_loss(y, y_pred, sample_weight)
         self._update_metrics(total, per_output, y, y_pred, sample_weight,
                              tree.flatten(x)[0].shape[0])
 
     # ----------------------------------------------------------------- preparing
-    def _prepare(self, data, y_full=None, training=True):
-        """Build the model, the optimizer and the loss/metric structures; check the targets."""
+    def _prepare(self, data, y_full=None, training=True, device=None):
+        """Place and build the model, the optimizer and the loss/metric structures; check the
+        targets."""
+        self._place(device)
         x0, y0, _ = data.peek()
         x0, y0 = self._to_device(x0), self._to_device(y0)
         with torch.no_grad(), state_updates_disabled(), self._modes(lambda: self.eval()):
@@ -303,11 +331,14 @@ class Trainer:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
+            validation_batch_size=None, validation_freq=1, device=None):
         """Train the model for `epochs` epochs; returns a History (`.history` dict of lists).
 
         `x`/`y`: numpy arrays, torch tensors, pandas objects, lists or dicts of these for several
         inputs/outputs, or a torch Dataset/DataLoader yielding (x, y) or (x, y, sample_weight).
+        `device`: where to train ("cpu", "cuda", "cuda:1", "mps"); by default lamina.config's
+        device (an accelerator when there is one). Under torchrun (or an initialised
+        torch.distributed process group) training is data-parallel: see `lamina.distributed`.
         """
         self._require_compiled("fit")
         if not isinstance(epochs, int) or epochs < 0:
@@ -326,13 +357,26 @@ class Trainer:
             val = self._adapt_validation(validation_data, validation_batch_size or batch_size)
         if class_weight is not None and getattr(data, "y", None) is not None:
             data.sample_weight = self._class_weighted(data.y, data.sample_weight, class_weight)
-        self._prepare(data, getattr(data, "y", None))
+        self._prepare(data, getattr(data, "y", None), device=device)
+        self._grad_scaler = self._grad_scaler or self.dtype_policy.grad_scaler(self._device().type)
+        parallel = self._data_parallel = distributed.setup(self)
+        try:
+            return self._fit_epochs(data, val, parallel, epochs, verbose, callbacks, initial_epoch,
+                                    steps_per_epoch, validation_steps, validation_freq)
+        finally:
+            self._data_parallel = None
 
+    def _fit_epochs(self, data, val, parallel, epochs, verbose, callbacks, initial_epoch,
+                    steps_per_epoch, validation_steps, validation_freq):
+        if parallel is not None:
+            data = parallel.shard(data, training=True)
+            val = None if val is None else parallel.shard(val, training=False)
+            callbacks = distributed.callbacks_for_this_process(callbacks or [])
         verbose = _resolve_verbose(verbose)
         steps = steps_per_epoch or len(data) or None
         history = History()
         extra = []
-        if verbose:
+        if verbose and distributed.is_main_process():
             from lamina.models.progress import ProgressBar
 
             extra.append(ProgressBar(verbose))
@@ -361,14 +405,19 @@ class Trainer:
                                  self._to_device(wb, device))
                 if cbs.wants("on_train_batch_end"):
                     cbs.on_train_batch_end(step, LazyLogs(self._logs))
-                if self.stop_training:
+                if self.stop_training and parallel is None:  # processes stop together, below
                     break
             skip_steps = 0
+            if parallel is not None:
+                parallel.average_buffers(self)
+                parallel.reduce_metrics(self._all_metrics())
             logs = {k: float(v) for k, v in self._logs().items()}
             if val is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._run_evaluation(val, validation_steps)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
+            if parallel is not None:
+                self.stop_training = parallel.any(self.stop_training)
             if self.stop_training:
                 break
         self.eval()
@@ -394,6 +443,8 @@ class Trainer:
                 if yb is None:
                     raise ValueError("evaluate() needs targets `y` to compute the loss.")
                 self._test_step(self._to_device(xb), self._to_device(yb), self._to_device(wb))
+        if getattr(data, "partial", False):  # each process saw its part of the data
+            self._data_parallel.reduce_metrics(self._all_metrics())
         return {k: float(v) for k, v in self._logs().items()}
 
     # ----------------------------------------------------------------- evaluate / predict
@@ -404,7 +455,7 @@ class Trainer:
         data = adapt(x, y, sample_weight, batch_size)
         self._prepare(data, getattr(data, "y", None), training=False)
         logs = self._run_evaluation(data, steps)
-        if _resolve_verbose(verbose):
+        if _resolve_verbose(verbose) and distributed.is_main_process():
             from lamina.models.progress import format_logs
 
             print(f"{len(data)}/{len(data)} - {format_logs(logs)}")
@@ -415,6 +466,7 @@ class Trainer:
 
     def _predict_batches(self, x, batch_size, steps=None):
         data = adapt(x, batch_size=batch_size, check_values=False)
+        self._place()
         for step, (xb, _, _) in enumerate(data):
             if steps and step >= steps:
                 break
@@ -432,7 +484,7 @@ class Trainer:
         mode = (lambda: self.train()) if training else (lambda: self.eval())
         states = state_updates_disabled() if training else contextlib.nullcontext()
         outs = []
-        with torch.inference_mode(), states, self._modes(mode):
+        with torch.inference_mode(), states, self._modes(mode), self._autocast():
             for xb in self._predict_batches(x, batch_size, steps):
                 outs.append(self(xb))
         return _concat_outputs(outs)
@@ -461,14 +513,14 @@ class Trainer:
                 m.train()
 
         draws, squash = [], None
-        with torch.inference_mode(), state_updates_disabled(), self._modes(mode):
+        with torch.inference_mode(), state_updates_disabled(), self._modes(mode), self._autocast():
             for xb in self._predict_batches(x, batch_size, None):
                 batch = []
                 for _ in range(samples):
                     out = self(xb)
                     if isinstance(out, torch.Tensor):
                         squash = getattr(out, "_lamina_squash", None)
-                    batch.append(tree.map_structure(lambda t: t.cpu(), out))
+                    batch.append(tree.map_structure(_host, out))
                 draws.append(batch)
         if not all(isinstance(b[0], torch.Tensor) for b in draws):
             raise ValueError("predict_mc supports models with a single output tensor.")
@@ -509,8 +561,9 @@ class Trainer:
 
     def predict_on_batch(self, x):
         x = to_tensors(x, "x")
+        self._place()
         # As predict(): inference mode, and stateful RNNs carry their states on (Keras).
-        with torch.inference_mode(), self._modes(lambda: self.eval()):
+        with torch.inference_mode(), self._modes(lambda: self.eval()), self._autocast():
             return _concat_outputs([self(self._to_device(x))])
 
     def _batch_result(self, return_dict):
@@ -521,14 +574,20 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
 
+def _host(t: torch.Tensor) -> torch.Tensor:
+    """A result on the CPU, bfloat16 (mixed precision; numpy has no such type) as float32."""
+    t = t.detach().cpu()
+    return t.float() if t.dtype == torch.bfloat16 else t
+
+
 def _concat_outputs(outs):
     if not outs:
         raise ValueError("predict() received no data (0 batches).")
     first = outs[0]
     if isinstance(first, torch.Tensor):
-        return torch.cat([o.detach().cpu() for o in outs]).numpy()
+        return torch.cat([_host(o) for o in outs]).numpy()
     flat = [tree.flatten(o) for o in outs]
-    joined = [torch.cat([f[i].detach().cpu() for f in flat]).numpy() for i in range(len(flat[0]))]
+    joined = [torch.cat([_host(f[i]) for f in flat]).numpy() for i in range(len(flat[0]))]
     if isinstance(first, dict):
         return dict(zip(first.keys(), joined))
     return joined
