@@ -11,6 +11,7 @@ standard ONNX operators. The exporter needs the `onnx` and `onnxscript` packages
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 
@@ -34,9 +35,13 @@ def export_model(model, filepath, format=None, input_signature=None, opset_versi
     if not distributed.is_main_process():
         return
     device = model._device()
-    examples = [torch.zeros([_example_size(i, d) for i, d in enumerate(s)], device=device) for s in shapes]
-    dims = [{i: torch.export.Dim(f"input{k}_axis{i}") for i, d in enumerate(s) if d is None}
-            for k, s in enumerate(shapes)]
+    inputs = getattr(model, "inputs", None) or []
+    dtypes = [t.dtype for t in inputs] if len(inputs) == len(shapes) else [torch.float32] * len(shapes)
+    examples = [torch.zeros([_example_size(i, d) for i, d in enumerate(s)], dtype=dtype, device=device)
+                for s, dtype in zip(shapes, dtypes)]
+    batch = torch.export.Dim("batch")  # one batch size for all inputs
+    dims = [{i: batch if i == 0 else torch.export.Dim(f"input{k}_axis{i}")
+             for i, d in enumerate(s) if d is None} for k, s in enumerate(shapes)]
     names = _input_names(model, len(shapes))
     single = len(shapes) == 1
     args = (examples[0],) if single else (examples,)
@@ -48,16 +53,33 @@ def export_model(model, filepath, format=None, input_signature=None, opset_versi
             "model.export(format='onnx') needs the `onnx` and `onnxscript` packages: "
             "pip install 'lamina[export]'"
         ) from e
-    with model._modes(lambda: model.eval()), torch.no_grad():
+    with model._modes(lambda: model.eval()), torch.no_grad(), warnings.catch_warnings():
+        # torch.export's own deprecation notices about its internals are not the user's business.
+        warnings.simplefilter("ignore", FutureWarning)
         outputs = model(*args)
-        torch.onnx.export(
-            model, args, filepath, dynamo=True, input_names=names,
-            output_names=model._output_names(len(tree.flatten(outputs))),
-            dynamic_shapes=dynamic_shapes, opset_version=opset_version, verbose=False,
-        )
+        program = _capture(model, args, dynamic_shapes, names)
+        torch.onnx.export(program, f=filepath, input_names=names,
+                          output_names=model._output_names(len(tree.flatten(outputs))),
+                          opset_version=opset_version, verbose=False)
     if verbose:
         print(f"Saved an ONNX model of '{model.name}' to {filepath} (inputs {names}: "
               f"{[tuple(s) for s in shapes]}).")
+
+
+def _capture(model, args, dynamic_shapes, names):
+    """The model's graph (torch.export). Captured here rather than by torch.onnx, which would
+    quietly fall back to fixing the size of an axis that was asked to stay dynamic."""
+    try:
+        return torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
+    except torch._dynamo.exc.UserError as e:
+        if getattr(e, "error_type", None) != torch._dynamo.exc.UserErrorType.CONSTRAINT_VIOLATION:
+            raise
+        raise ValueError(
+            f"model.export: a layer of model '{model.name}' fixes the size of an input axis that "
+            f"its Input leaves as None (inputs {names}), so the exported graph cannot keep that axis "
+            "dynamic. Give the axis a size with input_signature, e.g. [(None, 50, 3)] for sequences "
+            f"of 50 steps (the batch axis stays dynamic). torch.export said: {str(e).splitlines()[1:2]}"
+        ) from e
 
 
 def _resolve_format(filepath, format):

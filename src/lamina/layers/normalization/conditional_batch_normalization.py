@@ -123,7 +123,9 @@ class ConditionalBatchNormalization(BatchNormalization):
                 f"ConditionalBatchNormalization '{self.name}': {ids.shape[0]} class ids for a batch of "
                 f"{x.shape[0]} inputs."
             )
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_classes):
+        # A captured graph (ONNX export) cannot branch on values: the check is left to eager calls.
+        if ids.numel() and not torch.compiler.is_compiling() and (
+                int(ids.min()) < 0 or int(ids.max()) >= self.num_classes):
             raise ValueError(
                 f"ConditionalBatchNormalization '{self.name}': class ids must lie in "
                 f"[0, {self.num_classes}). Received ids from {int(ids.min())} to {int(ids.max())}."
