@@ -254,7 +254,8 @@ class _Normalize(torch.autograd.Function):
         atom_mean, atom_var, count = _moments(x32, dims)
         if group is not None:
             atom_mean, atom_var, count = _synchronized(atom_mean, atom_var, count, group)
-        mean, var = (atom_mean, atom_var) if derive is None else derive(atom_mean, atom_var, *derive_inputs)
+        mean, var, ctx.derived = ((atom_mean, atom_var, None) if derive is None
+                                  else derive(atom_mean, atom_var, *derive_inputs))
         inv_std = torch.rsqrt(var + epsilon)
         y = _affine(x32, mean, _scale(inv_std, weight), bias)
         ctx.save_for_backward(x, weight, bias, atom_mean, atom_var, mean, inv_std, *derive_inputs)
@@ -270,8 +271,8 @@ class _Normalize(torch.autograd.Function):
         grad_mean, grad_var, grad_weight, grad_bias = _affine_grads(*sums, inv_std, weight, bias)
         grad_inputs = [None] * len(derive_inputs)
         if ctx.derive is not None:
-            grad_mean, grad_var, *grad_inputs = ctx.derive.backward(atom_mean, atom_var, derive_inputs,
-                                                                    grad_mean, grad_var)
+            grad_mean, grad_var, *grad_inputs = ctx.derive.backward(ctx.derived, atom_mean, atom_var,
+                                                                    derive_inputs, grad_mean, grad_var)
         if ctx.group is not None:
             # The statistics are global: every process's loss depends on them.
             packed = torch.cat([grad_mean.reshape(-1), grad_var.reshape(-1)])
@@ -313,10 +314,10 @@ def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=
 
     Returns (y, mean, var): the moments of x over `dims` (kept as size-1 axes, float32 at least).
     `weight` and `bias` broadcast against `x`. With a process `group`, the moments are those of
-    the inputs of all its processes together (synchronized BatchNorm). With `derive`, y uses
-    `derive(mean, var, *derive_inputs)` instead (a mixture of statistics); `derive.backward(mean,
-    var, derive_inputs, grad_mixed_mean, grad_mixed_var)` returns the gradients with respect to
-    mean, var and each derive input.
+    the inputs of all its processes together (synchronized BatchNorm). With `derive`, y uses the
+    first two results of `derive(mean, var, *derive_inputs)` instead (a mixture of statistics);
+    its third is passed back as `derive.backward(saved, mean, var, derive_inputs, grad_mixed_mean,
+    grad_mixed_var)`, which returns the gradients with respect to mean, var and each derive input.
     """
     dims = tuple(dims)
     if derive is None and group is None and _trailing(x, dims, weight, bias):
@@ -355,7 +356,7 @@ def _traced_normalize(x, dims, weight, bias, epsilon, derive, derive_inputs):
     x32 = as_float32(x)
     mean = x32.mean(dims, keepdim=True)
     var = (x32 - mean).square().mean(dims, keepdim=True)
-    mixed = (mean, var) if derive is None else derive(mean, var, *derive_inputs)
+    mixed = (mean, var) if derive is None else derive(mean, var, *derive_inputs)[:2]
     return _traced_affine(x, *mixed, weight, bias, epsilon), mean, var
 
 

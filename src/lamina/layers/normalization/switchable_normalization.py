@@ -22,39 +22,39 @@ class _Mixture:
     def __init__(self, using_bn: bool, batch_statistics: bool):
         self.using_bn, self.batch_statistics = using_bn, batch_statistics
 
-    def _branches(self, mean_in, var_in, moving):
-        means, variances = [mean_in], [var_in]
-        mean_ln, var_ln = pooled(mean_in, var_in, [2])
-        means.append(mean_ln)
-        variances.append(var_ln)
-        if self.using_bn:
-            mean_bn, var_bn = pooled(mean_in, var_in, [0]) if self.batch_statistics else moving
-            means.append(mean_bn)
-            variances.append(var_bn)
-        return means, variances
-
     def __call__(self, mean_in, var_in, mean_logits, variance_logits, *moving):
-        means, variances = self._branches(mean_in, var_in, moving)
+        """(mixed mean, mixed variance, what `backward` needs)."""
+        branches = [(mean_in, var_in), pooled(mean_in, var_in, [2])]
+        if self.using_bn:
+            branches.append(pooled(mean_in, var_in, [0]) if self.batch_statistics else tuple(moving))
+        means, variances = zip(*branches)
         mean_weights, variance_weights = torch.softmax(mean_logits, 0), torch.softmax(variance_logits, 0)
-        return (sum(w * m for w, m in zip(mean_weights, means)),
-                sum(w * v for w, v in zip(variance_weights, variances)))
+        mixed_mean = _weighted_sum(mean_weights.unbind(), means)
+        mixed_var = _weighted_sum(variance_weights.unbind(), variances)
+        return mixed_mean, mixed_var, (means, variances, mean_weights, variance_weights)
 
-    def backward(self, mean_in, var_in, inputs, grad_mean, grad_var):
+    def backward(self, saved, mean_in, var_in, inputs, grad_mean, grad_var):
         """Gradients with respect to mean_in, var_in and each of `inputs`."""
-        mean_logits, variance_logits, *moving = inputs
-        means, variances = self._branches(mean_in, var_in, moving)
-        mean_weights, variance_weights = torch.softmax(mean_logits, 0), torch.softmax(variance_logits, 0)
-        grad_mean_in, grad_var_in = mean_weights[0] * grad_mean, variance_weights[0] * grad_var
+        means, variances, mean_weights, variance_weights = saved
+        mean_share, variance_share = mean_weights.unbind(), variance_weights.unbind()
+        grad_mean_in, grad_var_in = mean_share[0] * grad_mean, variance_share[0] * grad_var
         # A pooled branch over `dim` (n values): d mean / d mean_in = 1/n, d var / d var_in = 1/n,
         # d var / d mean_in = 2 (mean_in - pooled mean) / n.
         pooled_branches = [(1, 2)] + ([(2, 0)] if self.using_bn and self.batch_statistics else [])
         for branch, dim in pooled_branches:
-            share_mean = grad_mean.sum(dim, keepdim=True) * (mean_weights[branch] / mean_in.shape[dim])
-            share_var = grad_var.sum(dim, keepdim=True) * (variance_weights[branch] / mean_in.shape[dim])
+            share_mean = grad_mean.sum(dim, keepdim=True) * (mean_share[branch] / mean_in.shape[dim])
+            share_var = grad_var.sum(dim, keepdim=True) * (variance_share[branch] / mean_in.shape[dim])
             grad_mean_in = grad_mean_in + share_mean + 2 * share_var * (mean_in - means[branch])
             grad_var_in = grad_var_in + share_var
         return (grad_mean_in, grad_var_in, _softmax_grad(mean_weights, grad_mean, means),
-                _softmax_grad(variance_weights, grad_var, variances), *(None for _ in moving))
+                _softmax_grad(variance_weights, grad_var, variances), *(None for _ in inputs[2:]))
+
+
+def _weighted_sum(weights, statistics):
+    total = weights[0] * statistics[0]
+    for w, s in zip(weights[1:], statistics[1:]):
+        total = total + w * s
+    return total
 
 
 def _softmax_grad(weights, grad, statistics):
