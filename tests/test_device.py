@@ -2,6 +2,10 @@
 (explicit device, then set_device, then an accelerator the user chose, then the automatic one).
 This machine has no accelerator: availability is simulated where a rule needs one."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -71,3 +75,21 @@ def test_fit_on_a_named_device(rng):
             model.fit(x, y, epochs=1, verbose=0, device="cuda")
         for w, w0 in zip(model.get_weights(), before):  # refused before any step
             np.testing.assert_array_equal(w, w0)
+
+
+def test_gpu_check_skips_cleanly_without_cuda():
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, "bench/gpu_check.py"], cwd=root, capture_output=True, text=True,
+                          env={"CUDA_VISIBLE_DEVICES": "", "PATH": "", "KERAS_BACKEND": "torch"}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "no CUDA device" in done.stdout
+
+
+def test_gpu_check_parity_code_runs(capsys):
+    """The parity section, pointed at the CPU: a copy of each layer agrees with itself, so the
+    script a GPU machine runs is known to work up to the device."""
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from bench import gpu_check
+
+    assert gpu_check.check_parity(torch.device("cpu")) == []
+    assert capsys.readouterr().out.count(" ok\n") == len(gpu_check.parity_cases())

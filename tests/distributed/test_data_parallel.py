@@ -19,7 +19,8 @@ ROOT = Path(__file__).parents[2]
 
 def _run(args, out):
     out.mkdir()
-    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
+    # CPU processes with gloo even on a GPU machine (two ranks cannot share one GPU under NCCL).
+    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     return subprocess.Popen([sys.executable, *args, "-m", "tests.distributed.fit_script", str(out)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
