@@ -198,6 +198,8 @@ class Trainer:
                 self.optimizer.torch_optimizer.load_state_dict(self.optimizer.torch_optimizer.state_dict())
 
     def _autocast(self):
+        if not self.dtype_policy.is_mixed:  # the float32 hot path skips the device lookup
+            return contextlib.nullcontext()
         return self.dtype_policy.autocast(self._device().type)
 
     def _to_device(self, structure, device=None):
