@@ -124,9 +124,12 @@ class DataParallel:
         # with rank 0's before every forward pass (torch 2.13 renamed the option).
         options = inspect.signature(DistributedDataParallel.__init__).parameters
         no_forward_sync = "forward_sync_buffers" if "forward_sync_buffers" in options else "broadcast_buffers"
+        # An output without a loss leaves the weights that only it uses without gradients, which
+        # DDP must then look for after every backward pass.
+        unused = any(spec.loss is None for spec in model._outputs_spec)
         self.wrapper = DistributedDataParallel(
             model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-            **{no_forward_sync: False})
+            find_unused_parameters=unused, **{no_forward_sync: False})
         # Each rank's loss is multiplied by this before backward, so that the gradients DDP
         # averages are those of the global batch's mean loss when the parts differ in size.
         self.share = 1.0

@@ -64,6 +64,17 @@ def main(out: str) -> None:
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     result["per_rank_bn"] = {"weights": model.get_weights(), "history": history.history}
 
+    # Two outputs, one without a loss: the weights only it uses get no gradient.
+    lamina.utils.set_random_seed(0)
+    inp = layers.Input((12, 2))
+    features = layers.GlobalAveragePooling1D()(inp)
+    scored = layers.Dense(3, activation="softmax", name="scored")(features)
+    watched = layers.Dense(2, name="watched")(features)
+    model = lamina.Model(inp, [scored, watched])
+    model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", None])
+    history = model.fit(x, [y, np.zeros((52, 2), "float32")], batch_size=8, epochs=1, verbose=0)
+    result["unused_output"] = {"weights": model.get_weights(), "history": history.history}
+
     torch.save(result, f"{out}/result-rank{rank}.pt")
 
 

@@ -44,7 +44,7 @@ def _assert_same_weights(a, b, atol=1e-6):
         np.testing.assert_allclose(wa, wb, atol=atol, rtol=0)
 
 
-@pytest.mark.parametrize("case", ["arrays", "loader"])
+@pytest.mark.parametrize("case", ["arrays", "loader", "unused_output"])
 def test_two_processes_train_as_one_over_the_same_global_batches(runs, case):
     _, single, ranks = runs
     for rank in ranks:
