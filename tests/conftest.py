@@ -8,6 +8,10 @@ import torch  # noqa: E402
 
 import lamina  # noqa: E402
 
+# The suite is CPU-exact against Keras on the CPU; on a GPU machine bench/gpu_check.py covers CUDA
+# (TF32 and kernel choices there would not hold 1e-5 everywhere).
+lamina.config.set_device("cpu")
+
 
 @pytest.fixture(autouse=True)
 def _fresh_state():
