@@ -1,7 +1,6 @@
 """The misuse catalogue: each wrong combination of targets, output and loss raises a ValueError that
 names the fix; the valid combinations train without a word; loss="auto" picks by the same rules."""
 
-import re
 import warnings
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 
 import lamina
 from lamina import layers, losses
+from tests.markdown import python_blocks
 
 N = 12
 rng = np.random.default_rng(0)
@@ -296,7 +296,7 @@ def test_check_on_a_multi_output_model_names_the_output():
 
 # ---------------------------------------------------------------------------- the guide
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "losses.md"
-EXAMPLES = re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), flags=re.S)
+EXAMPLES = python_blocks("docs/losses.md")
 
 
 @pytest.mark.parametrize("code", EXAMPLES, ids=[f"example-{i}" for i in range(len(EXAMPLES))])

@@ -1,13 +1,12 @@
 """The README's Python examples run as written (a newcomer follows it top to bottom)."""
 
 import os
-import re
-from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+from tests.markdown import python_blocks
+
+BLOCKS = python_blocks("README.md")
 
 
 def test_readme_has_examples():

@@ -1,12 +1,13 @@
 """The normalization guide's examples run as written."""
 
-import re
 from pathlib import Path
 
 import pytest
 
+from tests.markdown import python_blocks
+
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "normalization.md"
-EXAMPLES = re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), flags=re.S)
+EXAMPLES = python_blocks("docs/normalization.md")
 
 
 @pytest.mark.parametrize("code", EXAMPLES, ids=[f"example-{i}" for i in range(len(EXAMPLES))])
