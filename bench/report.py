@@ -20,6 +20,11 @@ def samples_per_second(job: dict) -> float:
     return job["n"] / statistics.median(job["epoch_seconds"][1:])
 
 
+def _median_of(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
 def _ratio(value, best):
     return None if value is None or not best else value / best
 
@@ -39,6 +44,7 @@ def summarize(raw: dict) -> dict:
                 "samples_per_s": statistics.median(throughputs) if ok else None,
                 "min": min(throughputs, default=None), "max": max(throughputs, default=None),
                 "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in ok) if ok else None,
+                "load_average": _median_of(r.get("load_average") for r in ok),
                 "initial_loss": ok[0].get("initial_loss") if ok else None,
                 "errors": [r["error"] for r in runs if "error" in r],
                 "_ok": ok,
@@ -118,13 +124,14 @@ def _times(value):
 def training_table(summary):
     """(header, rows) of the training table; shared by the terminal and the markdown renderings."""
     header = ["model", "framework", "samples/s", "range of runs", "vs best peer", "peak RSS MB",
-              "initial loss"]
+              "initial loss", "load"]
     rows = []
     for r in summary["training"]:
-        spread = "failed" if r["samples_per_s"] is None else f"{r['min']:.0f}-{r['max']:.0f}"
+        spread = (f"{r['min']:.0f}-{r['max']:.0f}" if r["samples_per_s"] is not None
+                  else "failed" if r["errors"] else "not run")
         rows.append([r["model"], r["label"], _num(r["samples_per_s"], ".0f"), spread,
                      _times(r["vs_best_peer"]), _num(r["peak_rss_mb"], ".0f"),
-                     _num(r["initial_loss"], ".6f")])
+                     _num(r["initial_loss"], ".6f"), _num(r["load_average"], ".1f")])
     return header, rows
 
 
@@ -192,7 +199,8 @@ def markdown(raw, summary, labels) -> str:
         "",
         f"Training: n = {settings['n']} random samples, {settings['epochs']} epochs, samples/s over the "
         f"median epoch after the first; median of {settings['repeats']} interleaved runs, each framework "
-        "in its own process. Ratios: above 1 is faster than the best peer.",
+        "in its own process. Ratios: above 1 is faster than the best peer. Load: the median 1-minute "
+        "load average as the runs ended (about the thread count when the machine was the bench's alone).",
         "",
         *[f"- {name}: {title}" for name, title in labels.items()],
         "",

@@ -74,6 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1800,
                         help="seconds per worker (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="default: %(default)s")
+    parser.add_argument("--report", type=Path, metavar="JSON",
+                        help="measure nothing: render the tables of a saved (or .partial.json) result")
     args = parser.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
@@ -143,8 +145,7 @@ def _available(ids, registry, console) -> list[str]:
     return kept
 
 
-def compare(args, registry, frameworks, console) -> list[dict]:
-    results = []
+def compare(args, registry, frameworks, console, record) -> None:
     options = {"lamina_compile": args.lamina_compile or {}, "compile_backend": args.compile_backend}
     for round_ in range(1, args.repeats + 1):
         for model in args.models:
@@ -156,16 +157,14 @@ def compare(args, registry, frameworks, console) -> list[dict]:
                         "predict_calls": args.predict_calls}
                 result = {**run_worker(registry[fw_id], spec, args.threads, args.timeout),
                           "model": model, "framework": fw_id, "round": round_}
-                results.append(result)
+                record("compare", result)
                 figure = (f"[red]{result['error']}[/]" if "error" in result
                           else f"{report.samples_per_second(result['jobs'][0]):8.0f} samples/s")
                 console.print(f"round {round_}/{args.repeats}  {model:<5} {fw_id:<14} {figure}  "
                               f"({time.perf_counter() - start:.0f} s)")
-    return results
 
 
-def scaling(args, registry, frameworks, console) -> list[dict]:
-    results = []
+def scaling(args, registry, frameworks, console, record) -> None:
     options = {"lamina_compile": args.lamina_compile or {}, "compile_backend": args.compile_backend}
     for model in args.models:
         workload = workloads.get(model)
@@ -178,10 +177,9 @@ def scaling(args, registry, frameworks, console) -> list[dict]:
             spec = {**options, "model": model, "jobs": jobs, "predict_calls": 0}
             result = {**run_worker(registry[fw_id], spec, args.threads, args.timeout),
                       "model": model, "framework": fw_id}
-            results.append(result)
+            record("scaling", result)
             status = f"[red]{result['error']}[/]" if "error" in result else "done"
             console.print(f"scaling  {model:<5} {fw_id:<14} {status}  ({time.perf_counter() - start:.0f} s)")
-    return results
 
 
 def _cpu_name() -> str:
@@ -212,6 +210,10 @@ def main(argv=None) -> dict:
 
     args = parse_args(argv)
     console = Console(stderr=True)
+    if args.report:
+        raw = json.loads(args.report.read_text())
+        raw["meta"].setdefault("load_after", "unknown (the run was interrupted)")
+        return finish(raw, Path(str(args.report).removesuffix(".json").removesuffix(".partial")), console)
     registry = dict(FRAMEWORKS)
     frameworks = _available(args.frameworks, registry, console)
     if args.lamina_compile is not None:
@@ -227,16 +229,34 @@ def main(argv=None) -> dict:
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
            | {"frameworks": frameworks},
            "frameworks": {k: {"label": fw.label, "peer": fw.peer} for k, fw in registry.items()},
-           "compare": compare(args, registry, frameworks, console) if "compare" in args.parts else [],
-           "scaling": scaling(args, registry, scaling_frameworks, console) if "scaling" in args.parts else []}
-    meta["load_after"] = _load()
-    meta["versions"] = ", ".join(f"{k} {v}" for k, v in _versions(raw).items())
-    summary = report.summarize(raw)
-    labels = {name: workloads.get(name).title for name in args.models}
-    report.print_tables(Console(), summary, labels)
-
+           "compare": [], "scaling": []}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"bench-{started.strftime('%Y%m%d-%H%M%S')}"
+    partial = Path(f"{stem}.partial.json")
+
+    def record(part, result):
+        raw[part].append(result)
+        # An interrupted run keeps what it measured: `--report` renders this file.
+        partial.write_text(json.dumps(raw, indent=1))
+
+    if "compare" in args.parts:
+        compare(args, registry, frameworks, console, record)
+    if "scaling" in args.parts:
+        scaling(args, registry, scaling_frameworks, console, record)
+    meta["load_after"] = _load()
+    out = finish(raw, stem, console)
+    partial.unlink(missing_ok=True)
+    return out
+
+
+def finish(raw, stem: Path, console) -> dict:
+    """Summarize the raw results, print the tables, write the JSON, markdown and plot beside `stem`."""
+    from rich.console import Console
+
+    raw["meta"]["versions"] = ", ".join(f"{k} {v}" for k, v in _versions(raw).items())
+    summary = report.summarize(raw)
+    labels = {name: workloads.get(name).title for name in raw["settings"]["models"]}
+    report.print_tables(Console(), summary, labels)
     Path(f"{stem}.json").write_text(json.dumps({**raw, "summary": summary}, indent=1))
     Path(f"{stem}.md").write_text(report.markdown(raw, summary, labels))
     written = [f"{stem}.json", f"{stem}.md"]

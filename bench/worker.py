@@ -83,7 +83,10 @@ def run(spec: dict) -> dict:
         x1 = workloads.dataset(workload, 1)[0]
         result["predict_ms"] = {name: latency_ms(call, spec["predict_calls"])
                                 for name, call in runner.predict_paths(x1).items()}
-    result.update(peak_rss_mb=peak_rss_mb(), versions=versions(), threads=torch.get_num_threads(), cpus=cpus)
+    # The 1-minute load average as the worker ends: about `threads` when the machine was ours alone.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    result.update(peak_rss_mb=peak_rss_mb(), versions=versions(), threads=torch.get_num_threads(), cpus=cpus,
+                  load_average=load)
     return result
 
 

@@ -56,6 +56,7 @@ def test_bench_runs_end_to_end(tmp_path):
     assert list(rows) == INSTALLED
     for row in rows.values():
         assert row["errors"] == [] and row["samples_per_s"] > 0 and row["peak_rss_mb"] > 50
+        assert row["load_average"] >= 0
     peers = [r for r in rows.values() if r["peer"]]
     assert max(r["vs_best_peer"] for r in peers) == 1.0
     assert summary["initial_loss"]["mlp"]["agree"]
@@ -72,6 +73,17 @@ def test_bench_runs_end_to_end(tmp_path):
     assert "vs best peer" in text and "mlp: initial losses agree" in text
     with open(png_file, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob("*.partial.json"))  # removed once the run is complete
+
+    # An interrupted run leaves its results so far; --report renders them without measuring.
+    del saved["summary"], saved["meta"]["load_after"]
+    saved["compare"], saved["scaling"] = saved["compare"][:1], []
+    partial = tmp_path / "bench-interrupted.partial.json"
+    partial.write_text(json.dumps(saved))
+    rendered = run.main(["--report", str(partial)])
+    assert rendered["files"] == [str(tmp_path / f"bench-interrupted.{ext}") for ext in ("json", "md")]
+    text = (tmp_path / "bench-interrupted.md").read_text()
+    assert "not run" in text and "the run was interrupted" in text
 
 
 def test_missing_framework_is_skipped(capsys):
