@@ -28,7 +28,7 @@ test: $(VENV)/.dev
 	KERAS_BACKEND=torch $(PY) -m pytest -n 2 tests
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff check src tests bench examples scripts
 
 bench: $(VENV)/.dev
 	$(PIP) jax && $(PY) bench/run.py $(BENCH_ARGS)
