@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PIP    := $(VENV)/bin/pip install -q -c constraints.txt
 PY     := $(VENV)/bin/python
-DEMO_EPOCHS ?= 400
+DEMO_EPOCHS ?= 500
 
 .PHONY: demo test lint bench clean
 
