@@ -225,6 +225,12 @@ def main(argv=None) -> dict:
             sys.argv[1:])]), "commit": _commit(), "cpu": _cpu_name(), "cpus": len(_allowed_cpus()),
             "load_before": _load(), "python": platform.python_version()}
     console.print(f"{meta['cpu']}, {args.threads} threads per framework, load average {meta['load_before']}")
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] > meta["cpus"] - args.threads + 0.5:
+        # Measured here: torch's MLP at 2 threads fell from ~14000 to ~60 samples/s while another
+        # process held one of the 2 cores (OpenMP threads spin-waiting on a descheduled peer).
+        console.print("[yellow]The machine is busy: other processes want the cores the workers use. "
+                      "torch-based rows (lamina included) can then run 10-100x slower; wait for a quiet "
+                      "machine or pass --threads 1.[/]")
     raw = {"meta": meta,
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
            | {"frameworks": frameworks},
