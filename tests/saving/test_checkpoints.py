@@ -179,7 +179,7 @@ def test_sigkill_at_random_moments(tmp_path):
     duration = run()  # one uninterrupted run in a process: how long a kill may wait
     check_finished()
     new_campaign()
-    while kills < 20:
+    while kills < 20 or (mid_write == 0 and kills < 100):  # go on until a kill lands mid-write
         run(chooser.uniform(0.0, duration))
         kills += 1
         backup_dir = folder / "backup"
