@@ -1,6 +1,6 @@
 """lamina against the frameworks a user would pick instead, on the three reference models.
 
-    python bench/run.py                       # everything (about 20 minutes on 2 cores)
+    python bench/run.py                       # everything (about 10 minutes on a quiet 2-core machine)
     python bench/run.py --quick               # a few minutes: smaller data, one run
     python bench/run.py --models fcn,mlp --frameworks lamina,torch --repeats 5 --parts compare
 
