@@ -53,7 +53,7 @@ def export_model(model, filepath, format=None, input_signature=None, opset_versi
             "model.export(format='onnx') needs the `onnx` and `onnxscript` packages: "
             "pip install 'lamina[export]'"
         ) from e
-    with model._modes(lambda: model.eval()), torch.no_grad(), warnings.catch_warnings():
+    with model._modes(False), torch.no_grad(), warnings.catch_warnings():
         # torch.export's own deprecation notices about its internals are not the user's business.
         warnings.simplefilter("ignore", FutureWarning)
         outputs = model(*args)

@@ -288,7 +288,7 @@ class Trainer:
         self._place(device)
         x0, y0, _ = data.peek()
         x0, y0 = self._to_device(x0), self._to_device(y0)
-        with torch.no_grad(), state_updates_disabled(), self._modes(lambda: self.eval()):
+        with torch.no_grad(), state_updates_disabled(), self._modes(False):
             y_pred = self(x0)
         if self._outputs_spec is None:
             self._resolve_outputs(y0, y_pred)
@@ -305,16 +305,23 @@ class Trainer:
                 losses_mod.check(yt, yp, spec.loss, output_name=spec.name)
 
     @contextlib.contextmanager
-    def _modes(self, set_modes):
-        """Run a block with layer modes set by `set_modes`, then put every module back."""
-        saved = [(m, m.training) for m in self.modules()]
-        set_modes()
+    def _modes(self, mode):
+        """Run a block with every module in training (`mode=True`) or inference (`False`) mode, or
+        with the modes a callable sets; then put every module back as it was."""
+        modules = list(self.modules())
+        saved = [m.training for m in modules]
+        if callable(mode):
+            mode()
+        else:
+            for m, was in zip(modules, saved):
+                if was != mode:
+                    m.training = mode
         try:
             yield
         finally:
-            for m, mode in saved:
-                if m.training != mode:
-                    m.training = mode
+            for m, was in zip(modules, saved):
+                if m.training != was:
+                    m.training = was
 
     def _class_weighted(self, y, sample_weight, class_weight):
         if class_weight is None:
@@ -438,7 +445,7 @@ class Trainer:
 
     def _run_evaluation(self, data, steps=None) -> dict:
         self._reset_metrics()
-        with torch.no_grad(), state_updates_disabled(), self._modes(lambda: self.eval()):
+        with torch.no_grad(), state_updates_disabled(), self._modes(False):
             for step, (xb, yb, wb) in enumerate(data):
                 if steps and step >= steps:
                     break
@@ -483,10 +490,9 @@ class Trainer:
         training=True: every layer in training mode (dropout on, batch statistics), but nothing
         is updated: weights, moving statistics and RNN states stay as they were.
         """
-        mode = (lambda: self.train()) if training else (lambda: self.eval())
         states = state_updates_disabled() if training else contextlib.nullcontext()
         outs = []
-        with torch.inference_mode(), states, self._modes(mode), self._autocast():
+        with torch.inference_mode(), states, self._modes(bool(training)), self._autocast():
             for xb in self._predict_batches(x, batch_size, steps):
                 outs.append(self(xb))
         return _concat_outputs(outs)
@@ -549,7 +555,7 @@ class Trainer:
         self._prepare(data, data.y)
         self._reset_metrics()
         xb, yb, wb = data.peek()
-        with self._modes(lambda: self.train()):
+        with self._modes(True):
             self._train_step(self._to_device(xb), self._to_device(yb), self._to_device(wb))
         return self._batch_result(return_dict)
 
@@ -565,7 +571,7 @@ class Trainer:
         x = to_tensors(x, "x")
         self._place()
         # As predict(): inference mode, and stateful RNNs carry their states on (Keras).
-        with torch.inference_mode(), self._modes(lambda: self.eval()), self._autocast():
+        with torch.inference_mode(), self._modes(False), self._autocast():
             return _concat_outputs([self(self._to_device(x))])
 
     def _batch_result(self, return_dict):
@@ -587,7 +593,7 @@ def _concat_outputs(outs):
         raise ValueError("predict() received no data (0 batches).")
     first = outs[0]
     if isinstance(first, torch.Tensor):
-        return torch.cat([_host(o) for o in outs]).numpy()
+        return torch.cat([_host(o) for o in outs]).numpy()  # a copy: never a view of the input
     flat = [tree.flatten(o) for o in outs]
     joined = [torch.cat([_host(f[i]) for f in flat]).numpy() for i in range(len(flat[0]))]
     if isinstance(first, dict):
