@@ -196,3 +196,25 @@ def test_progress_bar_prints_epochs_and_metrics(rng, capsys):
     assert "Epoch 1/2" in out and "Epoch 2/2" in out and "accuracy:" in out and "loss:" in out
     model.fit(x, y, epochs=2, verbose=0)
     assert capsys.readouterr().out == ""
+
+
+def test_train_on_batch_runs_one_forward_per_call(rng):
+    """The pass that builds the model and checks targets runs once, not on every batch."""
+
+    class Counting(layers.Layer):
+        calls = 0
+
+        def call(self, inputs):
+            Counting.calls += 1
+            return inputs
+
+    model = lamina.Sequential([layers.Input((4,)), Counting(), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = _blobs(rng, n=8)
+    model.train_on_batch(x, y)
+    first = Counting.calls
+    for _ in range(5):
+        model.train_on_batch(x, y)
+    assert Counting.calls - first == 5
+    with pytest.raises(ValueError, match=r"labels must be in 0..2"):
+        model.train_on_batch(x, y + 3)  # the target check still runs on every call

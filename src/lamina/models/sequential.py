@@ -52,6 +52,7 @@ class Sequential(Model):
         if not len(self._layer_stack) and layer._declared_input_shape is not None:
             self._input_tensor = Input(layer._declared_input_shape)
         self._layer_stack.append(layer)
+        self._output_probe = None  # the outputs changed
         if self._input_tensor is not None:
             previous = self._outputs_symbolic[-1] if self._outputs_symbolic else self._input_tensor
             self._outputs_symbolic.append(self._symbolic_step(layer, previous))
@@ -66,6 +67,7 @@ class Sequential(Model):
     def pop(self):
         layer = self._layer_stack[-1]
         del self._layer_stack[-1]
+        self._output_probe = None
         if self._outputs_symbolic:
             self._outputs_symbolic.pop()
         return layer

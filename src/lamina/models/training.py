@@ -81,6 +81,7 @@ class Trainer:
         self.stop_training = False
         self.history = None
         self._outputs_spec = None
+        self._output_probe = None
         # As a Keras layer, a model takes the dtype policy in force when it is created.
         self.dtype_policy = mixed_precision.global_policy()
         self._grad_scaler = None
@@ -288,8 +289,14 @@ class Trainer:
         self._place(device)
         x0, y0, _ = data.peek()
         x0, y0 = self._to_device(x0), self._to_device(y0)
-        with torch.no_grad(), state_updates_disabled(), self._modes(False):
-            y_pred = self(x0)
+        # One inference pass on the first batch (the real batch: stateful RNNs and shape errors
+        # need it) builds the model and shows its outputs (shapes, softmax/sigmoid) to the target
+        # checks; kept, so train_on_batch loops do not pay a second forward per step.
+        probe = self._output_probe
+        if probe is None or tree.flatten(probe)[0].device != self._device():
+            with torch.no_grad(), state_updates_disabled(), self._modes(False):
+                probe = self._output_probe = self(x0)
+        y_pred = probe
         if self._outputs_spec is None:
             self._resolve_outputs(y0, y_pred)
         # The weights with a regularizer, found once rather than by a module walk every step.
