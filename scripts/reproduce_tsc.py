@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import time
 from pathlib import Path
+
+import torch
 
 from lamina.datasets import load_ucr
 from lamina.tsc import PROTOCOLS, published, train_and_evaluate
@@ -24,6 +27,11 @@ from lamina.tsc import PROTOCOLS, published, train_and_evaluate
 
 def _key(r):
     return r["dataset"], r["model"], r["seed"], r["epochs"]
+
+
+def _device_name(device) -> str:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return f"{name}, torch {torch.__version__}"
 
 
 def main():
@@ -51,8 +59,9 @@ def main():
                 if (dataset, model, seed, epochs) in done:
                     continue
                 start = time.perf_counter()
-                _, _, result = train_and_evaluate(model, data, epochs=epochs, seed=seed,
-                                                  norm=None if model == "mlp" else "bn", verbose=0)
+                trained, _, result = train_and_evaluate(model, data, epochs=epochs, seed=seed,
+                                                        norm=None if model == "mlp" else "bn", verbose=0)
+                result["device"] = _device_name(trained._device())
                 print(f"{dataset} {model} seed {seed}: {result['test_accuracy']:.4f} "
                       f"({time.perf_counter() - start:.0f}s)", flush=True)
                 done[_key(result)] = result
