@@ -2,7 +2,7 @@
 protocol on a 2-core CPU).
 
     python scripts/reproduce_tsc.py [--datasets GunPoint ItalyPowerDemand OSULeaf]
-        [--models fcn resnet mlp] [--seeds 0 1 2] [--epochs N] [--out scripts/results]
+        [--models fcn resnet mlp] [--seeds 0 1 2] [--epochs N] [--out scripts/results] [--report]
 
 Each (dataset, model, seed) is one run of `lamina.tsc.train_and_evaluate` under the paper's
 protocol (`--epochs` shortens every run to N epochs); results are appended to a JSON lines file
@@ -41,6 +41,7 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the paper's)")
     parser.add_argument("--out", default="scripts/results")
+    parser.add_argument("--report", action="store_true", help="only write the table of the runs so far")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -51,7 +52,7 @@ def main():
         for line in log.read_text().splitlines():
             r = json.loads(line)
             done[_key(r)] = r
-    for dataset in args.datasets:
+    for dataset in [] if args.report else args.datasets:
         data = load_ucr(dataset)
         for model in args.models:
             for seed in args.seeds:
@@ -70,16 +71,15 @@ def main():
     rows = ["| dataset | model | epochs | lamina mean ± std (runs) | published |", "|---|---|---|---|---|"]
     for dataset in args.datasets:
         for model in args.models:
-            epochs = args.epochs or PROTOCOLS[model].epochs
-            accs = [r["test_accuracy"] for (d, m, _, e), r in done.items()
-                    if (d, m, e) == (dataset, model, epochs)]
-            if not accs:
-                continue
-            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-            ref = published(dataset, model)
-            ref_text = "—" if ref is None else f"{ref[0]:.3f}" + (f" ± {ref[1]:.3f}" if ref[1] else "")
-            rows.append(f"| {dataset} | {model} | {epochs} | {statistics.fmean(accs):.3f} ± {std:.3f} "
-                        f"({len(accs)}) | {ref_text} |")
+            # Every epoch count run so far (a shortened run is a row of its own, never mixed in).
+            for epochs in sorted({e for (d, m, _, e) in done if (d, m) == (dataset, model)}):
+                accs = [r["test_accuracy"] for (d, m, _, e), r in done.items()
+                        if (d, m, e) == (dataset, model, epochs)]
+                std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+                ref = published(dataset, model)
+                ref_text = "—" if ref is None else f"{ref[0]:.3f}" + (f" ± {ref[1]:.3f}" if ref[1] else "")
+                rows.append(f"| {dataset} | {model} | {epochs} | {statistics.fmean(accs):.3f} ± {std:.3f} "
+                            f"({len(accs)}) | {ref_text} |")
     table = "\n".join(rows)
     (out / "table.md").write_text(table + "\n")
     print(table)
