@@ -9,7 +9,19 @@ import torch.nn.functional as F
 
 import lamina
 from lamina import layers
+from lamina.layers.normalization import _statistics
 from tests.parity import assert_parity, keras, run_keras, run_lamina
+
+
+@pytest.fixture(autouse=True, params=["lamina statistics", "torch fused batch_norm"])
+def route(request, monkeypatch):
+    """Every test here runs on both routes: lamina's statistics core (the CPU's) and torch's fused
+    batch norm (the accelerators' route, forced onto the CPU here)."""
+    if request.param.startswith("torch"):
+        if "synchronized" in request.node.name:
+            pytest.skip("the worker processes choose their own route")
+        monkeypatch.setattr(_statistics, "on_native_batch_norm_device", lambda x: True)
+    return request.param
 
 
 def _keras_moving_init(rng, channels):

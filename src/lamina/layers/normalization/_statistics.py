@@ -322,6 +322,8 @@ def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=
     dims = tuple(dims)
     if derive is None and group is None and _trailing(x, dims, weight, bias):
         return _layer_norm(x, dims, weight, bias, epsilon)
+    if derive is None and group is None and _native_batch_norm_applies(x, dims, weight, bias):
+        return _batch_norm(x, weight, bias, epsilon)
     if group is None and torch.compiler.is_compiling():
         return _traced_normalize(x, dims, weight, bias, epsilon, derive, derive_inputs)
     return _Normalize.apply(x, weight, bias, dims, float(epsilon), group, derive, *derive_inputs)
@@ -343,10 +345,52 @@ def _layer_norm(x, dims, weight, bias, epsilon):
     return y.to(x.dtype), mean.detach(), (inv_std.detach() ** -2 - epsilon).clamp_min_(0.0)
 
 
+def on_native_batch_norm_device(x) -> bool:
+    """Where BatchNorm-shaped statistics go to torch's fused batch norm: off the CPU, where
+    lamina's kernels do not run and each eager op is a kernel launch."""
+    return x.device.type != "cpu"
+
+
+def _native_batch_norm_applies(x, dims, weight, bias, *stats) -> bool:
+    """Whether this is torch's batch_norm on a device without lamina's kernels: statistics kept
+    along dim 1 alone ((rows, channels), or (batch, channels, positions)), the parameters and any
+    given statistics varying along it alone. There one fused kernel (cuDNN's on CUDA) replaces the
+    handful of launches the eager path takes."""
+    if not on_native_batch_norm_device(x) or x.ndim < 2 or torch.compiler.is_compiling():
+        return False
+    kept = tuple(d for d in range(x.ndim) if d not in dims)
+    return kept == (1,) and all(t is None or (t.ndim == x.ndim and all(t.shape[d] == 1 for d in dims))
+                                for t in (weight, bias, *stats))
+
+
+def _channels(t, size):
+    return None if t is None else t.reshape(size)
+
+
+def _batch_norm(x, weight, bias, epsilon):
+    """torch's fused batch norm in training mode; returns (y, mean, biased variance) as `normalize`
+    does. The variance is recovered from the saved 1 / sqrt(var + eps) (torch's own running
+    variance would be the unbiased one; Keras keeps the biased)."""
+    size = x.shape[1]
+    y, mean, inv_std = torch.native_batch_norm(as_float32(x), _channels(weight, size), _channels(bias, size),
+                                               None, None, True, 0.0, epsilon)
+    atom = [1] * x.ndim
+    atom[1] = size
+    var = (inv_std.detach() ** -2 - epsilon).clamp_min_(0.0)
+    return y.to(x.dtype), mean.detach().reshape(atom), var.reshape(atom)
+
+
 def normalize_with(x, mean, var, weight=None, bias=None, epsilon=1e-3):
     """Standardize `x` with the given (broadcastable) statistics, then scale and shift."""
     if torch.compiler.is_compiling():
         return _traced_affine(x, mean, var, weight, bias, epsilon)
+    if not (mean.requires_grad or var.requires_grad) and _native_batch_norm_applies(
+            x, [d for d in range(x.ndim) if d != 1], weight, bias, mean, var):
+        size = x.shape[1]
+        y = torch.native_batch_norm(as_float32(x), _channels(weight, size), _channels(bias, size),
+                                    _channels(mean, size).float(), _channels(var, size).float(),
+                                    False, 0.0, epsilon)[0]
+        return y.to(x.dtype)
     return _NormalizeWith.apply(x, mean, var, weight, bias, float(epsilon))
 
 
@@ -377,10 +421,13 @@ def masked_moments(x, dims, mask):
     return mean, var
 
 
-def update_moving(moving: torch.Tensor, batch_value: torch.Tensor, momentum: float) -> None:
-    """Keras' moving average: moving = momentum * moving + (1 - momentum) * batch_value."""
+def update_moving(movings, batch_values, momentum: float) -> None:
+    """Keras' moving averages: moving = momentum * moving + (1 - momentum) * batch_value, for each
+    pair (one launch per operation for all of them, which an accelerator notices)."""
     with torch.no_grad():
-        moving.mul_(momentum).add_(batch_value.reshape(moving.shape).to(moving.dtype) * (1.0 - momentum))
+        values = [b.reshape(m.shape).to(m.dtype) for m, b in zip(movings, batch_values)]
+        torch._foreach_mul_(movings, momentum)
+        torch._foreach_add_(movings, torch._foreach_mul(values, 1.0 - momentum))
 
 
 def process_group(synchronized: bool):

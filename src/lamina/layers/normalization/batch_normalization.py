@@ -115,8 +115,7 @@ class BatchNormalization(AffineNormalization):
         else:
             y, mean, var = self._normalize_masked(inputs, mask, param_axes, affine)
         if state_updates_enabled():
-            update_moving(self.moving_mean, mean, self.momentum)
-            update_moving(self.moving_variance, var, self.momentum)
+            update_moving([self.moving_mean, self.moving_variance], [mean, var], self.momentum)
         return y
 
     def _normalize_masked(self, inputs, mask, param_axes, affine):

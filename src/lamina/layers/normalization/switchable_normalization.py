@@ -154,8 +154,7 @@ class SwitchableNormalization(AffineNormalization):
 
     def _track(self, mean_bn, var_bn):
         if self.using_moving_average:
-            update_moving(self.moving_mean, mean_bn, self.momentum)
-            update_moving(self.moving_variance, var_bn, self.momentum)
+            update_moving([self.moving_mean, self.moving_variance], [mean_bn, var_bn], self.momentum)
             return
         with torch.no_grad():
             self.moving_count.add_(1)
