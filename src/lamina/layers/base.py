@@ -157,8 +157,10 @@ class Layer(nn.Module):
 
     # ----------------------------------------------------------------- calling
     def __call__(self, *args, **kwargs):
-        # The common eager call (one tensor, nothing else) skips the walk for symbolic inputs.
-        if not (len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor)) and is_symbolic(
+        # The common eager call (one tensor, plain keyword values such as training=) skips the
+        # walk for symbolic inputs.
+        if not (len(args) == 1 and isinstance(args[0], torch.Tensor)
+                and all(v is None or isinstance(v, _PLAIN) for v in kwargs.values())) and is_symbolic(
                 (args, kwargs)):
             return self._call_symbolic(*args, **kwargs)
         return super().__call__(*args, **kwargs)
@@ -388,6 +390,10 @@ def _direct_modules(module):
 
 def _to_keras(t, layout):
     return t if layout is None else layout.to_keras(t)
+
+
+# Keyword values that cannot hold a symbolic tensor.
+_PLAIN = (bool, int, float, str, torch.Tensor)
 
 
 def _mask_of(inputs):

@@ -57,6 +57,14 @@ def _class_probabilities(y_pred, from_logits, axis):
     return p, torch.log(p)
 
 
+def _log_probabilities(y_pred, from_logits, axis):
+    """The log-probabilities of `_class_probabilities` alone (no exp where the logits are known)."""
+    logits = y_pred if from_logits else _logits_of(y_pred, "softmax", axis)
+    if logits is not None:
+        return torch.log_softmax(logits, dim=axis)
+    return _class_probabilities(y_pred, False, axis)[1]
+
+
 def _smooth_binary(y_true, label_smoothing):
     return y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing if label_smoothing else y_true
 
@@ -104,7 +112,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     """
     y_true = _smooth_categorical(y_true.to(y_pred.dtype), label_smoothing, y_pred.shape[axis])
     _same_shape("categorical_crossentropy", y_true, y_pred)
-    return -(y_true * _class_probabilities(y_pred, from_logits, axis)[1]).sum(dim=axis)
+    return -(y_true * _log_probabilities(y_pred, from_logits, axis)).sum(dim=axis)
 
 
 def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False,
@@ -130,7 +138,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     if y_true.ndim == y_pred.ndim and y_true.shape[axis] == 1:
         y_true = y_true.squeeze(axis)
     labels = y_true.long()
-    log_p = _class_probabilities(y_pred, from_logits, axis)[1].movedim(axis, -1)
+    log_p = _log_probabilities(y_pred, from_logits, axis).movedim(axis, -1)
     if labels.shape != log_p.shape[:-1]:
         raise ValueError(
             "sparse_categorical_crossentropy: expected one integer label per sample, shaped like "
@@ -141,7 +149,9 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     if ignore_class is not None:
         valid = labels != ignore_class
         labels = torch.where(valid, labels, torch.zeros_like(labels))
-    loss = -log_p.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    # nll_loss picks -log_p[label] in one kernel each way (gather, negate and squeeze are three).
+    loss = F.nll_loss(log_p.reshape(-1, log_p.shape[-1]), labels.reshape(-1), reduction="none")
+    loss = loss.reshape(labels.shape)
     if valid is not None:
         loss = torch.where(valid, loss, torch.zeros_like(loss))
         loss._lamina_mask = valid

@@ -215,14 +215,17 @@ class Trainer:
         flat_pred = tree.flatten(y_pred)
         flat_true = self._flat_targets(y, len(flat_pred))
         per_output = []
-        total = 0.0
+        total = None
         for spec, yt, yp in zip(self._outputs_spec, flat_true, flat_pred):
             if spec.loss is None:
                 per_output.append(None)
                 continue
             value = spec.loss(yt, yp, sample_weight)
             per_output.append(value)
-            total = total + spec.weight * value
+            weighted = value if spec.weight == 1 else spec.weight * value
+            total = weighted if total is None else total + weighted
+        if total is None:
+            total = 0.0
         for layer, name, regularizer in self._regularized:
             total = total + regularizer(getattr(layer, name))
         return total, per_output
