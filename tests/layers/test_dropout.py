@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 import lamina
 from lamina import layers
+from lamina.layers import _dropout_kernel
 from tests.parity import assert_parity, keras
 
 # (name, kwargs, input shape) for every dropout-type layer and option.
@@ -46,7 +47,7 @@ def test_noisy_in_training_marked_for_predict_mc_and_config_round_trips(name, kw
 
 
 @pytest.mark.parametrize("seed", [None, 7])
-def test_dropout_drops_rate_and_scales_survivors(seed):
+def test_dropout_drops_rate_and_scales_survivors(seed, mask_route):
     rate = 0.3
     x = torch.rand(N) + 0.5
     out = layers.Dropout(rate, seed=seed)(x, training=True)
@@ -56,15 +57,75 @@ def test_dropout_drops_rate_and_scales_survivors(seed):
     assert abs(out.mean().item() - x.mean().item()) < 0.01  # the expected value is kept
 
 
-def test_unseeded_dropout_is_torch_dropout_on_the_global_generator():
+@pytest.fixture(params=["compiled mask", "torch dropout"])
+def mask_route(request, monkeypatch):
+    """Dropout's two routes: the compiled hash mask (float32 CPU) and torch's own dropout."""
+    if request.param == "torch dropout":
+        monkeypatch.setattr(_dropout_kernel, "usable", lambda x: False)
+    elif _dropout_kernel.library() is None:
+        pytest.skip("no C compiler for the kernels")
+    return request.param
+
+
+def test_unseeded_dropout_follows_the_global_generator(mask_route):
     x = torch.randn(3, 50)
+    torch.manual_seed(5)
+    first = layers.Dropout(0.4)(x, training=True)
+    torch.manual_seed(5)
+    torch.testing.assert_close(layers.Dropout(0.4)(x, training=True), first, rtol=0, atol=0)
+    torch.manual_seed(6)
+    assert not torch.equal(layers.Dropout(0.4)(x, training=True), first)
+
+
+def test_torch_route_is_torch_dropout():
+    x = torch.randn(3, 50, dtype=torch.float64)  # not float32: the compiled mask does not apply
     torch.manual_seed(5)
     expected = F.dropout(x, 0.4, training=True)
     torch.manual_seed(5)
     torch.testing.assert_close(layers.Dropout(0.4)(x, training=True), expected, rtol=0, atol=0)
 
 
-def test_dropout_gradient_is_the_scaled_mask():
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
+def test_compiled_masks_are_independent_bernoulli_draws(rate, mask_route):
+    """Against the binomial model: the drop rate, neighbours dropped together (rate**2), and two
+    calls on the same input agreeing as independent draws do, each within 5 standard errors."""
+    x = torch.ones(N)
+    layer = layers.Dropout(rate)
+    first, second = (layer(x, training=True) == 0 for _ in range(2))
+
+    def close(observed, p, n):
+        assert abs(observed - p) < 5 * math.sqrt(p * (1 - p) / n), (observed, p)
+
+    close(first.float().mean().item(), rate, N)
+    close((first[:-1] & first[1:]).float().mean().item(), rate**2, N - 1)
+    close((first & second).float().mean().item(), rate**2, N)
+    rows = first.reshape(400, 500).float().mean(1)  # no drift along the tensor
+    assert rows.std().item() < 3 * math.sqrt(rate * (1 - rate) / 500)
+
+
+def test_compiled_mask_matches_the_hash_by_hand():
+    """The kernel's rule, restated in Python for a few elements: kept iff hash(seed, i) >= the
+    threshold, survivors scaled by 1 / (1 - rate)."""
+    if _dropout_kernel.library() is None:
+        pytest.skip("no C compiler for the kernels")
+
+    def mix32(v):
+        v ^= v >> 16
+        v = (v * 0x7FEB352D) & 0xFFFFFFFF
+        v ^= v >> 15
+        v = (v * 0x846CA68B) & 0xFFFFFFFF
+        return v ^ (v >> 16)
+
+    seed, rate = 0x0123456789ABCDEF, 0.3
+    x = torch.rand(1000) + 0.5
+    out = _dropout_kernel._apply(x, seed, rate)
+    kept = torch.tensor([mix32((mix32(i ^ (seed & 0xFFFFFFFF)) + (seed >> 32)) & 0xFFFFFFFF)
+                         >= round(rate * 2**32) for i in range(1000)])
+    assert 200 < (~kept).sum() < 400
+    torch.testing.assert_close(out, torch.where(kept, x / (1 - rate), 0.0))
+
+
+def test_dropout_gradient_is_the_scaled_mask(mask_route):
     x = torch.randn(10, 20, requires_grad=True)
     out = layers.Dropout(0.5, seed=2)(x, training=True)
     out.sum().backward()

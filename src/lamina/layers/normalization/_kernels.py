@@ -1,5 +1,4 @@
-"""Compiled loops for the statistics core: float32 tensors on CPU, built once with the system's C
-compiler and loaded with ctypes.
+"""Compiled loops for the statistics core: float32 tensors on CPU (built by `lamina._native`).
 
 Eager torch needs a separate pass over memory (and often a temporary tensor) for each of mean,
 centring, squares, sums of products and the final combination; these loops fuse them, so a
@@ -8,28 +7,19 @@ cover the norms whose statistics are per (group of rows, channel) — Batch, Ins
 Switchable and Conditional Batch normalization — on the channels_last (A, L, T) view.
 
 Everything here is optional: without a C compiler, with `LAMINA_NATIVE_KERNELS=0`, or for other
-dtypes and devices, the core runs the same mathematics with eager torch ops. The library is
-cached in `$LAMINA_CACHE_DIR` (default `~/.cache/lamina`), keyed by a hash of source and flags.
-Compiled with per-CPU variants (AVX-512, AVX2, generic) chosen at load time, never
-`-march=native`, so a cache shared between machines stays valid. It is linked against libgomp,
-which resolves to the copy torch has already loaded: the kernels share torch's OpenMP threads
-and follow `torch.set_num_threads`.
+dtypes and devices, the core runs the same mathematics with eager torch ops.
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import warnings
-from pathlib import Path
 
 import torch
+
+from lamina import _native
+from lamina._native import INT as _i
+from lamina._native import LONG as _n
+from lamina._native import POINTER as _f
 
 _SOURCE = r"""
 /* Fused CPU loops for lamina's normalization statistics core (float32).
@@ -47,13 +37,7 @@ _SOURCE = r"""
    workspace: per thread 2T doubles and 2T floats. */
 
 #include <omp.h>
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VARIANTS __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define VARIANTS
-#endif
-
+""" + _native.VARIANTS + r"""
 /* Floats per block: 32 Ki x 4 B = 128 KiB, comfortably inside a core's L2 cache. */
 #define BLOCK_FLOATS 32768
 
@@ -248,13 +232,9 @@ void lamina_combine(const float *dy, const float *x, float *dx, long A, long L, 
 }
 """
 
-_FLAGS = ["-O3", "-std=c99", "-fopenmp", "-shared", "-fPIC"]
 # Below this many elements, sharing work between threads costs more than it saves.
 _PARALLEL_MIN_NUMEL = 1 << 16
 
-_f = ctypes.c_void_p
-_n = ctypes.c_long
-_i = ctypes.c_int
 _SIGNATURES = {
     "lamina_moments": [_f, _n, _n, _n, _n, _f, _f, _i, _f, _f],
     "lamina_sums": [_f, _f, _n, _n, _n, _n, _f, _f, _f, _i, _f, _f],
@@ -263,40 +243,10 @@ _SIGNATURES = {
 }
 
 
-def _compile(target: Path) -> None:
-    compiler = shutil.which(os.environ.get("CC", "cc"))
-    if compiler is None:
-        raise OSError("no C compiler found (set CC)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        source = Path(tmp) / "norm_kernels.c"
-        source.write_text(_SOURCE)
-        built = Path(tmp) / target.name
-        subprocess.run([compiler, *_FLAGS, str(source), "-o", str(built)], check=True, capture_output=True,
-                       timeout=120)
-        os.replace(built, target)  # atomic: concurrent processes never load a half-written file
-
-
 @functools.cache
 def library():
     """The loaded kernels, or None where they cannot be used (the core then stays eager)."""
-    if os.environ.get("LAMINA_NATIVE_KERNELS", "1") == "0" or not sys.platform.startswith("linux"):
-        return None
-    key = hashlib.sha256((_SOURCE + " ".join(_FLAGS)).encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("LAMINA_CACHE_DIR", Path.home() / ".cache" / "lamina"))
-    target = cache / "kernels" / f"norm_{key}.so"
-    try:
-        if not target.exists():
-            _compile(target)
-        lib = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError) as error:
-        warnings.warn(f"lamina: normalization layers run on eager torch ops (compiling their CPU kernels "
-                      f"failed: {error}). Set LAMINA_NATIVE_KERNELS=0 to silence this.", stacklevel=2)
-        return None
-    for name, argtypes in _SIGNATURES.items():
-        fn = getattr(lib, name)
-        fn.restype, fn.argtypes = None, argtypes
-    return lib
+    return _native.load("norm", _SOURCE, _SIGNATURES, "normalization layers run on eager torch ops")
 
 
 def usable(*tensors) -> bool:
@@ -309,8 +259,7 @@ def _threads(A: int, L: int, T: int) -> int:
     return torch.get_num_threads() if A * L * T >= _PARALLEL_MIN_NUMEL else 1
 
 
-def _ptr(t: torch.Tensor):
-    return ctypes.c_void_p(t.data_ptr())
+_ptr = _native.pointer
 
 
 def _workspace(threads: int, T: int):
