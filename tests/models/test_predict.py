@@ -89,3 +89,49 @@ def test_predict_mc_without_dropout_says_so():
     model = lamina.Sequential([layers.Input((2,)), layers.Dense(1)])
     with pytest.raises(ValueError, match="no dropout-type layer"):
         model.predict_mc(np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("n", [1, 32])
+def test_single_batch_predict_equals_the_module_call(n):
+    """One batch or less (the serving path) gives exactly model(x) under inference mode, as numpy."""
+    model, x = _model()
+    with torch.no_grad():
+        expected = model(torch.as_tensor(x[:n]), training=False).numpy()
+    for given in (x[:n], torch.as_tensor(x[:n])):
+        out = model.predict(given, verbose=0)
+        assert isinstance(out, np.ndarray) and out.shape == (n, 3)
+        np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(model.predict(x, batch_size=n, verbose=0)[:n], expected)
+
+
+@pytest.mark.parametrize("n", [1, 40])
+def test_predict_never_returns_a_view_of_the_input(n):
+    model = lamina.Sequential([layers.Input((4,)), layers.Dropout(0.5)])  # the identity in inference
+    x = np.ones((n, 4), dtype="float32")
+    out = model.predict(x, verbose=0)
+    out[...] = 7.0
+    assert (x == 1.0).all()
+    t = torch.ones(n, 4)
+    model.predict(t, verbose=0)[...] = 7.0
+    assert bool((t == 1.0).all())
+
+
+def test_inference_leaves_dropout_layers_out_but_runs_their_hooks():
+    """A Sequential skips dropout-type layers in inference (they are the identity there); a layer
+    with a forward hook is still called, and training mode still drops."""
+    model, x = _model()
+    dropout = model.layers[2]
+    assert isinstance(dropout, layers.Dropout)
+    calls = []
+    real_call = dropout.call
+    dropout.call = lambda *a, **k: calls.append(1) or real_call(*a, **k)
+    inference = model.predict(x, verbose=0)
+    assert calls == []
+    handle = dropout.register_forward_hook(lambda *a: None)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), inference)
+    assert len(calls) == 2  # 64 samples in batches of 32
+    handle.remove()
+    calls.clear()
+    with torch.no_grad():
+        stochastic = model(torch.as_tensor(x), training=True)
+    assert calls == [1] and not np.allclose(stochastic.numpy(), inference)

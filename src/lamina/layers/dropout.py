@@ -65,6 +65,7 @@ class _RandomNoise(Layer):
 
     is_dropout = True
     supports_masking = True
+    identity_in_inference = True  # a Sequential leaves the layer out of inference calls
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torch import nn
+from torch.nn.modules import module as torch_module
 
 from lamina.layers.base import Layer
 from lamina.layers.input_layer import Input, InputLayer
@@ -95,6 +96,8 @@ class Sequential(Model):
     def call(self, inputs, training=None, mask=None):
         x = inputs
         for layer in self._layer_stack:
+            if _passes_through(layer, training):
+                continue
             x = layer(x, training=training)
         return x
 
@@ -125,3 +128,14 @@ class Sequential(Model):
         from lamina.saving.config import model_config
 
         return model_config(self)
+
+
+def _passes_through(layer, training) -> bool:
+    """Whether `layer` is the identity in this call and may be left out: a dropout-type layer in
+    inference mode (predict, evaluate) with no forward hooks to run."""
+    if not getattr(layer, "identity_in_inference", False):
+        return False
+    if training if training is not None else layer.training:
+        return False
+    return not (layer._forward_hooks or layer._forward_pre_hooks or torch_module._global_forward_hooks
+                or torch_module._global_forward_pre_hooks)

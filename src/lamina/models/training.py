@@ -501,10 +501,12 @@ class Trainer:
         is updated: weights, moving statistics and RNN states stay as they were.
         """
         states = state_updates_disabled() if training else contextlib.nullcontext()
-        outs = []
+        one_batch = _one_batch(x, batch_size) if steps is None else None
         with torch.inference_mode(), states, self._modes(bool(training)), self._autocast():
-            for xb in self._predict_batches(x, batch_size, steps):
-                outs.append(self(xb))
+            if one_batch is not None:  # the lean path of single-sample serving: no adapter, no concat
+                self._place()
+                return _output_copy(self(self._to_device(one_batch)), one_batch)
+            outs = [self(xb) for xb in self._predict_batches(x, batch_size, steps)]
         return _concat_outputs(outs)
 
     def predict_mc(self, x, samples=30, batch_size=None, return_samples=False) -> MCResult:
@@ -596,6 +598,25 @@ def _host(t: torch.Tensor) -> torch.Tensor:
     """A result on the CPU, bfloat16 (mixed precision; numpy has no such type) as float32."""
     t = t.detach().cpu()
     return t.float() if t.dtype == torch.bfloat16 else t
+
+
+def _one_batch(x, batch_size):
+    """`x` as one tensor when it is a single array that fits one batch, else None."""
+    if not isinstance(x, (np.ndarray, torch.Tensor)) or x.ndim == 0:
+        return None
+    if len(x) == 0 or len(x) > (batch_size or 32):
+        return None
+    return to_tensors(x, "x")
+
+
+def _output_copy(out, x):
+    """A single-tensor output on the host as numpy, never a view of the input `x`."""
+    if not isinstance(out, torch.Tensor):
+        return _concat_outputs([out])
+    host = _host(out)
+    if host.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+        host = host.clone()
+    return host.numpy()
 
 
 def _concat_outputs(outs):
