@@ -309,10 +309,12 @@ class _NormalizeWith(torch.autograd.Function):
         return dx, grad_mean, grad_var, grad_weight, grad_bias, None
 
 
-def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=None, derive_inputs=()):
+def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=None, derive_inputs=(),
+              moments=True):
     """Standardize `x` over `dims` with its own statistics, then scale and shift.
 
-    Returns (y, mean, var): the moments of x over `dims` (kept as size-1 axes, float32 at least).
+    Returns (y, mean, var): the moments of x over `dims` (kept as size-1 axes, float32 at least);
+    with `moments=False` they may be None (a caller that only wants y saves their last step).
     `weight` and `bias` broadcast against `x`. With a process `group`, the moments are those of
     the inputs of all its processes together (synchronized BatchNorm). With `derive`, y uses the
     first two results of `derive(mean, var, *derive_inputs)` instead (a mixture of statistics);
@@ -321,7 +323,7 @@ def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=
     """
     dims = tuple(dims)
     if derive is None and group is None and _trailing(x, dims, weight, bias):
-        return _layer_norm(x, dims, weight, bias, epsilon)
+        return _layer_norm(x, dims, weight, bias, epsilon, moments)
     if derive is None and group is None and _native_batch_norm_applies(x, dims, weight, bias):
         return _batch_norm(x, weight, bias, epsilon)
     if group is None and torch.compiler.is_compiling():
@@ -338,10 +340,12 @@ def _trailing(x, dims, weight, bias) -> bool:
         for t in (weight, bias))
 
 
-def _layer_norm(x, dims, weight, bias, epsilon):
+def _layer_norm(x, dims, weight, bias, epsilon, moments=True):
     shape = x.shape[x.ndim - len(dims):]
     flat = [None if t is None else t.reshape(shape) for t in (weight, bias)]
     y, mean, inv_std = torch.native_layer_norm(as_float32(x), shape, *flat, epsilon)
+    if not moments:
+        return y.to(x.dtype), None, None
     return y.to(x.dtype), mean.detach(), (inv_std.detach() ** -2 - epsilon).clamp_min_(0.0)
 
 

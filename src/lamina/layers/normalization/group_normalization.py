@@ -78,7 +78,7 @@ class GroupNormalization(AffineNormalization):
         split = (*inputs.shape[:axis], groups, inputs.shape[axis] // groups, *inputs.shape[axis + 1:])
         p = plan(split, {0, axis}, {axis, axis + 1})
         gamma, beta = self.affine_views(p.param_shape)
-        y, _, _ = normalize(inputs.reshape(p.view), p.reduce, gamma, beta, self.epsilon)
+        y, _, _ = normalize(inputs.reshape(p.view), p.reduce, gamma, beta, self.epsilon, moments=False)
         return y.reshape(inputs.shape)
 
     def get_config(self):

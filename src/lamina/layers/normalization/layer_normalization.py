@@ -59,7 +59,7 @@ class LayerNormalization(AffineNormalization):
         normalized = set(self._normalized_axes(inputs.ndim))
         p = plan(inputs.shape, set(range(inputs.ndim)) - normalized, normalized)
         gamma, beta = self.affine_views(p.param_shape)
-        y, _, _ = normalize(inputs.reshape(p.view), p.reduce, gamma, beta, self.epsilon)
+        y, _, _ = normalize(inputs.reshape(p.view), p.reduce, gamma, beta, self.epsilon, moments=False)
         return y.reshape(inputs.shape)
 
     def get_config(self):
