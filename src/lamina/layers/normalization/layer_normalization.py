@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import torch
+
 from lamina.layers.base import InputSpec
 from lamina.layers.normalization._base import AffineNormalization, known_size, resolve_axis
-from lamina.layers.normalization._statistics import normalize, plan
+from lamina.layers.normalization._statistics import as_float32, normalize, plan
 
 
 class LayerNormalization(AffineNormalization):
@@ -50,13 +52,20 @@ class LayerNormalization(AffineNormalization):
 
     def build(self, input_shape):
         axes = self._normalized_axes(len(input_shape))
-        self.add_affine_weights(tuple(known_size(self, input_shape, a) for a in axes))
+        self._normalized_shape = tuple(known_size(self, input_shape, a) for a in axes)
+        self.add_affine_weights(self._normalized_shape)
         given = self.axis if isinstance(self.axis, (list, tuple)) else [self.axis]
         self.input_spec = InputSpec(min_ndim=max(a + 1 if a >= 0 else -a for a in given),
                                     axes={a: input_shape[a] for a in given})
 
     def call(self, inputs):
-        normalized = set(self._normalized_axes(inputs.ndim))
+        axes = self._normalized_axes(inputs.ndim)
+        if axes == list(range(inputs.ndim - len(axes), inputs.ndim)) and not torch.compiler.is_compiling():
+            # The trailing axes, as gamma and beta are shaped: torch's fused layer_norm as it is.
+            y = torch.native_layer_norm(as_float32(inputs), self._normalized_shape, self.gamma, self.beta,
+                                        self.epsilon)[0]
+            return y.to(inputs.dtype)
+        normalized = set(axes)
         p = plan(inputs.shape, set(range(inputs.ndim)) - normalized, normalized)
         gamma, beta = self.affine_views(p.param_shape)
         y, _, _ = normalize(inputs.reshape(p.view), p.reduce, gamma, beta, self.epsilon, moments=False)
