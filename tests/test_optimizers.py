@@ -64,3 +64,84 @@ def test_torch_optimizer_in_compile_is_explained():
     model = lamina.Sequential([lamina.layers.Dense(1)])
     with pytest.raises(TypeError, match="lamina optimizer or its name"):
         model.compile(optimizer=torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1))
+
+
+def _adam_run(steps, make_optimizer, reload_at=None, lr_change_at=None):
+    """Weights after `steps` Adam updates of three weights from fixed gradients; optionally the
+    optimizer state saved one step before `reload_at` is loaded back there, and the learning
+    rate halved at `lr_change_at`."""
+    rng = np.random.default_rng(1)
+    params = [torch.nn.Parameter(torch.tensor(rng.standard_normal(s).astype("float32")))
+              for s in [(5, 4), (4,), (3, 2, 2)]]
+    grads = [[torch.tensor(rng.standard_normal(tuple(p.shape)).astype("float32")) for p in params]
+             for _ in range(steps)]
+    step, saved = make_optimizer(params)
+    for i, gs in enumerate(grads):
+        if reload_at is not None and i == reload_at - 1:
+            saved = step("state")
+        if reload_at is not None and i == reload_at:
+            step("load", saved)
+        if lr_change_at is not None and i == lr_change_at:
+            step("lr", 0.0005)
+        for p, g in zip(params, gs):
+            p.grad = g.clone()
+        step("step")
+    return [p.detach().clone() for p in params]
+
+
+def _lamina_adam(params):
+    opt = optimizers.Adam()
+    opt.build(params)
+
+    def act(what, value=None):
+        if what == "step":
+            opt.step()
+            opt.zero_grad()
+        elif what == "state":
+            return {k: v for k, v in opt.torch_optimizer.state_dict().items()} | {
+                "state": {i: {k: t.clone() for k, t in s.items()}
+                          for i, s in opt.torch_optimizer.state_dict()["state"].items()}}
+        elif what == "load":
+            opt.torch_optimizer.load_state_dict(value)
+        elif what == "lr":
+            opt.learning_rate = value
+    return act, None
+
+
+def _torch_adam(params):
+    opt = torch.optim.Adam(params, lr=0.001, betas=(0.9, 0.999), eps=1e-7, fused=True)
+
+    def act(what, value=None):
+        if what == "step":
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        elif what == "state":
+            return {k: v for k, v in opt.state_dict().items()} | {
+                "state": {i: {k: t.clone() for k, t in s.items()} for i, s in opt.state_dict()["state"].items()}}
+        elif what == "load":
+            opt.load_state_dict(value)
+        elif what == "lr":
+            for g in opt.param_groups:
+                g["lr"] = value
+    return act, None
+
+
+@pytest.mark.parametrize("options", [{}, {"reload_at": 4}, {"lr_change_at": 3}])
+def test_direct_fused_adam_step_equals_torchs_step_bitwise(options):
+    """lamina's Adam calls torch's fused kernel directly after the first step: the weights equal
+    torch's own fused Adam step by step, through a state reload and a learning-rate change."""
+    ours = _adam_run(6, _lamina_adam, **options)
+    theirs = _adam_run(6, _torch_adam, **options)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_direct_adam_step_skips_weights_without_gradients_as_torch():
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    opt = optimizers.Adam()
+    opt.build([a, b])
+    for _ in range(3):
+        a.grad = torch.ones(3)
+        opt.step()
+        opt.zero_grad()
+    assert torch.equal(b.detach(), torch.ones(2)) and not torch.equal(a.detach(), torch.ones(3))
