@@ -1,5 +1,7 @@
 """Optimizers: Keras' names and default hyperparameters, and the same update as Keras."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -98,9 +100,7 @@ def _lamina_adam(params):
             opt.step()
             opt.zero_grad()
         elif what == "state":
-            return {k: v for k, v in opt.torch_optimizer.state_dict().items()} | {
-                "state": {i: {k: t.clone() for k, t in s.items()}
-                          for i, s in opt.torch_optimizer.state_dict()["state"].items()}}
+            return copy.deepcopy(opt.torch_optimizer.state_dict())
         elif what == "load":
             opt.torch_optimizer.load_state_dict(value)
         elif what == "lr":
@@ -116,8 +116,7 @@ def _torch_adam(params):
             opt.step()
             opt.zero_grad(set_to_none=True)
         elif what == "state":
-            return {k: v for k, v in opt.state_dict().items()} | {
-                "state": {i: {k: t.clone() for k, t in s.items()} for i, s in opt.state_dict()["state"].items()}}
+            return copy.deepcopy(opt.state_dict())
         elif what == "load":
             opt.load_state_dict(value)
         elif what == "lr":
