@@ -53,6 +53,8 @@ def parity_cases():
     return [
         ("Dense relu", lambda: layers.Dense(16, activation="relu"), (8, 12), {}),
         ("Conv1D causal", lambda: layers.Conv1D(8, 5, padding="causal"), (4, 32, 3), {}),
+        ("Conv1D same, even kernel", lambda: layers.Conv1D(8, 8, padding="same"), (4, 32, 3), {}),
+        ("Conv3D same", lambda: layers.Conv3D(4, 2, padding="same"), (2, 5, 6, 7, 3), {}),
         ("Conv2D same", lambda: layers.Conv2D(6, 3, padding="same"), (2, 10, 10, 3), {}),
         ("LSTM sequences", lambda: layers.LSTM(16, return_sequences=True), (4, 20, 5), {}),
         ("GRU", lambda: layers.GRU(8), (4, 20, 5), {}),

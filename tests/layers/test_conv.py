@@ -242,3 +242,24 @@ def test_input_shorter_than_kernel_names_the_layer():
     layer(torch.zeros(1, 8, 2))  # built on a long enough input, then called on a short one
     with pytest.raises(ValueError, match=r"Conv1D 'short'.*\(1, 4, 2\) is too small"):
         layer(torch.zeros(1, 4, 2))
+
+
+@pytest.mark.parametrize("shape, flat, fmt", [
+    ((2, 5, 1, 9), (3, 4), torch.channels_last),              # a lifted Conv1D input, uneven "same"
+    ((2, 5, 6, 7), (1, 2, 0, 1), torch.channels_last),
+    ((2, 3, 4, 5, 6), (2, 0, 1, 1, 0, 3), torch.channels_last_3d),
+])
+def test_padding_that_keeps_channels_last_memory_equals_f_pad(shape, flat, fmt):
+    """The padding the CUDA path uses (there F.pad would return NCHW and cuDNN copy it back):
+    F.pad's values and gradients, in channels_last memory."""
+    from lamina.layers.conv import pad_keeping_format
+
+    x = torch.randn(shape).contiguous(memory_format=fmt).requires_grad_()
+    ours = pad_keeping_format(x, flat, -1.5, fmt)
+    theirs = F.pad(x, flat, value=-1.5)
+    assert ours.is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    cotangent = torch.randn(theirs.shape)
+    (g_ours,) = torch.autograd.grad(ours, x, cotangent)
+    (g_theirs,) = torch.autograd.grad(theirs, x, cotangent)
+    torch.testing.assert_close(g_ours, g_theirs, rtol=0, atol=0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numbers
 
+import torch
 import torch.nn.functional as F
 
 from lamina import activations, initializers, regularizers
@@ -108,7 +109,36 @@ def pad_for_torch(x, pads, value=0.0):
     if all(before == after for before, after in pads):
         return x, tuple(before for before, _ in pads)
     flat = [p for before, after in reversed(pads) for p in (before, after)]
-    return F.pad(x, flat, value=value), 0
+    return pad(x, flat, value), 0
+
+
+def pad(x, flat, value=0.0):
+    """F.pad(x, flat, value=value); on CUDA a channels_last input stays channels_last (F.pad would
+    return NCHW, and cuDNN would copy it back before a channels_last convolution)."""
+    fmt = _channels_last_format(x)
+    if x.device.type != "cuda" or fmt is None:
+        return F.pad(x, flat, value=value)
+    return pad_keeping_format(x, flat, value, fmt)
+
+
+def _channels_last_format(x):
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+        return torch.channels_last_3d
+    return None
+
+
+def pad_keeping_format(x, flat, value, fmt):
+    """Constant padding (F.pad's `flat` order: last axis first) into a tensor of memory format `fmt`."""
+    shape, window = list(x.shape), [slice(None)] * x.dim()
+    for i in range(len(flat) // 2):
+        axis, before, after = x.dim() - 1 - i, flat[2 * i], flat[2 * i + 1]
+        shape[axis] += before + after
+        window[axis] = slice(before, before + x.shape[axis])
+    out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt).fill_(value)
+    out[tuple(window)] = x
+    return out
 
 
 def spatial_output_shape(layer, input_shape, length_of, channels):
@@ -155,6 +185,15 @@ class ChannelsFirstView:
 
     def lift_kernel(self, kernel):
         return kernel.unsqueeze(2) if self.lifted else kernel
+
+    def gpu_kernel(self, kernel, x):
+        """On CUDA, a channels_last input's kernel in channels_last memory too: cuDNN then runs
+        its NHWC convolution and returns NHWC, instead of copying the activations to NCHW and
+        back around every convolution (the kernel's copy is small)."""
+        if not self.channels_last or x.device.type != "cuda" or kernel.dim() not in (4, 5):
+            return kernel
+        fmt = torch.channels_last if kernel.dim() == 4 else torch.channels_last_3d
+        return kernel.contiguous(memory_format=fmt)
 
     def to_torch(self, x):
         if not self.channels_last:
@@ -293,12 +332,12 @@ class BaseConv(Layer):
         if self.padding == "valid":
             padding = 0
         elif self.padding == "causal":
-            x, padding = F.pad(x, ((self.kernel_size[0] - 1) * self.dilation_rate[0], 0)), 0
+            x, padding = pad(x, ((self.kernel_size[0] - 1) * self.dilation_rate[0], 0)), 0
         else:
             pads = same_padding(x.shape[2:], self._window, self._torch_strides, self._torch_dilation)
             x, padding = pad_for_torch(x, pads)
-        return self._conv(x, self._view.lift_kernel(kernel), bias, self._torch_strides, padding,
-                          self._torch_dilation, groups)
+        kernel = self._view.gpu_kernel(self._view.lift_kernel(kernel), x)
+        return self._conv(x, kernel, bias, self._torch_strides, padding, self._torch_dilation, groups)
 
     # ------------------------------------------------------------- shapes and config
     def compute_output_shape(self, input_shape):
