@@ -284,6 +284,47 @@ class _Normalize(torch.autograd.Function):
         return (dx.to(x.dtype), grad_weight, grad_bias, None, None, None, None, *grad_inputs)
 
 
+def _plain_rows(x, dims, weight, bias) -> bool:
+    """Whether this is a BatchNorm of a (rows, channels) float32 CPU view, the layout every
+    channels_last BatchNorm reduces to: then `_RowsBatchNorm` runs it with the least overhead."""
+    return (x.ndim == 2 and dims == (0,) and x.shape[0] > 1 and not torch.compiler.is_compiling()
+            and _kernels.usable(x, *(t for t in (weight, bias) if t is not None))
+            and all(t is None or tuple(t.shape) == (1, x.shape[1]) for t in (weight, bias)))
+
+
+class _RowsBatchNorm(torch.autograd.Function):
+    """`_Normalize` specialised to a BatchNorm of (rows, channels) on the kernels: the same
+    mathematics with a fixed handful of statistics-sized ops around three kernel calls, which
+    matters when the tensor is small enough for per-op costs to show."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, epsilon):
+        rows, channels = x.shape
+        mean, var = _kernels.moments(x, 1, rows, channels)
+        inv_std = torch.rsqrt(var + epsilon)
+        scale = inv_std if weight is None else inv_std * weight
+        shift = torch.zeros(1, channels) if bias is None else bias
+        y = _kernels.affine(x, 1, rows, channels, mean, scale, shift)
+        ctx.save_for_backward(x, mean, inv_std, scale)
+        ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    def backward(ctx, dy, _grad_mean, _grad_var):
+        x, mean, inv_std, scale = ctx.saved_tensors
+        rows, channels = x.shape
+        dy = dy.contiguous()
+        sum_dy, sum_dy_centered = _kernels.sums(dy, x, 1, rows, channels, mean)
+        # dx = dy * scale + (x - mean) * slope + offset, the statistics' share folded in.
+        slope = scale * inv_std.square() * sum_dy_centered * (-1.0 / rows)
+        offset = scale * sum_dy * (-1.0 / rows)
+        dx = _kernels.combine(dy, x, 1, rows, channels, mean, scale, slope, offset)
+        grad_weight = sum_dy_centered * inv_std if ctx.has_weight else None
+        grad_bias = sum_dy if ctx.has_bias else None
+        return dx, grad_weight, grad_bias, None
+
+
 class _NormalizeWith(torch.autograd.Function):
     """(x - mean) / sqrt(var + eps) * weight + bias with given statistics (moving averages, or
     masked statistics that still carry gradients)."""
@@ -326,6 +367,8 @@ def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=
         return _layer_norm(x, dims, weight, bias, epsilon, moments)
     if derive is None and group is None and _native_batch_norm_applies(x, dims, weight, bias):
         return _batch_norm(x, weight, bias, epsilon)
+    if derive is None and group is None and _plain_rows(x, dims, weight, bias):
+        return _RowsBatchNorm.apply(x, weight, bias, float(epsilon))
     if group is None and torch.compiler.is_compiling():
         return _traced_normalize(x, dims, weight, bias, epsilon, derive, derive_inputs)
     return _Normalize.apply(x, weight, bias, dims, float(epsilon), group, derive, *derive_inputs)
