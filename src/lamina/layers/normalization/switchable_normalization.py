@@ -28,9 +28,11 @@ class _Mixture:
         if self.using_bn:
             branches.append(pooled(mean_in, var_in, [0]) if self.batch_statistics else tuple(moving))
         means, variances = zip(*branches)
+        # The batch branch's statistics, for the layer's moving averages (not computed twice).
+        self.batch_moments = branches[2] if self.using_bn and self.batch_statistics else None
         mean_weights, variance_weights = torch.softmax(mean_logits, 0), torch.softmax(variance_logits, 0)
-        mixed_mean = _weighted_sum(mean_weights.unbind(), means)
-        mixed_var = _weighted_sum(variance_weights.unbind(), variances)
+        mixed_mean = _weighted_sum(mean_weights, means)
+        mixed_var = _weighted_sum(variance_weights, variances)
         return mixed_mean, mixed_var, (means, variances, mean_weights, variance_weights)
 
     def backward(self, saved, mean_in, var_in, inputs, grad_mean, grad_var):
@@ -50,16 +52,20 @@ class _Mixture:
                 _softmax_grad(variance_weights, grad_var, variances), *(None for _ in inputs[2:]))
 
 
+def _stacked(statistics, shape):
+    """The branches' statistics (broadcastable to `shape`) as one (branches, *shape) tensor."""
+    return torch.stack([s.expand(shape) for s in statistics])
+
+
 def _weighted_sum(weights, statistics):
-    total = weights[0] * statistics[0]
-    for w, s in zip(weights[1:], statistics[1:]):
-        total = total + w * s
-    return total
+    """sum_k weights_k * statistics_k, the statistics broadcast to their common shape."""
+    shape = torch.broadcast_shapes(*(s.shape for s in statistics))
+    return torch.tensordot(weights, _stacked(statistics, shape), dims=1)
 
 
 def _softmax_grad(weights, grad, statistics):
     """Gradient of the logits of sum_k softmax(logits)_k * statistics_k."""
-    per_branch = torch.stack([(grad * s).sum() for s in statistics])
+    per_branch = (_stacked(statistics, grad.shape) * grad).flatten(1).sum(1)
     return weights * (per_branch - (weights * per_branch).sum())
 
 
@@ -145,11 +151,13 @@ class SwitchableNormalization(AffineNormalization):
         moving = ((self.moving_mean.reshape(1, 1, -1), self.moving_variance.reshape(1, 1, -1))
                   if self.using_bn and not batch_statistics else ())
         gamma, beta = self.affine_views((1, 1, channels))
-        y, mean_in, var_in = normalize(x, (1,), gamma, beta, self.epsilon,
-                                       derive=_Mixture(self.using_bn, batch_statistics),
+        mixture = _Mixture(self.using_bn, batch_statistics)
+        y, mean_in, var_in = normalize(x, (1,), gamma, beta, self.epsilon, derive=mixture,
                                        derive_inputs=(self.mean_weights, self.variance_weights, *moving))
         if batch_statistics and state_updates_enabled():
-            self._track(*pooled(mean_in, var_in, [0]))
+            # The traced path (graph capture) records its own mixture, not this object's.
+            moments = getattr(mixture, "batch_moments", None) or pooled(mean_in, var_in, [0])
+            self._track(*(m.detach() for m in moments))
         return y.reshape(inputs.shape)
 
     def _track(self, mean_bn, var_bn):
