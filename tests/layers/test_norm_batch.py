@@ -237,3 +237,20 @@ def test_synchronized_statistics_span_all_processes(tmp_path):
     for rank in range(2):
         np.testing.assert_allclose(parts[rank]["weights"][2], layer.get_weights()[2], atol=1e-6)
         np.testing.assert_allclose(parts[rank]["weights"][3], layer.get_weights()[3], atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 150, 8), (16, 5, 4, 3), (6, 5)])
+def test_inference_without_gradients_is_the_formula(shape, rng):
+    """predict's route (no gradient anywhere: torch's fused batch norm on every device) against
+    (x - moving_mean) / sqrt(moving_variance + eps) * gamma + beta in float64."""
+    layer = layers.BatchNormalization(epsilon=1e-3)
+    x = torch.as_tensor(rng.normal(1.0, 2.0, shape).astype("float32"))
+    layer(x)
+    c = shape[-1]
+    layer.set_weights([rng.uniform(0.5, 2.0, c).astype("float32"), rng.standard_normal(c).astype("float32"),
+                       rng.standard_normal(c).astype("float32"), rng.uniform(0.5, 2.0, c).astype("float32")])
+    gamma, beta, mean, var = (w.astype("float64") for w in layer.get_weights())
+    expected = (x.double().numpy() - mean) / np.sqrt(var + 1e-3) * gamma + beta
+    with torch.inference_mode():
+        out = layer(x, training=False)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)

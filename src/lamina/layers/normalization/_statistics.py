@@ -399,11 +399,16 @@ def on_native_batch_norm_device(x) -> bool:
 
 
 def _native_batch_norm_applies(x, dims, weight, bias, *stats) -> bool:
-    """Whether this is torch's batch_norm on a device without lamina's kernels: statistics kept
-    along dim 1 alone ((rows, channels), or (batch, channels, positions)), the parameters and any
-    given statistics varying along it alone. There one fused kernel (cuDNN's on CUDA) replaces the
-    handful of launches the eager path takes."""
-    if not on_native_batch_norm_device(x) or x.ndim < 2 or torch.compiler.is_compiling():
+    """Whether this is torch's batch_norm on a device without lamina's kernels: see
+    `_batch_norm_layout`. There one fused kernel (cuDNN's on CUDA) replaces the handful of
+    launches the eager path takes."""
+    return on_native_batch_norm_device(x) and _batch_norm_layout(x, dims, weight, bias, *stats)
+
+
+def _batch_norm_layout(x, dims, weight, bias, *stats) -> bool:
+    """Statistics kept along dim 1 alone ((rows, channels), or (batch, channels, positions)), the
+    parameters and any given statistics varying along it alone: torch's batch_norm's layout."""
+    if x.ndim < 2 or torch.compiler.is_compiling():
         return False
     kept = tuple(d for d in range(x.ndim) if d not in dims)
     return kept == (1,) and all(t is None or (t.ndim == x.ndim and all(t.shape[d] == 1 for d in dims))
@@ -431,8 +436,12 @@ def normalize_with(x, mean, var, weight=None, bias=None, epsilon=1e-3):
     """Standardize `x` with the given (broadcastable) statistics, then scale and shift."""
     if torch.compiler.is_compiling():
         return _traced_affine(x, mean, var, weight, bias, epsilon)
-    if not (mean.requires_grad or var.requires_grad) and _native_batch_norm_applies(
-            x, [d for d in range(x.ndim) if d != 1], weight, bias, mean, var):
+    # Moving statistics (no gradient to them): torch's fused batch norm on accelerators, and on
+    # the CPU too when nothing needs a gradient (predict, evaluate; one op, no lamina overhead).
+    inference = not (torch.is_grad_enabled()
+                     and any(t is not None and t.requires_grad for t in (x, weight, bias)))
+    if (not (mean.requires_grad or var.requires_grad) and (inference or on_native_batch_norm_device(x))
+            and _batch_norm_layout(x, [d for d in range(x.ndim) if d != 1], weight, bias, mean, var)):
         size = x.shape[1]
         y = torch.native_batch_norm(as_float32(x), _channels(weight, size), _channels(bias, size),
                                     _channels(mean, size).float(), _channels(var, size).float(),
