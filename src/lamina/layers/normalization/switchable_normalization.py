@@ -31,8 +31,8 @@ class _Mixture:
         # The batch branch's statistics, for the layer's moving averages (not computed twice).
         self.batch_moments = branches[2] if self.using_bn and self.batch_statistics else None
         mean_weights, variance_weights = torch.softmax(mean_logits, 0), torch.softmax(variance_logits, 0)
-        mixed_mean = _weighted_sum(mean_weights, means)
-        mixed_var = _weighted_sum(variance_weights, variances)
+        mixed_mean = _weighted_sum(mean_weights.unbind(), means)
+        mixed_var = _weighted_sum(variance_weights.unbind(), variances)
         return mixed_mean, mixed_var, (means, variances, mean_weights, variance_weights)
 
     def backward(self, saved, mean_in, var_in, inputs, grad_mean, grad_var):
@@ -52,20 +52,16 @@ class _Mixture:
                 _softmax_grad(variance_weights, grad_var, variances), *(None for _ in inputs[2:]))
 
 
-def _stacked(statistics, shape):
-    """The branches' statistics (broadcastable to `shape`) as one (branches, *shape) tensor."""
-    return torch.stack([s.expand(shape) for s in statistics])
-
-
 def _weighted_sum(weights, statistics):
-    """sum_k weights_k * statistics_k, the statistics broadcast to their common shape."""
-    shape = torch.broadcast_shapes(*(s.shape for s in statistics))
-    return torch.tensordot(weights, _stacked(statistics, shape), dims=1)
+    total = weights[0] * statistics[0]
+    for w, s in zip(weights[1:], statistics[1:]):
+        total = total + w * s
+    return total
 
 
 def _softmax_grad(weights, grad, statistics):
     """Gradient of the logits of sum_k softmax(logits)_k * statistics_k."""
-    per_branch = (_stacked(statistics, grad.shape) * grad).flatten(1).sum(1)
+    per_branch = torch.stack([(grad * s).sum() for s in statistics])
     return weights * (per_branch - (weights * per_branch).sum())
 
 
