@@ -17,7 +17,11 @@ turns that choice into fast tensor work:
   the twenty passes autograd would record. A `derive` brings the gradient of its mixture.
 - Four primitives do the full-size work: moments, the affine map, the backward sums and the
   backward combination. For float32 CPU tensors they run as compiled loops (`_kernels`),
-  elsewhere as eager torch ops; the mathematics is the same.
+  elsewhere as eager torch ops; the mathematics is the same. A BatchNorm of a (rows, channels)
+  view on the loops has its own autograd function (`_RowsBatchNorm`) with a minimal fixed cost.
+- torch's fused kernels take over where they are the better choice: LayerNorm over trailing
+  axes (`layer_norm`), and BatchNorm-shaped statistics off the CPU or, with moving statistics,
+  whenever nothing needs a gradient (`batch_norm`); Keras' biased variance is kept.
 
 Statistics are computed in float32 for float16/bfloat16 inputs and the output keeps the input's
 dtype. Variances are biased (divided by the count, as Keras keeps them), computed in two passes
