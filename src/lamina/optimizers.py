@@ -183,7 +183,8 @@ class Adam(_AdamFamily):
     def _direct_state(self):
         opt = self.torch_optimizer
         groups = opt.param_groups
-        if (len(groups) != 1 or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
+        if (len(groups) != 1 or not hasattr(torch, "_fused_adam_")
+                or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
                 or torch_optim._global_optimizer_pre_hooks or torch_optim._global_optimizer_post_hooks):
             return None
         group = groups[0]
