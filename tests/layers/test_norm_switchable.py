@@ -7,6 +7,16 @@ import torch
 
 import lamina
 from lamina import layers
+from lamina.layers.normalization import switchable_normalization
+
+
+@pytest.fixture(autouse=True, params=["one autograd function", "statistics core"])
+def route(request, monkeypatch):
+    """Every test runs on both routes: SN's own function on the CPU kernels (float32) and the
+    generic statistics core with the mixture as a `derive` (other dtypes, devices, tracing)."""
+    if request.param == "statistics core":
+        monkeypatch.setattr(switchable_normalization, "_fast_route", lambda *a: False)
+    return request.param
 
 
 def published_switch_norm(x, gamma, beta, mean_logits, var_logits, moving, training, momentum=0.99,
