@@ -36,6 +36,7 @@ _SOURCE = r"""
    against the libgomp torch itself loads, the threads are torch's own. The caller provides the
    workspace: per thread 2T doubles and 2T floats. */
 
+#include <math.h>
 #include <omp.h>
 """ + _native.VARIANTS + r"""
 /* Floats per block: 32 Ki x 4 B = 128 KiB, comfortably inside a core's L2 cache. */
@@ -230,6 +231,125 @@ void lamina_combine(const float *dy, const float *x, float *dx, long A, long L, 
                                 slope + a * T, offset + a * T);
         }
 }
+
+/* SwitchableNorm's mixture on (n, c) instance statistics, in double precision: the layer
+   branch pools over c (per sample), the batch branch over n (per channel) when batch_pooled,
+   else it is the given moving statistics; branches = 2 leaves it out. Writes the softmax weights
+   wm, wv, the mixed mean, 1/sqrt(mixed var + eps), scale = that * gamma and shift = beta per
+   (sample, channel), and the pooled statistics. gamma and beta may be NULL. */
+static void softmax3(const float *logits, int k, double *w) {
+    double top = logits[0], total = 0.0;
+    for (int i = 1; i < k; i++) top = logits[i] > top ? logits[i] : top;
+    for (int i = 0; i < k; i++) { w[i] = exp(logits[i] - top); total += w[i]; }
+    for (int i = 0; i < k; i++) w[i] /= total;
+}
+
+void lamina_sn_mix_forward(const float *mean_in, const float *var_in, long n, long c, int branches,
+                           int batch_pooled, const float *mean_logits, const float *var_logits,
+                           const float *moving_mean, const float *moving_var, const float *gamma,
+                           const float *beta, float eps, float *wm_out, float *wv_out, float *mean_mix,
+                           float *inv_std, float *scale, float *shift, float *mean_ln, float *var_ln,
+                           float *mean_bn, float *var_bn) {
+    double wm[3], wv[3];
+    softmax3(mean_logits, branches, wm);
+    softmax3(var_logits, branches, wv);
+    for (int k = 0; k < branches; k++) { wm_out[k] = (float)wm[k]; wv_out[k] = (float)wv[k]; }
+    for (long i = 0; i < n; i++) {
+        double m = 0.0, v = 0.0;
+        for (long j = 0; j < c; j++) m += mean_in[i * c + j];
+        m /= c;
+        for (long j = 0; j < c; j++) {
+            double d = mean_in[i * c + j] - m;
+            v += var_in[i * c + j] + d * d;
+        }
+        mean_ln[i] = (float)m;
+        var_ln[i] = (float)(v / c);
+    }
+    if (branches == 3 && batch_pooled) {
+        for (long j = 0; j < c; j++) {
+            double m = 0.0, v = 0.0;
+            for (long i = 0; i < n; i++) m += mean_in[i * c + j];
+            m /= n;
+            for (long i = 0; i < n; i++) {
+                double d = mean_in[i * c + j] - m;
+                v += var_in[i * c + j] + d * d;
+            }
+            mean_bn[j] = (float)m;
+            var_bn[j] = (float)(v / n);
+        }
+    } else if (branches == 3) {
+        for (long j = 0; j < c; j++) { mean_bn[j] = moving_mean[j]; var_bn[j] = moving_var[j]; }
+    }
+    for (long i = 0; i < n; i++)
+        for (long j = 0; j < c; j++) {
+            long at = i * c + j;
+            double m = wm[0] * mean_in[at] + wm[1] * mean_ln[i];
+            double v = wv[0] * var_in[at] + wv[1] * var_ln[i];
+            if (branches == 3) { m += wm[2] * mean_bn[j]; v += wv[2] * var_bn[j]; }
+            double inv = 1.0 / sqrt(v + (double)eps);
+            mean_mix[at] = (float)m;
+            inv_std[at] = (float)inv;
+            scale[at] = (float)(gamma ? inv * gamma[j] : inv);
+            shift[at] = beta ? beta[j] : 0.0f;
+        }
+}
+
+/* Its gradient. From the kernels' per (sample, channel) sums of dy and dy * (x - mixed mean):
+   grad_gamma, grad_beta (NULL when absent), the gradients of the logits, and the tables of the
+   final combination dx = dy * scale + (x - mean_in) * slope + offset. */
+void lamina_sn_mix_backward(const float *sum_dy, const float *sum_dyc, long n, long c, long length,
+                            int branches, int batch_pooled, const float *wm_in, const float *wv_in,
+                            const float *mean_in, const float *var_in, const float *inv_std,
+                            const float *scale, const float *mean_ln, const float *var_ln,
+                            const float *mean_bn, const float *var_bn, float *grad_gamma,
+                            float *grad_beta, float *grad_mean_logits, float *grad_var_logits,
+                            float *slope, float *offset, double *work) {
+    double wm[3], wv[3], pm[3] = {0, 0, 0}, pv[3] = {0, 0, 0};
+    for (int k = 0; k < branches; k++) { wm[k] = wm_in[k]; wv[k] = wv_in[k]; }
+    double *row_m = work, *row_v = work + n, *col_m = work + 2 * n, *col_v = work + 2 * n + c;
+    for (long i = 0; i < n; i++) row_m[i] = row_v[i] = 0.0;
+    for (long j = 0; j < c; j++) col_m[j] = col_v[j] = 0.0;
+    if (grad_gamma) for (long j = 0; j < c; j++) grad_gamma[j] = 0.0f;
+    if (grad_beta) for (long j = 0; j < c; j++) grad_beta[j] = 0.0f;
+    for (long i = 0; i < n; i++)
+        for (long j = 0; j < c; j++) {
+            long at = i * c + j;
+            double inv = inv_std[at];
+            double g_mean = -(double)sum_dy[at] * scale[at];
+            double g_var = -0.5 * (double)sum_dyc[at] * scale[at] * inv * inv;
+            if (grad_gamma) grad_gamma[j] += (float)((double)sum_dyc[at] * inv);
+            if (grad_beta) grad_beta[j] += sum_dy[at];
+            row_m[i] += g_mean; row_v[i] += g_var; col_m[j] += g_mean; col_v[j] += g_var;
+            pm[0] += g_mean * mean_in[at];
+            pv[0] += g_var * var_in[at];
+            slope[at] = (float)g_var;     /* kept here until the pooled sums are known */
+            offset[at] = (float)g_mean;
+        }
+    for (long i = 0; i < n; i++) { pm[1] += row_m[i] * mean_ln[i]; pv[1] += row_v[i] * var_ln[i]; }
+    if (branches == 3)
+        for (long j = 0; j < c; j++) { pm[2] += col_m[j] * mean_bn[j]; pv[2] += col_v[j] * var_bn[j]; }
+    double sm = 0.0, sv = 0.0;
+    for (int k = 0; k < branches; k++) { sm += wm[k] * pm[k]; sv += wv[k] * pv[k]; }
+    for (int k = 0; k < branches; k++) {
+        grad_mean_logits[k] = (float)(wm[k] * (pm[k] - sm));
+        grad_var_logits[k] = (float)(wv[k] * (pv[k] - sv));
+    }
+    int bn = branches == 3 && batch_pooled;
+    for (long i = 0; i < n; i++)
+        for (long j = 0; j < c; j++) {
+            long at = i * c + j;
+            double g_mean = offset[at], g_var = slope[at];
+            double g_mean_in = wm[0] * g_mean + wm[1] / c * row_m[i]
+                               + 2.0 * wv[1] / c * row_v[i] * (mean_in[at] - mean_ln[i]);
+            double g_var_in = wv[0] * g_var + wv[1] / c * row_v[i];
+            if (bn) {
+                g_mean_in += wm[2] / n * col_m[j] + 2.0 * wv[2] / n * col_v[j] * (mean_in[at] - mean_bn[j]);
+                g_var_in += wv[2] / n * col_v[j];
+            }
+            slope[at] = (float)(2.0 * g_var_in / length);
+            offset[at] = (float)(g_mean_in / length);
+        }
+}
 """
 
 # Below this many elements, sharing work between threads costs more than it saves.
@@ -240,6 +360,10 @@ _SIGNATURES = {
     "lamina_sums": [_f, _f, _n, _n, _n, _n, _f, _f, _f, _i, _f, _f],
     "lamina_affine": [_f, _f, _n, _n, _n, _n, _f, _f, _f, _i],
     "lamina_combine": [_f, _f, _f, _n, _n, _n, _n, _f, _f, _f, _f, _i],
+    "lamina_sn_mix_forward": [_f, _f, _n, _n, _i, _i, _f, _f, _f, _f, _f, _f, _native.FLOAT,
+                              _f, _f, _f, _f, _f, _f, _f, _f, _f, _f],
+    "lamina_sn_mix_backward": [_f, _f, _n, _n, _n, _i, _i, _f, _f, _f, _f, _f, _f, _f, _f, _f, _f,
+                               _f, _f, _f, _f, _f, _f, _f],
 }
 
 
@@ -300,3 +424,40 @@ def combine(dy: torch.Tensor, x: torch.Tensor, A: int, L: int, T: int, mean, sca
     library().lamina_combine(_ptr(dy), _ptr(x), _ptr(dx), A, L, T, L * T, _ptr(mean), _ptr(scale),
                              _ptr(slope), _ptr(offset), _threads(A, L, T))
     return dx
+
+
+def sn_mix_forward(mean_in, var_in, mean_logits, var_logits, moving, gamma, beta, epsilon, batch_pooled):
+    """SwitchableNorm's mixture of (n, c) instance statistics (see the C source): returns the
+    softmax weights (wm, wv), the (n, c) tables mean_mix, inv_std, scale, shift, and the layer
+    (n,) and batch (c,) branch statistics (empty without a batch branch)."""
+    n, c = mean_in.shape
+    branches = mean_logits.numel()
+    out = torch.empty(2 * branches + 4 * n * c + 2 * n + 2 * c)
+    sizes = [branches, branches, n * c, n * c, n * c, n * c, n, n, c, c]
+    wm, wv, mean_mix, inv_std, scale, shift, mean_ln, var_ln, mean_bn, var_bn = out.split(sizes)
+    moving_mean, moving_var = moving if moving is not None else (None, None)
+    library().lamina_sn_mix_forward(
+        _ptr(mean_in), _ptr(var_in), n, c, branches, int(batch_pooled), _ptr(mean_logits), _ptr(var_logits),
+        *(None if t is None else _ptr(t) for t in (moving_mean, moving_var, gamma, beta)), epsilon,
+        *(_ptr(t) for t in (wm, wv, mean_mix, inv_std, scale, shift, mean_ln, var_ln, mean_bn, var_bn)))
+    tables = [t.view(n, c) for t in (mean_mix, inv_std, scale, shift)]
+    return wm, wv, *tables, mean_ln, var_ln, mean_bn, var_bn
+
+
+def sn_mix_backward(sum_dy, sum_dy_centered, length, batch_pooled, wm, wv, mean_in, var_in, inv_std, scale,
+                    mean_ln, var_ln, mean_bn, var_bn, has_gamma, has_beta):
+    """The mixture's gradient: (grad_gamma, grad_beta, grad of the mean and variance logits, and the
+    (n, c) slope and offset tables of dx = dy * scale + (x - mean_in) * slope + offset)."""
+    n, c = sum_dy.shape
+    branches = wm.numel()
+    grad_gamma = torch.empty(c) if has_gamma else None
+    grad_beta = torch.empty(c) if has_beta else None
+    grad_mean_logits, grad_var_logits = torch.empty(branches), torch.empty(branches)
+    slope, offset = torch.empty(n, c), torch.empty(n, c)
+    work = torch.empty(2 * n + 2 * c, dtype=torch.float64)
+    library().lamina_sn_mix_backward(
+        _ptr(sum_dy), _ptr(sum_dy_centered), n, c, length, branches, int(batch_pooled), _ptr(wm), _ptr(wv),
+        *(_ptr(t) for t in (mean_in, var_in, inv_std, scale, mean_ln, var_ln, mean_bn, var_bn)),
+        *(None if t is None else _ptr(t) for t in (grad_gamma, grad_beta)),
+        *(_ptr(t) for t in (grad_mean_logits, grad_var_logits, slope, offset, work)))
+    return grad_gamma, grad_beta, grad_mean_logits, grad_var_logits, slope, offset

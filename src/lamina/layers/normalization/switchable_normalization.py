@@ -75,93 +75,45 @@ def _fast_route(x, gamma, beta) -> bool:
 class _SwitchableRows(torch.autograd.Function):
     """SN of a (batch, positions, channels) float32 CPU tensor in one autograd function: the
     kernels' three full-size passes each way, as BatchNorm has, and between them the mixture and
-    its gradient on (batch, channels) statistics written out with few ops (the generic core's
-    tables and the mixture's separate bookkeeping cost more than the arithmetic on typical
+    its gradient on the (batch, channels) instance statistics as two compiled calls (as eager ops
+    they are some fifty small tensors, which cost more than the full-size work on typical
     feature maps).
 
     The branches of the means (and likewise of the variances) are instance (n, c), layer (pooled
-    over the channels: (n, 1)) and, with `using_bn`, batch (pooled over the batch, or the given
-    moving statistics: (1, c)); mixed = sum_k softmax(logits)_k * branch_k. Returns y and the
-    batch branch's statistics (empty when there is none) for the moving averages.
+    over the channels, per sample) and, with `using_bn`, batch (pooled over the batch, or the
+    given moving statistics, per channel); mixed = sum_k softmax(logits)_k * branch_k. Returns y
+    and the batch branch's pooled statistics (empty when it does not pool) for the moving
+    averages.
     """
 
     @staticmethod
     def forward(ctx, x, gamma, beta, mean_logits, var_logits, epsilon, using_bn, moving_mean, moving_var):
         n, length, channels = x.shape
         mean_in, var_in = _kernels.moments(x, n, length, channels)
-        means, variances, centered = [mean_in], [var_in], []
-        pooled_dims = [1] + ([0] if using_bn and moving_mean is None else [])
-        for dim in pooled_dims:
-            mean_k = mean_in.mean(dim, keepdim=True)
-            centered.append(mean_in - mean_k)
-            means.append(mean_k)
-            variances.append(var_in.mean(dim, keepdim=True) + centered[-1].square().mean(dim, keepdim=True))
-        if using_bn and moving_mean is not None:
-            means.append(moving_mean.reshape(1, channels).float())
-            variances.append(moving_var.reshape(1, channels).float())
-        wm, wv = torch.softmax(mean_logits, 0), torch.softmax(var_logits, 0)
-        weights = wm.tolist(), wv.tolist()
-        mean_mix, var_mix = _mix(weights[0], means), _mix(weights[1], variances)
-        inv_std = var_mix.add_(epsilon).rsqrt_()
-        scale = inv_std if gamma is None else inv_std * gamma.reshape(1, channels)
-        shift = (torch.zeros(n, channels) if beta is None
-                 else beta.reshape(1, channels).expand(n, channels).contiguous())
+        batch_pooled = using_bn and moving_mean is None
+        moving = (moving_mean, moving_var) if using_bn and not batch_pooled else None
+        wm, wv, mean_mix, inv_std, scale, shift, *branch_stats = _kernels.sn_mix_forward(
+            mean_in, var_in, mean_logits.detach().contiguous(), var_logits.detach().contiguous(), moving,
+            gamma, beta, epsilon, batch_pooled)
         y = _kernels.affine(x, n, length, channels, mean_mix, scale, shift)
-        ctx.save_for_backward(x, mean_mix, inv_std, scale, wm, wv, *means, *variances, *centered)
-        ctx.layout = (n, length, channels, len(means), len(pooled_dims))
-        ctx.has_gamma, ctx.has_beta, ctx.weights = gamma is not None, beta is not None, weights
-        batch = (means[2], variances[2]) if len(pooled_dims) == 2 else (mean_in[:0], var_in[:0])
-        ctx.mark_non_differentiable(*batch)
-        return (y, *batch)
+        ctx.save_for_backward(x, mean_in, var_in, mean_mix, inv_std, scale, wm, wv, *branch_stats)
+        ctx.options = (batch_pooled, gamma is not None, beta is not None)
+        mean_bn, var_bn = branch_stats[2:] if batch_pooled else (mean_in[:0], var_in[:0])
+        ctx.mark_non_differentiable(mean_bn, var_bn)
+        return y, mean_bn, var_bn
 
     @staticmethod
     def backward(ctx, dy, _grad_batch_mean, _grad_batch_var):
-        n, length, channels, branches, pooled = ctx.layout
-        x, mean_mix, inv_std, scale, wm, wv, *stats = ctx.saved_tensors
-        means, variances, centered = stats[:branches], stats[branches:2 * branches], stats[2 * branches:]
-        (wm_list, wv_list) = ctx.weights
+        x, mean_in, var_in, mean_mix, inv_std, scale, wm, wv, *branch_stats = ctx.saved_tensors
+        batch_pooled, has_gamma, has_beta = ctx.options
+        n, length, channels = x.shape
         dy = dy.contiguous()
         sum_dy, sum_dy_centered = _kernels.sums(dy, x, n, length, channels, mean_mix)
-        grad_gamma = (sum_dy_centered * inv_std).sum(0) if ctx.has_gamma else None
-        grad_beta = sum_dy.sum(0) if ctx.has_beta else None
-        # y = (x - mean_mix) * scale + beta: the gradients of the mixed statistics, (n, c) each.
-        g_mean = (sum_dy * scale).neg_()
-        g_var = (sum_dy_centered * scale).mul_(inv_std.square()).mul_(-0.5)
-        # Each branch's share, summed over the axes it is constant along (the layer branch over
-        # the channels, the batch branch over the batch).
-        sum_dims = [None, 1, 0][:branches]
-        g_means = [g_mean if d is None else g_mean.sum(d, keepdim=True) for d in sum_dims]
-        g_vars = [g_var if d is None else g_var.sum(d, keepdim=True) for d in sum_dims]
-        # To the instance statistics: a branch pooled over m values passes w/m of its summed
-        # gradient to each, and its variance adds 2 (mean_in - pooled mean) / m times that to
-        # the mean's gradient.
-        g_mean_in, g_var_in = g_mean * wm_list[0], g_var * wv_list[0]
-        for k in range(1, 1 + pooled):
-            size = means[0].shape[sum_dims[k]]
-            g_mean_in.add_(g_means[k], alpha=wm_list[k] / size)
-            g_mean_in.addcmul_(centered[k - 1], g_vars[k], value=2.0 * wv_list[k] / size)
-            g_var_in.add_(g_vars[k], alpha=wv_list[k] / size)
-        grad_mean_logits = _logit_grad(wm, g_means, means)
-        grad_var_logits = _logit_grad(wv, g_vars, variances)
-        # Through the instance moments to x: d mean_in / dx = 1/L, d var_in / dx = 2 (x - mean_in) / L.
-        dx = _kernels.combine(dy, x, n, length, channels, means[0], scale, g_var_in.mul_(2.0 / length),
-                              g_mean_in.mul_(1.0 / length))
+        grad_gamma, grad_beta, grad_mean_logits, grad_var_logits, slope, offset = _kernels.sn_mix_backward(
+            sum_dy, sum_dy_centered, length, batch_pooled, wm, wv, mean_in, var_in, inv_std, scale,
+            *branch_stats, has_gamma, has_beta)
+        dx = _kernels.combine(dy, x, n, length, channels, mean_in, scale, slope, offset)
         return dx, grad_gamma, grad_beta, grad_mean_logits, grad_var_logits, None, None, None, None
-
-
-def _mix(weights, statistics):
-    """sum_k weights_k * statistics_k (python floats times tensors) into a new (n, c) tensor."""
-    total = statistics[0] * weights[0]
-    for w, s in zip(weights[1:], statistics[1:]):
-        total.add_(s, alpha=w)
-    return total
-
-
-def _logit_grad(weights, grads, statistics):
-    """Gradient of the logits of sum_k softmax(logits)_k * statistics_k, from each branch's
-    gradient already summed to the branch's shape."""
-    per_branch = torch.stack([torch.dot(g.reshape(-1), s.reshape(-1)) for g, s in zip(grads, statistics)])
-    return weights * (per_branch - torch.dot(weights, per_branch))
 
 
 class SwitchableNormalization(AffineNormalization):
