@@ -4,7 +4,8 @@ Eager torch needs a separate pass over memory (and often a temporary tensor) for
 centring, squares, sums of products and the final combination; these loops fuse them, so a
 norm's forward+backward reads and writes the tensor about eight times instead of twenty. They
 cover the norms whose statistics are per (group of rows, channel) — Batch, Instance, Group,
-Switchable and Conditional Batch normalization — on the channels_last (A, L, T) view.
+Switchable and Conditional Batch normalization — on the channels_last (A, L, T) view; two more
+compute SwitchableNorm's mixture of statistics and its gradient on the (batch, channels) tables.
 
 Everything here is optional: without a C compiler, with `LAMINA_NATIVE_KERNELS=0`, or for other
 dtypes and devices, the core runs the same mathematics with eager torch ops.
