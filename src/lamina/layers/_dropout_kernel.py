@@ -3,10 +3,12 @@
 torch draws a dropout mask with one Mersenne-Twister number per element (bernoulli_), which on a
 small MLP costs more than its matrix products. Here element i of a call is kept when
 hash(seed, i) >= rate * 2**32, with one 64-bit seed per call drawn from torch's generator (the
-layer's own when seeded): masks follow `torch.manual_seed` / `lamina.utils.set_random_seed`, no
-mask is stored, and the backward pass regenerates it from the seed. The hash is two rounds of a
-32-bit integer mixer (Wellons' lowbias32) over the element index and the seed; its 32-bit output
-quantizes the keep probability to 2**-32.
+layer's own when seeded): masks follow `torch.manual_seed` / `lamina.utils.set_random_seed`. The
+loop writes the scaled mask (1 / (1 - rate) or 0) and the output is the input times it, so
+autograd's own multiply node keeps the mask for the backward pass, as torch's dropout does (a
+Python autograd Function regenerating it would cost more per call than the whole mask). The hash
+is two rounds of a 32-bit integer mixer (Wellons' lowbias32) over the element index and the seed;
+its 32-bit output quantizes the keep probability to 2**-32.
 
 float32, contiguous, CPU only; everything else (and a machine without a C compiler) runs
 `torch.nn.functional.dropout`.
@@ -30,31 +32,29 @@ static inline uint32_t mix32(uint32_t x) {
     return x;
 }
 
-/* y[i] = x[i] * scale where hash(seed, start + i) >= threshold, else 0. */
-VARIANTS static void dropout_block(const float *restrict x, float *restrict y, long start, long n,
-                                   uint64_t seed, uint32_t threshold, float scale) {
+/* mask[i] = scale where hash(seed, start + i) >= threshold, else 0. */
+VARIANTS static void mask_block(float *restrict mask, long start, long n, uint64_t seed, uint32_t threshold,
+                                float scale) {
     uint32_t lo = (uint32_t)seed, hi = (uint32_t)(seed >> 32);
     for (long i = 0; i < n; i++) {
         uint64_t index = (uint64_t)(start + i);
         uint32_t h = mix32((uint32_t)index ^ lo);
         h = mix32(h + (uint32_t)(index >> 32) * 0x9E3779B9U + hi);
-        y[i] = h >= threshold ? x[i] * scale : 0.0f;
+        mask[i] = h >= threshold ? scale : 0.0f;
     }
 }
 
-void lamina_dropout(const float *x, float *y, long n, uint64_t seed, uint32_t threshold, float scale,
-                    int threads) {
+void lamina_dropout_mask(float *mask, long n, uint64_t seed, uint32_t threshold, float scale, int threads) {
     const long chunk = 16384;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (long start = 0; start < n; start += chunk)
-        dropout_block(x + start, y + start, start, n - start < chunk ? n - start : chunk, seed, threshold,
-                      scale);
+        mask_block(mask + start, start, n - start < chunk ? n - start : chunk, seed, threshold, scale);
 }
 """
 
 _SIGNATURES = {
-    "lamina_dropout": [_native.POINTER, _native.POINTER, _native.LONG, _native.UINT64, _native.UINT32,
-                       _native.FLOAT, _native.INT],
+    "lamina_dropout_mask": [_native.POINTER, _native.LONG, _native.UINT64, _native.UINT32, _native.FLOAT,
+                            _native.INT],
 }
 _PARALLEL_MIN_NUMEL = 1 << 16
 
@@ -75,26 +75,21 @@ def threshold(rate: float) -> int:
     return min(round(rate * 2**32), 2**32 - 1)
 
 
+def mask(like: torch.Tensor, seed: int, rate: float) -> torch.Tensor:
+    """The scaled keep mask (1 / (1 - rate) or 0 per element) of the call with this seed."""
+    out = torch.empty_like(like)
+    n = out.numel()
+    library().lamina_dropout_mask(_native.pointer(out), n, seed, threshold(rate), 1.0 / (1.0 - rate),
+                                  torch.get_num_threads() if n >= _PARALLEL_MIN_NUMEL else 1)
+    return out
+
+
 def _apply(x: torch.Tensor, seed: int, rate: float) -> torch.Tensor:
-    y = torch.empty_like(x)
-    n = x.numel()
-    library().lamina_dropout(_native.pointer(x), _native.pointer(y), n, seed, threshold(rate),
-                             1.0 / (1.0 - rate), torch.get_num_threads() if n >= _PARALLEL_MIN_NUMEL else 1)
-    return y
-
-
-class _Dropout(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, rate, seed):
-        ctx.rate, ctx.seed = rate, seed
-        return _apply(x, seed, rate)
-
-    @staticmethod
-    def backward(ctx, dy):
-        return _apply(dy.contiguous(), ctx.seed, ctx.rate), None, None
+    return x * mask(x, seed, rate)
 
 
 def dropout(x: torch.Tensor, rate: float, generator=None) -> torch.Tensor:
-    """Inverted dropout of a contiguous float32 CPU tensor (see `usable`) in training mode."""
+    """Inverted dropout of a contiguous float32 CPU tensor (see `usable`) in training mode: the
+    input times the scaled mask, so autograd's own multiply node carries the backward pass."""
     seed = int(torch.randint(0, 2**63 - 1, (), generator=generator))
-    return _Dropout.apply(x, rate, seed)
+    return _apply(x, seed, rate)
