@@ -135,3 +135,84 @@ def test_inference_leaves_dropout_layers_out_but_runs_their_hooks():
     with torch.no_grad():
         stochastic = model(torch.as_tensor(x), training=True)
     assert calls == [1] and not np.allclose(stochastic.numpy(), inference)
+
+
+def _plan_models():
+    conv = lamina.Sequential([layers.Input((20, 3)), layers.Conv1D(4, 3, padding="same"),
+                              layers.BatchNormalization(), layers.Activation("relu"),
+                              layers.MaxPooling1D(2), layers.Flatten(), layers.Dropout(0.3), layers.Dense(2)])
+    recurrent = lamina.Sequential([layers.Input((7, 3)), layers.LSTM(5, return_sequences=True),
+                                   layers.GRU(4), layers.Dense(3, activation="softmax")])
+    return [_model()[0], conv, recurrent]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_inference_plan_gives_the_full_path_s_output_and_skips_the_layer_calls(index, monkeypatch):
+    """A Sequential in inference runs its layers' `call`s directly once one full call has
+    validated inputs of that shape: the same output, bit for bit, without the layers' __call__."""
+    from lamina.layers.base import Layer
+
+    model = _plan_models()[index]
+    model.eval()
+    shape = (6, *model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    x = torch.randn(shape or (6, *model._input_tensor.shape[1:]))
+    with torch.no_grad():
+        full = model(x)                       # the full path; records the plan
+        calls = []
+        real_forward = Layer.forward
+        monkeypatch.setattr(Layer, "forward",
+                            lambda self, *a, **k: calls.append(self) or real_forward(self, *a, **k))
+        planned = model(x)
+    assert calls == [model]                   # only the model's own forward ran
+    torch.testing.assert_close(planned, full, rtol=0, atol=0)
+
+
+def test_inference_plan_is_not_used_where_a_full_call_is_needed():
+    from lamina.layers.base import Layer
+
+    model, x = _model()
+    x = torch.as_tensor(x)
+    model.eval()
+    counted = []
+    original = Layer.forward
+
+    def counting(self, *a, **k):
+        counted.append(self.name)
+        return original(self, *a, **k)
+
+    with torch.no_grad():
+        model(x)
+        Layer.forward = counting
+        try:
+            model(x, training=True)                          # training: every layer runs
+            assert len(counted) > 1
+            counted.clear()
+            model(torch.randn(3, 6))                         # another batch size is the same key
+            assert counted == [model.name]
+            counted.clear()
+            handle = model.layers[0].register_forward_hook(lambda *a: None)
+            model(x)                                         # a hook must run
+            assert model.layers[0].name in counted
+            handle.remove()
+            counted.clear()
+            model.layers[1].train()                          # a layer in training mode
+            model(x)
+            assert model.layers[1].name in counted
+            model.layers[1].eval()
+            counted.clear()
+            model.add(layers.Dense(2))                       # the stack changed: a full call again
+            model(x)
+            assert len(counted) > 1
+        finally:
+            Layer.forward = original
+
+
+def test_inference_plan_leaves_mask_making_models_on_the_full_path():
+    model = lamina.Sequential([layers.Input((5,)), layers.Embedding(10, 3, mask_zero=True),
+                               layers.LSTM(4)])
+    x = torch.tensor([[1, 2, 0, 0, 0], [3, 4, 5, 6, 7]])
+    model.eval()
+    with torch.no_grad():
+        first, second = model(x), model(x)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    assert next(iter(model._plans.values()))[1] is None

@@ -98,6 +98,9 @@ class Layer(nn.Module):
 
     supports_masking = False  # True: an incoming mask passes through unchanged
     resolves_training = True  # False for containers: training=None reaches each sublayer as None
+    # True where an overridden compute_mask only passes on (or drops) the input's mask, never
+    # makes one from the values: a Sequential's inference plan may then skip it.
+    passes_masks_only = False
     is_dropout = False  # True for the layers that predict_mc switches on
 
     def __init__(self, *, name=None, trainable=True, dtype=None, input_shape=None, **kwargs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torch.nn.modules import module as torch_module
 
@@ -54,6 +55,7 @@ class Sequential(Model):
             self._input_tensor = Input(layer._declared_input_shape)
         self._layer_stack.append(layer)
         self._output_probe = None  # the outputs changed
+        self.__dict__.pop("_plans", None)
         if self._input_tensor is not None:
             previous = self._outputs_symbolic[-1] if self._outputs_symbolic else self._input_tensor
             self._outputs_symbolic.append(self._symbolic_step(layer, previous))
@@ -69,6 +71,7 @@ class Sequential(Model):
         layer = self._layer_stack[-1]
         del self._layer_stack[-1]
         self._output_probe = None
+        self.__dict__.pop("_plans", None)
         if self._outputs_symbolic:
             self._outputs_symbolic.pop()
         return layer
@@ -94,12 +97,44 @@ class Sequential(Model):
                 self._outputs_symbolic.append(x)
 
     def call(self, inputs, training=None, mask=None):
+        plan = self._inference_plan(inputs, training, mask)
+        if plan is not None:
+            x = inputs
+            for run, kwargs in plan:
+                x = run(x, **kwargs)
+            return x
         x = inputs
         for layer in self._layer_stack:
             if _passes_through(layer, training):
                 continue
             x = layer(x, training=training)
         return x
+
+    def _inference_plan(self, inputs, training, mask):
+        """The layers' own `call`s, for an inference call that needs nothing else of what a layer
+        call does (spec checks, masks, hooks, mode resolution): every layer in inference mode, no
+        mask, no hooks, and inputs of a shape, dtype and device that one full call has already
+        taken through those checks. None sends the call through the full path (and, the first
+        time for such inputs, records the plan for the next)."""
+        if (training or mask is not None or not isinstance(inputs, torch.Tensor)
+                or hasattr(inputs, "_lamina_mask") or torch.compiler.is_compiling()
+                or torch._C._get_tracing_state() or torch_module._global_forward_hooks
+                or torch_module._global_forward_pre_hooks):
+            return None
+        stack = self._layer_stack
+        if any(layer.training or layer._forward_hooks or layer._forward_pre_hooks for layer in stack):
+            return None
+        key = (tuple(inputs.shape[1:]), inputs.dtype, inputs.device)
+        plans = self.__dict__.setdefault("_plans", {})
+        recorded = plans.get(key)
+        if recorded is None:
+            plans[key] = (tuple(stack), _plan(stack))  # this call validates; the next uses it
+            return None
+        layers, steps = recorded
+        if len(layers) != len(stack) or any(a is not b for a, b in zip(layers, stack)):
+            plans.clear()  # the stack changed since
+            return None
+        return steps
 
     def forward(self, inputs, training=None, mask=None):
         if self._input_tensor is not None and hasattr(inputs, "shape"):
@@ -128,6 +163,23 @@ class Sequential(Model):
         from lamina.saving.config import model_config
 
         return model_config(self)
+
+
+def _plan(stack):
+    """[(layer.call, its keyword arguments)] for the inference plan, or None where some layer
+    needs its full call: not a plain lamina layer (a nested model, a wrapper with its own
+    forward), or one that may make masks (Embedding, Masking, Lambda, custom compute_mask)."""
+    steps = []
+    for layer in stack:
+        if _passes_through(layer, None):
+            continue
+        cls = type(layer)
+        if (not isinstance(layer, Layer) or not layer.built or cls.forward is not Layer.forward
+                or cls.__call__ is not Layer.__call__
+                or not (cls.compute_mask is Layer.compute_mask or layer.passes_masks_only)):
+            return None
+        steps.append((layer.call, layer._mode_kwargs(None, None)))
+    return steps
 
 
 def _passes_through(layer, training) -> bool:

@@ -112,6 +112,8 @@ class Recurrent(Layer):
             return (output, *[(batch, self.units) for _ in self.state_names])
         return output
 
+    passes_masks_only = True
+
     def compute_mask(self, inputs, mask=None):
         # With return_state the sequence output gets the mask in call(): the base class would
         # put one mask on every output, the states included.

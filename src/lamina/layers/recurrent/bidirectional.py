@@ -160,6 +160,8 @@ class Bidirectional(Layer):
             return (*outputs, *states, *states)
         return outputs if self.merge_mode is None else shape
 
+    passes_masks_only = True
+
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences and not self.return_state else None
 
