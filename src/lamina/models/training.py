@@ -197,6 +197,7 @@ class Trainer:
             if self.optimizer is not None and self.optimizer.built:
                 # torch's load_state_dict moves the optimizer's state to its parameters' device.
                 self.optimizer.torch_optimizer.load_state_dict(self.optimizer.torch_optimizer.state_dict())
+        return target
 
     def _autocast(self):
         if not self.dtype_policy.is_mixed:  # the float32 hot path skips the device lookup
@@ -319,17 +320,17 @@ class Trainer:
         """Run a block with every module in training (`mode=True`) or inference (`False`) mode, or
         with the modes a callable sets; then put every module back as it was."""
         modules = list(self.modules())
-        saved = [m.training for m in modules]
         if callable(mode):
+            saved = [(m, m.training) for m in modules]
             mode()
-        else:
-            for m, was in zip(modules, saved):
-                if was != mode:
-                    m.training = mode
+        else:  # only the modules switched here need switching back
+            saved = [(m, m.training) for m in modules if m.training != mode]
+            for m, _ in saved:
+                m.training = mode
         try:
             yield
         finally:
-            for m, was in zip(modules, saved):
+            for m, was in saved:
                 if m.training != was:
                     m.training = was
 
@@ -504,8 +505,8 @@ class Trainer:
         one_batch = _one_batch(x, batch_size) if steps is None else None
         with torch.inference_mode(), states, self._modes(bool(training)), self._autocast():
             if one_batch is not None:  # the lean path of single-sample serving: no adapter, no concat
-                self._place()
-                return _output_copy(self(self._to_device(one_batch)), one_batch)
+                device = self._place()
+                return _output_copy(self(self._to_device(one_batch, device)), one_batch)
             outs = [self(xb) for xb in self._predict_batches(x, batch_size, steps)]
         return _concat_outputs(outs)
 
