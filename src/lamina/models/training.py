@@ -99,6 +99,9 @@ class Trainer:
             loss_weights: per-output weights of the total loss (list or dict).
             metrics: names or Metric objects ("accuracy" is resolved from the shapes); a list
                 of lists or a dict for several outputs.
+            run_eagerly, steps_per_execution, jit_compile: accepted so that Keras code runs
+                unchanged; lamina always runs eagerly, one step at a time (its steps are already
+                torch's fused kernels; see README "Speed").
         """
         self.optimizer = optimizers.get(optimizer)
         self._loss_arg, self._loss_weights_arg = loss, loss_weights
