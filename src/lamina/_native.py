@@ -80,5 +80,10 @@ def load(name: str, source: str, signatures: dict, fallback: str):
     return lib
 
 
-def pointer(t: torch.Tensor):
-    return ctypes.c_void_p(t.data_ptr())
+def pointer(t: torch.Tensor | None):
+    """A tensor's data as a C pointer argument; None passes NULL (an absent table)."""
+    return None if t is None else ctypes.c_void_p(t.data_ptr())
+
+
+def pointers(*tensors) -> list:
+    return [pointer(t) for t in tensors]

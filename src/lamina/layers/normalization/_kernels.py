@@ -245,6 +245,24 @@ static void softmax3(const float *logits, int k, double *w) {
     for (int i = 0; i < k; i++) w[i] /= total;
 }
 
+/* Mean and variance of groups of equal-sized groups (the law of total variance): group g of
+   `groups` pools the `members` (mean, var) pairs at g * group_stride + k * member_stride. */
+static void pool(const float *mean, const float *var, long groups, long members, long group_stride,
+                 long member_stride, float *pooled_mean, float *pooled_var) {
+    for (long g = 0; g < groups; g++) {
+        const float *m_at = mean + g * group_stride, *v_at = var + g * group_stride;
+        double m = 0.0, v = 0.0;
+        for (long k = 0; k < members; k++) m += m_at[k * member_stride];
+        m /= members;
+        for (long k = 0; k < members; k++) {
+            double d = m_at[k * member_stride] - m;
+            v += v_at[k * member_stride] + d * d;
+        }
+        pooled_mean[g] = (float)m;
+        pooled_var[g] = (float)(v / members);
+    }
+}
+
 void lamina_sn_mix_forward(const float *mean_in, const float *var_in, long n, long c, int branches,
                            int batch_pooled, const float *mean_logits, const float *var_logits,
                            const float *moving_mean, const float *moving_var, const float *gamma,
@@ -255,29 +273,9 @@ void lamina_sn_mix_forward(const float *mean_in, const float *var_in, long n, lo
     softmax3(mean_logits, branches, wm);
     softmax3(var_logits, branches, wv);
     for (int k = 0; k < branches; k++) { wm_out[k] = (float)wm[k]; wv_out[k] = (float)wv[k]; }
-    for (long i = 0; i < n; i++) {
-        double m = 0.0, v = 0.0;
-        for (long j = 0; j < c; j++) m += mean_in[i * c + j];
-        m /= c;
-        for (long j = 0; j < c; j++) {
-            double d = mean_in[i * c + j] - m;
-            v += var_in[i * c + j] + d * d;
-        }
-        mean_ln[i] = (float)m;
-        var_ln[i] = (float)(v / c);
-    }
+    pool(mean_in, var_in, n, c, c, 1, mean_ln, var_ln);           /* layer: over the channels */
     if (branches == 3 && batch_pooled) {
-        for (long j = 0; j < c; j++) {
-            double m = 0.0, v = 0.0;
-            for (long i = 0; i < n; i++) m += mean_in[i * c + j];
-            m /= n;
-            for (long i = 0; i < n; i++) {
-                double d = mean_in[i * c + j] - m;
-                v += var_in[i * c + j] + d * d;
-            }
-            mean_bn[j] = (float)m;
-            var_bn[j] = (float)(v / n);
-        }
+        pool(mean_in, var_in, c, n, 1, c, mean_bn, var_bn);       /* batch: over the samples */
     } else if (branches == 3) {
         for (long j = 0; j < c; j++) { mean_bn[j] = moving_mean[j]; var_bn[j] = moving_var[j]; }
     }
@@ -385,6 +383,7 @@ def _threads(A: int, L: int, T: int) -> int:
 
 
 _ptr = _native.pointer
+_ptrs = _native.pointers
 
 
 def _workspace(threads: int, T: int):
@@ -438,9 +437,9 @@ def sn_mix_forward(mean_in, var_in, mean_logits, var_logits, moving, gamma, beta
     wm, wv, mean_mix, inv_std, scale, shift, mean_ln, var_ln, mean_bn, var_bn = out.split(sizes)
     moving_mean, moving_var = moving if moving is not None else (None, None)
     library().lamina_sn_mix_forward(
-        _ptr(mean_in), _ptr(var_in), n, c, branches, int(batch_pooled), _ptr(mean_logits), _ptr(var_logits),
-        *(None if t is None else _ptr(t) for t in (moving_mean, moving_var, gamma, beta)), epsilon,
-        *(_ptr(t) for t in (wm, wv, mean_mix, inv_std, scale, shift, mean_ln, var_ln, mean_bn, var_bn)))
+        *_ptrs(mean_in, var_in), n, c, branches, int(batch_pooled),
+        *_ptrs(mean_logits, var_logits, moving_mean, moving_var, gamma, beta), epsilon,
+        *_ptrs(wm, wv, mean_mix, inv_std, scale, shift, mean_ln, var_ln, mean_bn, var_bn))
     tables = [t.view(n, c) for t in (mean_mix, inv_std, scale, shift)]
     return wm, wv, *tables, mean_ln, var_ln, mean_bn, var_bn
 
@@ -457,8 +456,7 @@ def sn_mix_backward(sum_dy, sum_dy_centered, length, batch_pooled, wm, wv, mean_
     slope, offset = torch.empty(n, c), torch.empty(n, c)
     work = torch.empty(2 * n + 2 * c, dtype=torch.float64)
     library().lamina_sn_mix_backward(
-        _ptr(sum_dy), _ptr(sum_dy_centered), n, c, length, branches, int(batch_pooled), _ptr(wm), _ptr(wv),
-        *(_ptr(t) for t in (mean_in, var_in, inv_std, scale, mean_ln, var_ln, mean_bn, var_bn)),
-        *(None if t is None else _ptr(t) for t in (grad_gamma, grad_beta)),
-        *(_ptr(t) for t in (grad_mean_logits, grad_var_logits, slope, offset, work)))
+        *_ptrs(sum_dy, sum_dy_centered), n, c, length, branches, int(batch_pooled),
+        *_ptrs(wm, wv, mean_in, var_in, inv_std, scale, mean_ln, var_ln, mean_bn, var_bn),
+        *_ptrs(grad_gamma, grad_beta, grad_mean_logits, grad_var_logits, slope, offset, work))
     return grad_gamma, grad_beta, grad_mean_logits, grad_var_logits, slope, offset
