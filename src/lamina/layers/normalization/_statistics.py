@@ -393,7 +393,13 @@ def _layer_norm(x, dims, weight, bias, epsilon, moments=True):
     y, mean, inv_std = torch.native_layer_norm(as_float32(x), shape, *flat, epsilon)
     if not moments:
         return y.to(x.dtype), None, None
-    return y.to(x.dtype), mean.detach(), (inv_std.detach() ** -2 - epsilon).clamp_min_(0.0)
+    return y.to(x.dtype), mean.detach(), _variance(inv_std, epsilon)
+
+
+def _variance(inv_std, epsilon):
+    """The biased variance behind torch's saved 1 / sqrt(var + eps) (its fused norms save no
+    variance; Keras keeps the biased one)."""
+    return (inv_std.detach() ** -2 - epsilon).clamp_min_(0.0)
 
 
 def on_native_batch_norm_device(x) -> bool:
@@ -425,15 +431,13 @@ def _channels(t, size):
 
 def _batch_norm(x, weight, bias, epsilon):
     """torch's fused batch norm in training mode; returns (y, mean, biased variance) as `normalize`
-    does. The variance is recovered from the saved 1 / sqrt(var + eps) (torch's own running
-    variance would be the unbiased one; Keras keeps the biased)."""
+    does (torch's own running variance would be the unbiased one)."""
     size = x.shape[1]
     y, mean, inv_std = torch.native_batch_norm(as_float32(x), _channels(weight, size), _channels(bias, size),
                                                None, None, True, 0.0, epsilon)
     atom = [1] * x.ndim
     atom[1] = size
-    var = (inv_std.detach() ** -2 - epsilon).clamp_min_(0.0)
-    return y.to(x.dtype), mean.detach().reshape(atom), var.reshape(atom)
+    return y.to(x.dtype), mean.detach().reshape(atom), _variance(inv_std, epsilon).reshape(atom)
 
 
 def normalize_with(x, mean, var, weight=None, bias=None, epsilon=1e-3):
