@@ -144,3 +144,20 @@ def test_direct_adam_step_skips_weights_without_gradients_as_torch():
         opt.step()
         opt.zero_grad()
     assert torch.equal(b.detach(), torch.ones(2)) and not torch.equal(a.detach(), torch.ones(3))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop"])
+def test_zero_grad_clears_every_group_as_torchs_set_to_none(name):
+    """zero_grad leaves every weight the torch optimizer holds, an added group's too, with no
+    gradient, as torch's zero_grad(set_to_none=True) does."""
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    opt = optimizers.get(name)
+    opt.build([a])
+    opt.torch_optimizer.add_param_group({"params": [b]})
+    reference = torch.optim.SGD([torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))],
+                                lr=0.1)
+    for p in [a, b, *reference.param_groups[0]["params"]]:
+        p.grad = torch.ones_like(p)
+    opt.zero_grad()
+    reference.zero_grad(set_to_none=True)
+    assert [p.grad for p in (a, b)] == [p.grad for p in reference.param_groups[0]["params"]] == [None, None]

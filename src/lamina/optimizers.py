@@ -78,7 +78,11 @@ class Optimizer:
                 group["lr"] = self._lr
 
     def zero_grad(self) -> None:
-        self.torch_optimizer.zero_grad(set_to_none=True)
+        """torch's zero_grad(set_to_none=True), without its per-call profiling bookkeeping (a
+        few dozen microseconds a step, which a small model notices)."""
+        for group in self.torch_optimizer.param_groups:
+            for p in group["params"]:
+                p.grad = None
 
     def step(self, grad_scaler=None) -> None:
         """Apply the gradients. With a torch GradScaler (float16 loss scaling) they are unscaled
@@ -152,10 +156,6 @@ class Adam(_AdamFamily):
         self._fused_state = None
         # A loaded state replaces the moment tensors the direct step holds.
         self.torch_optimizer.register_load_state_dict_post_hook(lambda _: setattr(self, "_fused_state", None))
-
-    def zero_grad(self) -> None:
-        for p in self._params:  # torch's zero_grad(set_to_none=True), without its bookkeeping
-            p.grad = None
 
     def step(self, grad_scaler=None) -> None:
         """torch's fused Adam kernel called directly once torch's own step has created the state:
