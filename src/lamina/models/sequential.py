@@ -118,11 +118,10 @@ class Sequential(Model):
         time for such inputs, records the plan for the next)."""
         if (training or mask is not None or not isinstance(inputs, torch.Tensor)
                 or hasattr(inputs, "_lamina_mask") or torch.compiler.is_compiling()
-                or torch._C._get_tracing_state() or torch_module._global_forward_hooks
-                or torch_module._global_forward_pre_hooks):
+                or torch._C._get_tracing_state()):
             return None
         stack = self._layer_stack
-        if any(layer.training or layer._forward_hooks or layer._forward_pre_hooks for layer in stack):
+        if any(layer.training or _hooked(layer) for layer in stack):
             return None
         key = (tuple(inputs.shape[1:]), inputs.dtype, inputs.device)
         plans = self.__dict__.setdefault("_plans", {})
@@ -189,5 +188,11 @@ def _passes_through(layer, training) -> bool:
         return False
     if training if training is not None else layer.training:
         return False
-    return not (layer._forward_hooks or layer._forward_pre_hooks or torch_module._global_forward_hooks
+    return not _hooked(layer)
+
+
+def _hooked(layer) -> bool:
+    """Whether calling `layer` runs forward hooks (its own or global ones) that skipping it, or
+    skipping its __call__, would leave out."""
+    return bool(layer._forward_hooks or layer._forward_pre_hooks or torch_module._global_forward_hooks
                 or torch_module._global_forward_pre_hooks)
