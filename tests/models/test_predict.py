@@ -91,17 +91,28 @@ def test_predict_mc_without_dropout_says_so():
         model.predict_mc(np.zeros((3, 2)))
 
 
+def _by_hand(model, x):
+    """_model()'s inference output from its Keras-layout weights in float64 numpy: relu dense,
+    BatchNorm on the moving statistics (epsilon 1e-3), dropout off, softmax dense."""
+    k1, b1, gamma, beta, mean, var, k2, b2 = (w.astype("float64") for w in model.get_weights())
+    h = np.maximum(x.astype("float64") @ k1 + b1, 0.0)
+    h = (h - mean) / np.sqrt(var + 1e-3) * gamma + beta
+    logits = h @ k2 + b2
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
 @pytest.mark.parametrize("n", [1, 32])
-def test_single_batch_predict_equals_the_module_call(n):
-    """One batch or less (the serving path) gives exactly model(x) under inference mode, as numpy."""
+def test_single_batch_predict_is_the_model_computed_by_hand(n):
+    """One batch or less (the serving path), from numpy or torch input, and the batched path
+    give the model's output computed by hand from its weights."""
     model, x = _model()
-    with torch.no_grad():
-        expected = model(torch.as_tensor(x[:n]), training=False).numpy()
+    expected = _by_hand(model, x[:n])
     for given in (x[:n], torch.as_tensor(x[:n])):
         out = model.predict(given, verbose=0)
         assert isinstance(out, np.ndarray) and out.shape == (n, 3)
-        np.testing.assert_array_equal(out, expected)
-    np.testing.assert_array_equal(model.predict(x, batch_size=n, verbose=0)[:n], expected)
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, batch_size=n, verbose=0)[:n], expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("n", [1, 40])
@@ -137,26 +148,33 @@ def test_inference_leaves_dropout_layers_out_but_runs_their_hooks():
     assert calls == [1] and not np.allclose(stochastic.numpy(), inference)
 
 
-def _plan_models():
-    conv = lamina.Sequential([layers.Input((20, 3)), layers.Conv1D(4, 3, padding="same"),
-                              layers.BatchNormalization(), layers.Activation("relu"),
-                              layers.MaxPooling1D(2), layers.Flatten(), layers.Dropout(0.3), layers.Dense(2)])
-    recurrent = lamina.Sequential([layers.Input((7, 3)), layers.LSTM(5, return_sequences=True),
-                                   layers.GRU(4), layers.Dense(3, activation="softmax")])
-    return [_model()[0], conv, recurrent]
+def _stack(api, index):
+    """The same layer stack in lamina or Keras (`api`): dense with BN and dropout, conv, recurrent."""
+    L = api.layers
+    if index == 0:
+        return api.Sequential([L.Input((6,)), L.Dense(32, activation="relu"), L.BatchNormalization(),
+                               L.Dropout(0.5), L.Dense(3, activation="softmax")])
+    if index == 1:
+        return api.Sequential([L.Input((20, 3)), L.Conv1D(4, 3, padding="same"), L.BatchNormalization(),
+                               L.Activation("relu"), L.MaxPooling1D(2), L.Flatten(), L.Dropout(0.3),
+                               L.Dense(2)])
+    return api.Sequential([L.Input((7, 3)), L.LSTM(5, return_sequences=True), L.GRU(4),
+                           L.Dense(3, activation="softmax")])
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
-def test_inference_plan_gives_the_full_path_s_output_and_skips_the_layer_calls(index, monkeypatch):
+def test_inference_plan_matches_keras_and_skips_the_layer_calls(index, monkeypatch):
     """A Sequential in inference runs its layers' `call`s directly once one full call has
-    validated inputs of that shape: the same output, bit for bit, without the layers' __call__."""
+    validated inputs of that shape: Keras' output for the same weights, bit for bit the full
+    path's, without entering the layers' forward."""
     from lamina.layers.base import Layer
+    from tests.parity import keras
 
-    model = _plan_models()[index]
-    model.eval()
-    shape = (6, *model.input_shape[1:]) if hasattr(model, "input_shape") else None
-    x = torch.randn(shape or (6, *model._input_tensor.shape[1:]))
+    model = _stack(lamina, index)
+    x = torch.randn(6, *model._input_tensor.shape[1:])
     with torch.no_grad():
+        model(x * 2 + 1, training=True)       # moves BatchNorm's moving statistics off 0 and 1
+        model.eval()
         full = model(x)                       # the full path; records the plan
         calls = []
         real_forward = Layer.forward
@@ -165,6 +183,10 @@ def test_inference_plan_gives_the_full_path_s_output_and_skips_the_layer_calls(i
         planned = model(x)
     assert calls == [model]                   # only the model's own forward ran
     torch.testing.assert_close(planned, full, rtol=0, atol=0)
+    twin = _stack(keras, index)
+    twin.set_weights(model.get_weights())
+    expected = keras.ops.convert_to_numpy(twin(x.numpy(), training=False))
+    np.testing.assert_allclose(planned.numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_inference_plan_is_not_used_where_a_full_call_is_needed():
