@@ -55,7 +55,6 @@ class Sequential(Model):
             self._input_tensor = Input(layer._declared_input_shape)
         self._layer_stack.append(layer)
         self._output_probe = None  # the outputs changed
-        self.__dict__.pop("_plans", None)
         if self._input_tensor is not None:
             previous = self._outputs_symbolic[-1] if self._outputs_symbolic else self._input_tensor
             self._outputs_symbolic.append(self._symbolic_step(layer, previous))
@@ -71,7 +70,6 @@ class Sequential(Model):
         layer = self._layer_stack[-1]
         del self._layer_stack[-1]
         self._output_probe = None
-        self.__dict__.pop("_plans", None)
         if self._outputs_symbolic:
             self._outputs_symbolic.pop()
         return layer
