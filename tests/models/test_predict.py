@@ -230,11 +230,21 @@ def test_inference_plan_is_not_used_where_a_full_call_is_needed():
 
 
 def test_inference_plan_leaves_mask_making_models_on_the_full_path():
-    model = lamina.Sequential([layers.Input((5,)), layers.Embedding(10, 3, mask_zero=True),
-                               layers.LSTM(4)])
-    x = torch.tensor([[1, 2, 0, 0, 0], [3, 4, 5, 6, 7]])
+    """Embedding(mask_zero=True) makes the mask the LSTM needs: every call keeps the full path
+    and matches Keras' masked result."""
+    from tests.parity import keras
+
+    def stack(api):
+        return api.Sequential([api.layers.Input((5,)), api.layers.Embedding(10, 3, mask_zero=True),
+                               api.layers.LSTM(4)])
+
+    model, twin = stack(lamina), stack(keras)
+    twin.set_weights(model.get_weights())
+    x = np.array([[1, 2, 0, 0, 0], [3, 4, 5, 6, 7]])
     model.eval()
     with torch.no_grad():
-        first, second = model(x), model(x)
-    torch.testing.assert_close(first, second, rtol=0, atol=0)
+        first, second = model(torch.as_tensor(x)), model(torch.as_tensor(x))
     assert next(iter(model._plans.values()))[1] is None
+    expected = keras.ops.convert_to_numpy(twin(x, training=False))
+    for out in (first, second):
+        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
