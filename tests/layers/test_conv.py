@@ -263,3 +263,37 @@ def test_padding_that_keeps_channels_last_memory_equals_f_pad(shape, flat, fmt):
     (g_ours,) = torch.autograd.grad(ours, x, cotangent)
     (g_theirs,) = torch.autograd.grad(theirs, x, cotangent)
     torch.testing.assert_close(g_ours, g_theirs, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=5, padding="same"), dict(kernel_size=8, padding="same"),
+                                    dict(kernel_size=3, padding="causal", dilation_rate=2),
+                                    dict(kernel_size=5, strides=2)])
+def test_one_sample_conv1d_inference_through_onednn_matches_torch(kwargs, monkeypatch, rng):
+    """A single channels_last sample with enough work goes to oneDNN directly at inference (torch
+    would send it to its im2col kernel): the result is torch's conv1d on the channels-first input,
+    and the route was taken."""
+    from lamina.layers import conv as conv_module
+
+    calls = []
+    real = torch.mkldnn_convolution
+    monkeypatch.setattr(torch, "mkldnn_convolution", lambda *a: calls.append(a) or real(*a))
+    layer = layers.Conv1D(256, **kwargs)
+    x = torch.as_tensor(rng.standard_normal((1, 150, 128)).astype("float32"))
+    layer(x)
+    assert conv_module.onednn_for_one_sample(
+        layer._view.to_torch(x), layer.kernel.unsqueeze(2), 1, layer._torch_strides) is False  # grads on
+    with torch.no_grad():
+        out = layer(x)
+    assert len(calls) == (1 if torch.backends.mkldnn.is_available() else 0)
+    window = (kwargs["kernel_size"] - 1) * kwargs.get("dilation_rate", 1)
+    xt = x.transpose(1, 2)
+    if kwargs.get("padding") == "same":
+        xt = F.pad(xt, (window // 2, window - window // 2))
+    elif kwargs.get("padding") == "causal":
+        xt = F.pad(xt, (window, 0))
+    expected = F.conv1d(xt, layer.kernel, layer.bias, stride=kwargs.get("strides", 1),
+                        dilation=kwargs.get("dilation_rate", 1)).transpose(1, 2)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():  # a batch of two takes torch's own route (oneDNN by torch's choice)
+        torch.testing.assert_close(layer(x.expand(2, -1, -1))[1], expected[0], rtol=1e-4, atol=1e-4)
+    assert len(calls) == (1 if torch.backends.mkldnn.is_available() else 0)

@@ -221,6 +221,25 @@ def run_channels_first(layer, op, inputs):
     return layer._view.from_torch(y)
 
 
+# oneDNN's convolution costs ~25 us per call before any arithmetic on a 2-core CPU, so torch sends
+# a single sample (batch 1, under 20480 input values) to its own im2col kernel whatever the work.
+# For a channels_last Conv1D sample that is slower once the work is large: FCN's 128 -> 256
+# channel, kernel-5 layer on 150 steps takes 277 us there and 177 us in oneDNN. Measured on 1D
+# shapes, oneDNN wins from about 6M multiply-adds and ties below; 2D kernels are left to torch
+# (a 7x7x256 3x3 sample ran 4x slower in oneDNN). Inference only: training batches are larger,
+# and torch already gives them to oneDNN.
+ONEDNN_MIN_MULTIPLY_ADDS = 6_000_000
+
+
+def onednn_for_one_sample(x, kernel, groups, strides) -> bool:
+    """Whether a lifted 1D convolution of one channels_last sample should call oneDNN directly."""
+    return (x.shape[0] == 1 and groups == 1 and x.device.type == "cpu"
+            and x.dtype == torch.float32 and not torch.is_grad_enabled()
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and x.is_contiguous(memory_format=torch.channels_last)
+            and x.shape[-1] // strides[-1] * kernel.numel() >= ONEDNN_MIN_MULTIPLY_ADDS)
+
+
 def channel_axis(data_format) -> int:
     return -1 if data_format == "channels_last" else 1
 
@@ -337,6 +356,11 @@ class BaseConv(Layer):
             pads = same_padding(x.shape[2:], self._window, self._torch_strides, self._torch_dilation)
             x, padding = pad_for_torch(x, pads)
         kernel = self._view.gpu_kernel(self._view.lift_kernel(kernel), x)
+        if self._view.lifted and onednn_for_one_sample(x, kernel, groups, self._torch_strides):
+            padding = padding if isinstance(padding, tuple) else (0, 0)
+            return torch.mkldnn_convolution(x, kernel.contiguous(memory_format=torch.channels_last),
+                                            bias, padding, self._torch_strides,
+                                            self._torch_dilation, groups)
         return self._conv(x, kernel, bias, self._torch_strides, padding, self._torch_dilation, groups)
 
     # ------------------------------------------------------------- shapes and config
