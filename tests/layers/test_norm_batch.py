@@ -254,3 +254,22 @@ def test_inference_without_gradients_is_the_formula(shape, rng):
     with torch.inference_mode():
         out = layer(x, training=False)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("center, scale", [(False, True), (True, False), (False, False)])
+def test_inference_route_without_center_or_scale_and_on_strided_input(center, scale, rng):
+    """The inference route with gamma or beta absent, on a non-contiguous channels_last input
+    (a transposed view), against the formula in float64."""
+    layer = layers.BatchNormalization(center=center, scale=scale, epsilon=1e-3)
+    x = torch.as_tensor(rng.normal(1.0, 2.0, (3, 6, 7)).astype("float32")).transpose(1, 2)  # (3, 7, 6)
+    layer(x)
+    weights = [rng.uniform(0.5, 2.0, 6).astype("float32") for _ in layer.get_weights()]
+    layer.set_weights(weights)
+    gamma = weights[0].astype("float64") if scale else 1.0
+    beta = weights[int(scale)].astype("float64") if center else 0.0
+    mean, var = (w.astype("float64") for w in weights[-2:])
+    expected = (x.double().numpy() - mean) / np.sqrt(var + 1e-3) * gamma + beta
+    with torch.no_grad():
+        out = layer(x)
+    assert out.shape == x.shape
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from lamina import initializers
 from lamina.layers.base import InputSpec, state_updates_enabled
 from lamina.layers.normalization._base import (
@@ -97,6 +99,16 @@ class BatchNormalization(AffineNormalization):
         self.input_spec = InputSpec(ndim=rank, axes={self.axis: channels})
 
     def call(self, inputs, training=None, mask=None):
+        if (mask is None and not (training and self.trainable) and not torch.is_grad_enabled()
+                and self._channel_axis == inputs.ndim - 1 and inputs.dtype == torch.float32
+                and not torch.compiler.is_compiling()):
+            # Inference on channels_last float32 with nothing to differentiate (predict,
+            # evaluate, a torch.no_grad() call): the rows × channels view and torch's fused
+            # batch norm with the moving statistics, without the general route's planning.
+            rows = inputs.reshape(-1, inputs.shape[-1])
+            y = torch.native_batch_norm(rows, self.gamma, self.beta, self.moving_mean,
+                                        self.moving_variance, False, 0.0, self.epsilon)[0]
+            return y.reshape(inputs.shape)
         return self._batch_normalize(inputs, training, mask, {self._channel_axis}, self.affine_views)
 
     def _batch_normalize(self, inputs, training, mask, param_axes, affine):
