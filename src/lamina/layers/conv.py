@@ -233,7 +233,8 @@ ONEDNN_MIN_MULTIPLY_ADDS = 6_000_000
 
 def onednn_for_one_sample(x, kernel, groups, strides) -> bool:
     """Whether a lifted 1D convolution of one channels_last sample should call oneDNN directly."""
-    return (x.shape[0] == 1 and groups == 1 and x.device.type == "cpu"
+    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and x.shape[0] == 1 and groups == 1 and x.device.type == "cpu"
             and x.dtype == torch.float32 and not torch.is_grad_enabled()
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
             and x.is_contiguous(memory_format=torch.channels_last)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from lamina import activations, initializers, regularizers
+from lamina.layers._linear import linear
 from lamina.layers.base import InputSpec, Layer
 from lamina.utils import tree
 
@@ -64,7 +65,7 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: in_dim})
 
     def call(self, inputs):
-        y = F.linear(inputs, self.kernel, self.bias if self.use_bias else None)
+        y = linear(inputs, self.kernel, self.bias if self.use_bias else None)
         return activations.apply(self.activation, y)
 
     def compute_output_shape(self, input_shape):
