@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lamina import activations, initializers
+from lamina.layers.recurrent import _lstm_kernel
 from lamina.layers.recurrent.base import Recurrent, is_activation
 
 __all__ = ["LSTM"]
@@ -15,7 +16,9 @@ class LSTM(Recurrent):
 
     With the default activations, no recurrent dropout in training, and no mask or a mask whose
     valid steps are one run per sample (left or right padding), it runs torch's fused kernel
-    (`torch.lstm`, cuDNN on a GPU); otherwise a step-by-step loop with the same results.
+    (`torch.lstm`, cuDNN on a GPU); otherwise a step-by-step loop with the same results. At
+    inference on the CPU with at most 128 state values per step (e.g. one sequence of 64 units,
+    single-sample serving), a compiled loop runs instead (see `_lstm_kernel`).
 
     Args (those after `recurrent_activation` are keyword-only):
         units: size of the output and of each state.
@@ -90,6 +93,13 @@ class LSTM(Recurrent):
                 and is_activation(self.recurrent_activation, activations.sigmoid, torch.sigmoid)):
             return torch.lstm
         return None
+
+    def _fused(self, kernel, x, states, batch_sizes=None):
+        if batch_sizes is None and _lstm_kernel.usable(x, self.kernel):
+            # A few sequences at inference (single-sample serving): lamina's compiled loop.
+            return _lstm_kernel.lstm(x, *states, self.kernel, self.recurrent_kernel,
+                                     self.bias if self.use_bias else None, self.return_sequences)
+        return super()._fused(kernel, x, states, batch_sizes)
 
     def _step(self, projected_input, states, state_masks):
         h, c = states
