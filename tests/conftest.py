@@ -30,3 +30,16 @@ def rng():
 def _torch_threads():
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture
+def count_calls(monkeypatch):
+    """count_calls(owner, name) replaces owner.name with a wrapper that records each call's first
+    argument's shape in the returned list, then calls the original."""
+
+    def install(owner, name):
+        made, real = [], getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a: made.append(a[0].shape) or real(*a))
+        return made
+
+    return install

@@ -16,12 +16,9 @@ onednn = pytest.mark.skipif(_linear._LINEAR is None or not torch.backends.mkldnn
 
 
 @pytest.fixture
-def calls(monkeypatch):
-    """The oneDNN products made, counted."""
-    made = []
-    real = _linear._LINEAR
-    monkeypatch.setattr(_linear, "_LINEAR", lambda *a: made.append(a[0].shape) or real(*a))
-    return made
+def calls(count_calls):
+    """The oneDNN products made."""
+    return count_calls(_linear, "_LINEAR")
 
 
 def big_dense(rng, shape=(32, 500), units=400, **kwargs):
