@@ -5,6 +5,7 @@ is a torch.nn.Module.
 """
 
 from lamina import (
+    _memory,  # noqa: F401  (importing it makes malloc keep freed tensor memory for reuse)
     activations,
     callbacks,
     config,
