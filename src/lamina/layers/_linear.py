@@ -43,10 +43,11 @@ def _product(a, b_t):
 def uses_onednn(x, kernel) -> bool:
     """Whether `linear(x, kernel, ·)` runs oneDNN's matmul (see the module docstring)."""
     # Graph capture first: the size test would put a guard on a symbolic batch size.
+    # Then the size, which rules out single samples before the slower attribute checks.
     return (_LINEAR is not None and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and x.numel() * kernel.shape[0] >= MIN_MULTIPLY_ADDS
             and x.device.type == "cpu" and x.dtype == torch.float32
             and kernel.dtype == torch.float32 and x.dim() >= 2
-            and x.numel() * kernel.shape[0] >= MIN_MULTIPLY_ADDS
             and torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()
             and not torch.is_autocast_enabled("cpu")
             and not torch._C._are_functorch_transforms_active())
