@@ -187,8 +187,11 @@ class Trainer:
 
     # ----------------------------------------------------------------- one step
     def _device(self):
-        p = next(self.parameters(), None)
-        return p.device if p is not None else torch.device("cpu")
+        for module in self.modules():  # the first weight's device, without parameters()'s generators
+            for p in module._parameters.values():
+                if p is not None:
+                    return p.device
+        return torch.device("cpu")
 
     def _place(self, device=None):
         """Move the model to `device`, else to lamina.config's device, unless the user put it on
