@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lamina.layers.base import InputSpec
+from lamina.layers.normalization import _layer_norm_kernel
 from lamina.layers.normalization._base import AffineNormalization, known_size, resolve_axis
 from lamina.layers.normalization._statistics import as_float32, normalize, plan
 
@@ -60,6 +61,9 @@ class LayerNormalization(AffineNormalization):
 
     def call(self, inputs):
         axes = self._normalized_axes(inputs.ndim)
+        if axes == [inputs.ndim - 1] and _layer_norm_kernel.usable(inputs, self.gamma, self.beta):
+            # The channels of each row, on a large float32 CPU tensor: lamina's fused loops.
+            return _layer_norm_kernel.layer_norm(inputs, self.gamma, self.beta, self.epsilon)
         if axes == list(range(inputs.ndim - len(axes), inputs.ndim)) and not torch.compiler.is_compiling():
             # The trailing axes, as gamma and beta are shaped: torch's fused layer_norm as it is.
             y = torch.native_layer_norm(as_float32(inputs), self._normalized_shape, self.gamma, self.beta,
