@@ -1,6 +1,6 @@
 """Forward + backward of every lamina norm against torch's own ops, on channels_last inputs.
 
-    python bench/norms.py [--repeats 10] [--threads N] [--keep-freed-memory]
+    python bench/norms.py [--repeats 10] [--threads N]
 
 For each shape and norm: the median time of `y = norm(x); y.backward(dy)` (after warm-ups), its
 ratio to the torch reference (below 1: lamina is faster), and the effective bandwidth of the
@@ -11,16 +11,15 @@ SwitchableNormalization, a direct port of the published algorithm. Not run by th
 
 Page faults: with glibc's default settings, freeing a few large tensors can hand their memory
 back to the OS, and the next step's outputs then fault in every 4 KiB page (zeroed by the
-kernel) before any arithmetic: this can cost more than the norm itself, and hits lamina and torch
-alike, by the luck of the allocation order. The "faults" columns count them per step.
-`--keep-freed-memory` asks glibc to keep freed memory (mallopt, as a long training run reaches
-a steady state, or as jemalloc/tcmalloc behave), for both sides, so the table shows the compute.
+kernel) before any arithmetic: this can cost more than the norm itself. Importing lamina tells
+glibc to keep freed memory (lamina/_memory.py), and since both sides run in this one process,
+torch's references get the same allocator; `LAMINA_MALLOC_TUNING=0 python bench/norms.py` shows
+glibc's defaults. The "faults" columns count page faults per step.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import resource
 import statistics
 import time
@@ -28,7 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lamina import layers
+from lamina import _memory, layers
 
 SHAPES = [(32, 1024, 64), (16, 32, 32, 64)]
 GROUPS = 8
@@ -50,14 +49,6 @@ def measure(fn, repeats: int, warmups: int = 3):
         times.append(time.perf_counter() - start)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     return statistics.median(times) * 1e3, faults / repeats
-
-
-def keep_freed_memory() -> None:
-    """glibc: never trim the heap, and serve blocks up to 32 MiB from it instead of fresh mmaps."""
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    if not (libc.mallopt(m_trim_threshold, 1 << 30) and libc.mallopt(m_mmap_threshold, 32 << 20)):
-        raise SystemExit("mallopt refused the settings")
 
 
 def copy_bandwidth_gbs(repeats: int) -> float:
@@ -146,15 +137,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="tell glibc to keep freed memory (no page faults on reuse), for both sides")
     args = parser.parse_args()
-    if args.keep_freed_memory:
-        keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    allocator = "glibc keeping freed memory" if args.keep_freed_memory else "glibc defaults"
+    allocator = ("glibc keeping freed memory (lamina's import)" if _memory.TUNED
+                 else "the allocator's defaults")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, channels_last, "
           f"{allocator}\n")
     header = (f"{'shape':<17} {'norm':<30} {'lamina ms':>9} {'GB/s':>6} {'faults':>6} {'torch ms':>9} "
