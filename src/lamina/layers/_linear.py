@@ -17,6 +17,8 @@ oneDNN too, and plain differentiable torch ops when a graph of the backward is b
 
 from __future__ import annotations
 
+import platform
+
 import torch
 import torch.nn.functional as F
 
@@ -26,6 +28,9 @@ MIN_MULTIPLY_ADDS = 2_000_000
 
 
 def _onednn_linear():
+    # Measured on x86-64 only (where torch's oneDNN has its JIT kernels); elsewhere F.linear.
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
     try:
         return torch.ops.mkldnn._linear_pointwise
     except (AttributeError, RuntimeError):
