@@ -88,8 +88,13 @@ def _apply(x: torch.Tensor, seed: int, rate: float) -> torch.Tensor:
     return x * mask(x, seed, rate)
 
 
+def draw_mask(like: torch.Tensor, rate: float, generator=None) -> torch.Tensor:
+    """The scaled keep mask of one dropout call, its seed drawn from `generator` (torch's global
+    one when None)."""
+    return mask(like, int(torch.randint(0, 2**63 - 1, (), generator=generator)), rate)
+
+
 def dropout(x: torch.Tensor, rate: float, generator=None) -> torch.Tensor:
     """Inverted dropout of a contiguous float32 CPU tensor (see `usable`) in training mode: the
     input times the scaled mask, so autograd's own multiply node carries the backward pass."""
-    seed = int(torch.randint(0, 2**63 - 1, (), generator=generator))
-    return _apply(x, seed, rate)
+    return x * draw_mask(x, rate, generator)

@@ -20,6 +20,7 @@ from lamina import metrics as metrics_mod
 from lamina.callbacks import CallbackList, History
 from lamina.data.adapters import adapt, to_tensors
 from lamina.layers.base import Layer, state_updates_disabled
+from lamina.models._dense_step import DenseStackStep
 from lamina.utils import tree
 
 
@@ -86,6 +87,8 @@ class Trainer:
         self.dtype_policy = mixed_precision.global_policy()
         self._grad_scaler = None
         self._data_parallel = None
+        self._jit_compile = "auto"
+        self._dense_step = None  # set by fit when the model allows it (_dense_step.py)
 
     # ----------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -99,10 +102,18 @@ class Trainer:
             loss_weights: per-output weights of the total loss (list or dict).
             metrics: names or Metric objects ("accuracy" is resolved from the shapes); a list
                 of lists or a dict for several outputs.
-            run_eagerly, steps_per_execution, jit_compile: accepted so that Keras code runs
-                unchanged; lamina always runs eagerly, one step at a time (its steps are already
-                torch's fused kernels; see README "Speed").
+            jit_compile: "auto" (default) or True lets `fit` run a step whose gradients are
+                derived by hand where the model allows it (a Sequential of Dense and Dropout
+                layers with sparse categorical cross-entropy on the CPU; see
+                `lamina/models/_dense_step.py`), else autograd's step; False always takes
+                autograd's step.
+            run_eagerly, steps_per_execution: accepted so that Keras code runs unchanged; lamina
+                always runs eagerly, one step at a time (see README "Speed").
         """
+        if jit_compile not in (True, False, "auto"):
+            raise ValueError(f"compile: `jit_compile` must be True, False or 'auto'. Received: "
+                             f"jit_compile={jit_compile!r}")
+        self._jit_compile = jit_compile
         self.optimizer = optimizers.get(optimizer)
         self._loss_arg, self._loss_weights_arg = loss, loss_weights
         self._metrics_arg, self._weighted_metrics_arg = metrics, weighted_metrics
@@ -272,6 +283,11 @@ class Trainer:
             m.reset_state()
 
     def _train_step(self, x, y, sample_weight):
+        fused = self._dense_step
+        if fused is not None and fused.applies(x, y, sample_weight):
+            total, y_pred = fused(x, y)
+            self._update_metrics(total, [total], y, y_pred, None, x.shape[0])
+            return
         parallel = self._data_parallel
         with self._autocast():
             y_pred = self(x) if parallel is None else parallel.wrapper(x)
@@ -410,12 +426,23 @@ class Trainer:
                            {"epochs": epochs, "steps": steps, "verbose": verbose})
         self.stop_training = False
         self.history = history
-        logs = {}
         cbs.on_train_begin({})
         # Where an interrupted run stopped (set by BackupAndRestore): its epoch, and the steps
         # already trained in it, which are skipped.
         initial_epoch, skip_steps = self.__dict__.pop("_resume_at", None) or (initial_epoch, 0)
         device = self._device()
+        self._dense_step = (DenseStackStep.for_model(self) if self._jit_compile and parallel is None
+                            else None)
+        try:
+            self._train_epochs(data, val, parallel, epochs, cbs, history, initial_epoch, skip_steps,
+                               steps_per_epoch, validation_steps, validation_freq, device)
+        finally:
+            self._dense_step = None
+        return history
+
+    def _train_epochs(self, data, val, parallel, epochs, cbs, history, initial_epoch, skip_steps,
+                      steps_per_epoch, validation_steps, validation_freq, device):
+        logs = {}
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             cbs.on_epoch_begin(epoch, {})

@@ -1,0 +1,164 @@
+"""The training step of a Dense/Dropout stack with its gradients derived by hand (CPU, float32).
+
+A Sequential of Dropout and Dense layers trained on integer labels with sparse categorical
+cross-entropy (the MLP baseline of time-series classification) spends most of an eager step on
+the machinery around its matrix products: a dispatch, an allocation and an autograd node for
+each of ~40 small ops, and Python around each layer. Its gradients have a short closed form, so
+this step computes them directly: the forward keeps each layer's input (after dropout), output
+and dropout mask; the backward is, layer by layer from the output,
+
+    g = (softmax(z) - onehot(y)) / n              at the logits z (mean cross-entropy)
+    g = g * (out > 0)                             through a relu
+    dW = g^T @ input, db = sum(g), g = g @ W      through a Dense
+    g = g * mask                                  through a Dropout (its scaled keep mask)
+
+with the same kernels the autograd path uses (oneDNN's matmul for large products, relu fused
+into it as a post-op; the same dropout masks, drawn from the same generators in the same
+order), then the model's optimizer steps as usual. Measured on a 2-core AMD EPYC: the bench MLP
+(Dropout + Dense 500 x3, batch 32) 28-29k -> 36-40k samples/s in one process.
+
+`compile(jit_compile="auto")` (the default, as in Keras) or `jit_compile=True` lets `fit` use it
+whenever the model is exactly such a stack and the batch is plain; anything else takes the
+autograd step, as does `jit_compile=False`: other layers or activations, regularizers, frozen
+weights, hooks, other losses or loss options, sample or class weights, mixed precision,
+data-parallel training, other devices or dtypes, or a machine without the dropout kernel.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.nn.modules import module as torch_module
+
+from lamina import activations
+from lamina.layers import _dropout_kernel, _linear
+from lamina.layers.core import Dense
+from lamina.layers.dropout import Dropout
+from lamina.losses.probabilistic import SparseCategoricalCrossentropy
+
+
+class DenseStackStep:
+    """One training step (forward, hand-derived backward, optimizer step) of a Dense stack."""
+
+    def __init__(self, model, stack, from_logits):
+        self.model, self.stack, self.from_logits = model, stack, from_logits
+        self.params = [p for layer in stack if isinstance(layer, Dense)
+                       for p in (layer.kernel, _bias(layer)) if p is not None]
+
+    @classmethod
+    def for_model(cls, model):
+        """The step for `model`, or None where the model is not such a stack (see module doc)."""
+        from lamina.models.sequential import Sequential
+
+        if (type(model) is not Sequential or model._data_parallel is not None
+                or model._grad_scaler is not None or model.dtype_policy.is_mixed
+                or len(model._outputs_spec) != 1 or model._regularized
+                or _dropout_kernel.library() is None or _hooked(model)):
+            return None
+        stack = list(model._layer_stack)
+        if not stack or type(stack[-1]) is not Dense:
+            return None
+        for i, layer in enumerate(stack):
+            if _hooked(layer):
+                return None
+            if type(layer) is Dropout:
+                if layer.noise_shape is not None:
+                    return None
+            elif type(layer) is Dense:
+                allowed = (activations.linear, activations.softmax) if i == len(stack) - 1 else (
+                    activations.linear, activations.relu)
+                weights = [w for w in (layer.kernel, _bias(layer)) if w is not None]
+                if (layer.activation not in allowed or layer._regularizers
+                        or not all(w.requires_grad and w.dtype == torch.float32
+                                   and w.device.type == "cpu" for w in weights)):
+                    return None
+            else:
+                return None
+        spec = model._outputs_spec[0]
+        loss = spec.loss
+        softmax_output = stack[-1].activation is activations.softmax
+        if (type(loss) is not SparseCategoricalCrossentropy or spec.weight != 1
+                or loss.reduction != "sum_over_batch_size" or loss.options["ignore_class"] is not None
+                or loss.options["axis"] != -1 or loss.options["from_logits"] == softmax_output):
+            return None
+        return cls(model, stack, from_logits=not softmax_output)
+
+    def applies(self, x, y, sample_weight) -> bool:
+        """Whether this batch can take the step: plain 2D float32 CPU inputs, integer-valued
+        labels of one per sample, no sample weights, eager autograd on."""
+        return (sample_weight is None and isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
+                and x.dim() == 2 and x.dtype == torch.float32 and x.device.type == "cpu"
+                and x.is_contiguous() and x.shape[0] > 0
+                and (y.dim() == 1 or (y.dim() == 2 and y.shape[1] == 1)) and y.shape[0] == x.shape[0]
+                and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+                and not torch.compiler.is_compiling() and not _hooked(self.model)
+                and all(layer.training for layer in self.stack)
+                and all(p.requires_grad and not p._backward_hooks and not p._post_accumulate_grad_hooks
+                        for p in self.params))
+
+    def __call__(self, x, y):
+        """Run the step; returns (mean loss, the model's output) for the loss tracker and metrics."""
+        with torch.no_grad():
+            h, saved = x, []
+            for layer in self.stack:
+                if type(layer) is Dropout:
+                    if layer.rate == 0:
+                        continue
+                    mask = _dropout_kernel.draw_mask(h, layer.rate, layer._rng(h.device))
+                    h = h * mask
+                    saved.append((layer, mask, None, False))
+                else:
+                    relu = layer.activation is activations.relu
+                    onednn = _linear.uses_onednn(h, layer.kernel)
+                    out = _dense(h, layer, relu, onednn)
+                    saved.append((layer, h, out if relu else None, onednn))
+                    h = out
+            logits = h
+            labels = y.reshape(-1).long()
+            log_p = torch.log_softmax(logits, 1)
+            total = F.nll_loss(log_p, labels)
+            y_pred = logits if self.from_logits else activations.apply(activations.softmax, logits)
+            grad = log_p.exp_()
+            grad[torch.arange(labels.shape[0]), labels] -= 1.0
+            grad.div_(labels.shape[0])
+            grads = {}
+            for index in range(len(saved) - 1, -1, -1):
+                layer, kept, out, onednn = saved[index]
+                if type(layer) is Dropout:
+                    grad = grad * kept
+                    continue
+                if out is not None:
+                    grad = torch.ops.aten.threshold_backward(grad, out, 0)
+                grads[layer.kernel] = _product(grad.t(), kept.t(), onednn)
+                if layer.use_bias:
+                    grads[layer.bias] = grad.sum(0)
+                if index > 0:
+                    grad = _product(grad, layer.kernel.t(), onednn)
+        self.model.optimizer.zero_grad()
+        for p in self.params:
+            p.grad = grads[p]
+        self.model.optimizer.step(None)
+        return total, y_pred
+
+
+def _dense(h, layer, relu, onednn):
+    """The Dense product as `linear` computes it, with the relu applied (fused where oneDNN runs)."""
+    if onednn:
+        return _linear._LINEAR(h, layer.kernel, _bias(layer), "relu" if relu else "none", [], "")
+    out = F.linear(h, layer.kernel, _bias(layer))
+    return out.relu_() if relu else out
+
+
+def _product(a, b_t, onednn):
+    """a @ b_t.T, through oneDNN where the layer's forward went there (as `linear`'s backward)."""
+    return _linear._LINEAR(a, b_t, None, "none", [], "") if onednn else a @ b_t.t()
+
+
+def _bias(layer):
+    return layer.bias if layer.use_bias else None
+
+
+def _hooked(module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks
+                or torch_module._global_backward_hooks)

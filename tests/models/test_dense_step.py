@@ -1,0 +1,154 @@
+"""fit's hand-derived step for Dense/Dropout stacks (models/_dense_step.py) against autograd's
+step: the same weights, losses and metrics after whole fits (SGD, whose update is linear in the
+gradients, so the comparison is tight; Adam over a few steps), the step taken only where it
+applies, and every excluded case left to autograd."""
+
+import numpy as np
+import pytest
+
+import lamina
+from lamina import layers, losses
+from lamina.layers import _dropout_kernel
+from lamina.models import _dense_step
+
+compiled = pytest.mark.skipif(_dropout_kernel.library() is None, reason="no C compiler for dropout")
+
+
+@pytest.fixture
+def fused_steps(monkeypatch):
+    """How many batches took the hand-derived step."""
+    made = []
+    real = _dense_step.DenseStackStep.__call__
+    monkeypatch.setattr(_dense_step.DenseStackStep, "__call__",
+                        lambda self, x, y: made.append(x.shape) or real(self, x, y))
+    return made
+
+
+def mlp(features=20, hidden=300, classes=5, last="softmax", hidden_activation="relu", dropout=(0.1, 0.2),
+        use_bias=True, seed=None):
+    stack = [lamina.Input((features,))]
+    for rate in dropout:
+        stack += [layers.Dropout(rate, seed=seed), layers.Dense(hidden, activation=hidden_activation,
+                                                                 use_bias=use_bias)]
+    return lamina.Sequential([*stack, layers.Dense(classes, activation=last)])
+
+
+def data(rng, n=96, features=20, classes=5):
+    x = rng.standard_normal((n, features)).astype("float32")
+    return x, rng.integers(0, classes, n)
+
+
+def train(build, x, y, jit_compile, optimizer=lambda: lamina.optimizers.SGD(0.05), loss=None, epochs=2,
+          **fit_kwargs):
+    lamina.utils.set_random_seed(7)
+    model = build()
+    model.compile(optimizer=optimizer(), loss=loss or "sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=jit_compile)
+    history = model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, **fit_kwargs)
+    return model.get_weights(), history.history
+
+
+def assert_same_training(ours, theirs, atol=1e-6):
+    for a, b in zip(ours[0], theirs[0]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=atol)
+    assert ours[1].keys() == theirs[1].keys()
+    for key in ours[1]:
+        np.testing.assert_allclose(ours[1][key], theirs[1][key], rtol=1e-6, atol=1e-6, err_msg=key)
+
+
+CASES = {
+    "relu stack with dropout": dict(build=lambda: mlp()),
+    "logits output": dict(build=lambda: mlp(last=None),
+                          loss=lambda: losses.SparseCategoricalCrossentropy(from_logits=True)),
+    "no dropout, no bias, linear hidden": dict(build=lambda: mlp(dropout=(0.0, 0.0), use_bias=False,
+                                                                 hidden_activation=None)),
+    "seeded dropout, small layers": dict(build=lambda: mlp(hidden=16, dropout=(0.5, 0.3, 0.1), seed=3)),
+    "consecutive dense": dict(build=lambda: lamina.Sequential([
+        lamina.Input((20,)), layers.Dense(64, activation="relu"), layers.Dense(64, activation="relu"),
+        layers.Dropout(0.25), layers.Dense(5, activation="softmax")])),
+}
+
+
+@compiled
+@pytest.mark.parametrize("case", CASES)
+def test_fit_matches_autograd_step(case, fused_steps, rng):
+    spec = CASES[case]
+    x, y = data(rng)
+    loss = spec.get("loss", lambda: None)
+    ours = train(spec["build"], x, y, True, loss=loss())
+    assert len(fused_steps) == 2 * 3
+    theirs = train(spec["build"], x, y, False, loss=loss())
+    assert len(fused_steps) == 2 * 3
+    assert_same_training(ours, theirs)
+
+
+@compiled
+def test_labels_as_float_columns_and_adam(fused_steps, rng):
+    """(n, 1) float labels, as Keras allows; Adam, whose normalised update amplifies rounding in
+    near-zero gradients over long runs, compared over three steps."""
+    x, y = data(rng)
+    column = y.astype("float32")[:, None]
+    adam = lambda: lamina.optimizers.Adam(1e-3)  # noqa: E731
+    ours = train(mlp, x, column, "auto", optimizer=adam, epochs=1)
+    assert len(fused_steps) == 3
+    theirs = train(mlp, x, column, False, optimizer=adam, epochs=1)
+    assert_same_training(ours, theirs, atol=1e-5)
+
+
+def _regularized():
+    return lamina.Sequential([lamina.Input((20,)), layers.Dense(8, kernel_regularizer="l2"),
+                              layers.Dense(5, activation="softmax")])
+
+
+def _frozen():
+    model = mlp(hidden=8)
+    model.layers[1].trainable = False
+    return model
+
+
+def _hooked():
+    model = mlp(hidden=8)
+    model.layers[1].register_forward_hook(lambda *a: None)
+    return model
+
+
+FALLBACKS = {
+    "regularizer": dict(build=_regularized),
+    "batch norm": dict(build=lambda: lamina.Sequential([lamina.Input((20,)), layers.Dense(8),
+                                                       layers.BatchNormalization(),
+                                                       layers.Dense(5, activation="softmax")])),
+    "activation layer": dict(build=lambda: lamina.Sequential([lamina.Input((20,)), layers.Dense(8),
+                                                             layers.Activation("relu"),
+                                                             layers.Dense(5, activation="softmax")])),
+    "tanh": dict(build=lambda: mlp(hidden=8, hidden_activation="tanh")),
+    "frozen layer": dict(build=_frozen),
+    "forward hook": dict(build=_hooked),
+    "one-hot loss": dict(build=lambda: mlp(hidden=8), loss="categorical_crossentropy", one_hot=True),
+    "ignore_class": dict(build=lambda: mlp(hidden=8),
+                         loss=losses.SparseCategoricalCrossentropy(ignore_class=0)),
+    "sample weights": dict(build=lambda: mlp(hidden=8), sample_weight=True),
+    "class weights": dict(build=lambda: mlp(hidden=8), class_weight={0: 2.0}),
+    "jit_compile=False": dict(build=lambda: mlp(hidden=8), jit_compile=False),
+}
+
+
+@pytest.mark.parametrize("case", FALLBACKS)
+def test_other_models_and_batches_take_autograd_step(case, fused_steps, rng):
+    spec = FALLBACKS[case]
+    x, y = data(rng)
+    targets = np.eye(5, dtype="float32")[y] if spec.get("one_hot") else y
+    fit_kwargs = {}
+    if spec.get("sample_weight"):
+        fit_kwargs["sample_weight"] = np.ones(len(y), "float32")
+    if "class_weight" in spec:
+        fit_kwargs["class_weight"] = spec["class_weight"]
+    weights, history = train(spec["build"], x, targets, spec.get("jit_compile", "auto"),
+                             loss=spec.get("loss"), epochs=1, **fit_kwargs)
+    assert fused_steps == []
+    assert np.isfinite(history["loss"]).all()
+
+
+def test_jit_compile_takes_only_keras_values():
+    model = mlp(hidden=8)
+    with pytest.raises(ValueError, match="jit_compile"):
+        model.compile(loss="sparse_categorical_crossentropy", jit_compile="xla")
