@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lamina
-from lamina import layers, losses
+from lamina import layers, losses, tsc
 from lamina.layers import _dropout_kernel
 from lamina.models import _dense_step
 
@@ -33,8 +33,8 @@ def mlp(features=20, hidden=300, classes=5, last="softmax", hidden_activation="r
     return lamina.Sequential([*stack, layers.Dense(classes, activation=last)])
 
 
-def data(rng, n=96, features=20, classes=5):
-    x = rng.standard_normal((n, features)).astype("float32")
+def data(rng, n=96, features=20, classes=5, x_shape=None):
+    x = rng.standard_normal((n, *(x_shape or (features,)))).astype("float32")
     return x, rng.integers(0, classes, n)
 
 
@@ -63,6 +63,8 @@ CASES = {
     "no dropout, no bias, linear hidden": dict(build=lambda: mlp(dropout=(0.0, 0.0), use_bias=False,
                                                                  hidden_activation=None)),
     "seeded dropout, small layers": dict(build=lambda: mlp(hidden=16, dropout=(0.5, 0.3, 0.1), seed=3)),
+    "functional chain with Flatten (lamina.tsc.mlp)": dict(
+        build=lambda: tsc.mlp((10, 2), 5), x_shape=(10, 2)),
     "consecutive dense": dict(build=lambda: lamina.Sequential([
         lamina.Input((20,)), layers.Dense(64, activation="relu"), layers.Dense(64, activation="relu"),
         layers.Dropout(0.25), layers.Dense(5, activation="softmax")])),
@@ -73,7 +75,7 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_fit_matches_autograd_step(case, fused_steps, rng):
     spec = CASES[case]
-    x, y = data(rng)
+    x, y = data(rng, x_shape=spec.get("x_shape"))
     loss = spec.get("loss", lambda: None)
     ours = train(spec["build"], x, y, True, loss=loss())
     assert len(fused_steps) == 2 * 3
@@ -112,7 +114,25 @@ def _hooked():
     return model
 
 
+def _branching():
+    inp = lamina.Input((20,))
+    h = layers.Dense(8, activation="relu")(inp)
+    out = layers.Dense(5, activation="softmax")(layers.Concatenate()([h, inp]))
+    return lamina.Model(inp, out)
+
+
+def _shared_layer():
+    inp = lamina.Input((8,))
+    shared = layers.Dense(8, activation="relu")
+    return lamina.Model(inp, layers.Dense(5, activation="softmax")(shared(shared(inp))))
+
+
 FALLBACKS = {
+    "functional branches": dict(build=_branching),
+    "layer called twice": dict(build=_shared_layer, x_shape=(8,)),
+    "channels_first flatten": dict(build=lambda: lamina.Sequential([
+        lamina.Input((4, 5)), layers.Flatten(data_format="channels_first"),
+        layers.Dense(5, activation="softmax")]), x_shape=(4, 5)),
     "regularizer": dict(build=_regularized),
     "batch norm": dict(build=lambda: lamina.Sequential([lamina.Input((20,)), layers.Dense(8),
                                                        layers.BatchNormalization(),
@@ -135,7 +155,7 @@ FALLBACKS = {
 @pytest.mark.parametrize("case", FALLBACKS)
 def test_other_models_and_batches_take_autograd_step(case, fused_steps, rng):
     spec = FALLBACKS[case]
-    x, y = data(rng)
+    x, y = data(rng, x_shape=spec.get("x_shape"))
     targets = np.eye(5, dtype="float32")[y] if spec.get("one_hot") else y
     fit_kwargs = {}
     if spec.get("sample_weight"):

@@ -1,11 +1,11 @@
 """The training step of a Dense/Dropout stack with its gradients derived by hand (CPU, float32).
 
-A Sequential of Dropout and Dense layers trained on integer labels with sparse categorical
-cross-entropy (the MLP baseline of time-series classification) spends most of an eager step on
-the machinery around its matrix products: a dispatch, an allocation and an autograd node for
-each of ~40 small ops, and Python around each layer. Its gradients have a short closed form, so
-this step computes them directly: the forward keeps each layer's input (after dropout), output
-and dropout mask; the backward is, layer by layer from the output,
+A chain of Dropout and Dense layers (optionally after a Flatten) trained on integer labels with
+sparse categorical cross-entropy (the MLP baseline of time-series classification) spends most of
+an eager step on the machinery around its matrix products: a dispatch, an allocation and an
+autograd node for each of ~40 small ops, and Python around each layer. Its gradients have a
+short closed form, so this step computes them directly: the forward keeps each layer's input
+(after dropout), output and dropout mask; the backward is, layer by layer from the output,
 
     g = (softmax(z) - onehot(y)) / n              at the logits z (mean cross-entropy)
     g = g * (out > 0)                             through a relu
@@ -18,7 +18,8 @@ order), then the model's optimizer steps as usual. Measured on a 2-core AMD EPYC
 (Dropout + Dense 500 x3, batch 32) 28-29k -> 36-40k samples/s in one process.
 
 `compile(jit_compile="auto")` (the default, as in Keras) or `jit_compile=True` lets `fit` use it
-whenever the model is exactly such a stack and the batch is plain; anything else takes the
+whenever the model is exactly such a chain (a Sequential, or a functional Model of one chain
+of layer calls, such as `lamina.tsc.mlp`) and the batch is plain; anything else takes the
 autograd step, as does `jit_compile=False`: other layers or activations, regularizers, frozen
 weights, hooks, other losses or loss options, sample or class weights, mixed precision,
 data-parallel training, other devices or dtypes, or a machine without the dropout kernel.
@@ -34,30 +35,34 @@ from lamina import activations
 from lamina.layers import _dropout_kernel, _linear
 from lamina.layers.core import Dense
 from lamina.layers.dropout import Dropout
+from lamina.layers.reshaping import Flatten
+from lamina.layers.symbolic import SymbolicTensor
 from lamina.losses.probabilistic import SparseCategoricalCrossentropy
 
 
 class DenseStackStep:
     """One training step (forward, hand-derived backward, optimizer step) of a Dense stack."""
 
-    def __init__(self, model, stack, from_logits):
-        self.model, self.stack, self.from_logits = model, stack, from_logits
+    def __init__(self, model, stack, from_logits, flatten=False):
+        self.model, self.stack, self.from_logits, self.flatten = model, stack, from_logits, flatten
         self.params = [p for layer in stack if isinstance(layer, Dense)
                        for p in (layer.kernel, _bias(layer)) if p is not None]
 
     @classmethod
     def for_model(cls, model):
         """The step for `model`, or None where the model is not such a stack (see module doc)."""
-        from lamina.models.sequential import Sequential
-
-        if (type(model) is not Sequential or model._data_parallel is not None
-                or model._grad_scaler is not None or model.dtype_policy.is_mixed
-                or len(model._outputs_spec) != 1 or model._regularized
+        if (model._data_parallel is not None or model._grad_scaler is not None
+                or model.dtype_policy.is_mixed or len(model._outputs_spec) != 1 or model._regularized
                 or _dropout_kernel.library() is None or _hooked(model)):
             return None
-        stack = list(model._layer_stack)
+        stack = _chain(model)
         if not stack or type(stack[-1]) is not Dense:
             return None
+        if type(stack[0]) is Flatten and stack[0].data_format == "channels_last":
+            stack = stack[1:]  # a reshape of the batch to (n, features), done in `applies`
+            flatten = True
+        else:
+            flatten = False
         for i, layer in enumerate(stack):
             if _hooked(layer):
                 return None
@@ -81,13 +86,14 @@ class DenseStackStep:
                 or loss.reduction != "sum_over_batch_size" or loss.options["ignore_class"] is not None
                 or loss.options["axis"] != -1 or loss.options["from_logits"] == softmax_output):
             return None
-        return cls(model, stack, from_logits=not softmax_output)
+        return cls(model, stack, from_logits=not softmax_output, flatten=flatten)
 
     def applies(self, x, y, sample_weight) -> bool:
         """Whether this batch can take the step: plain 2D float32 CPU inputs, integer-valued
         labels of one per sample, no sample weights, eager autograd on."""
         return (sample_weight is None and isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
-                and x.dim() == 2 and x.dtype == torch.float32 and x.device.type == "cpu"
+                and (x.dim() == 2 or (self.flatten and x.dim() > 2))
+                and x.dtype == torch.float32 and x.device.type == "cpu"
                 and x.is_contiguous() and x.shape[0] > 0
                 and (y.dim() == 1 or (y.dim() == 2 and y.shape[1] == 1)) and y.shape[0] == x.shape[0]
                 and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
@@ -99,7 +105,7 @@ class DenseStackStep:
     def __call__(self, x, y):
         """Run the step; returns (mean loss, the model's output) for the loss tracker and metrics."""
         with torch.no_grad():
-            h, saved = x, []
+            h, saved = x.reshape(x.shape[0], -1), []
             for layer in self.stack:
                 if type(layer) is Dropout:
                     if layer.rate == 0:
@@ -152,6 +158,26 @@ def _dense(h, layer, relu, onednn):
 def _product(a, b_t, onednn):
     """a @ b_t.T, through oneDNN where the layer's forward went there (as `linear`'s backward)."""
     return _linear._LINEAR(a, b_t, None, "none", [], "") if onednn else a @ b_t.t()
+
+
+def _chain(model):
+    """The layers of `model` in order when it is one chain of single-input, single-output layer
+    calls (a Sequential, or a functional Model built that way), else None."""
+    from lamina.models.model import Model
+    from lamina.models.sequential import Sequential
+
+    if type(model) is Sequential:
+        return list(model._layer_stack)
+    if type(model) is not Model or not model._graph or len(model._flat_inputs) != 1:
+        return None
+    previous, stack = model._flat_inputs[0], []
+    for node in model._nodes:
+        if (node.kwargs or len(node.args) != 1 or node.args[0] is not previous
+                or not isinstance(node.outputs, SymbolicTensor) or node.layer in stack):
+            return None
+        stack.append(node.layer)
+        previous = node.outputs
+    return stack if len(model._flat_outputs) == 1 and previous is model._flat_outputs[0] else None
 
 
 def _bias(layer):
