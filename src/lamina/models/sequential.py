@@ -6,8 +6,11 @@ import torch
 from torch import nn
 from torch.nn.modules import module as torch_module
 
+from lamina import activations
 from lamina.layers.base import Layer
+from lamina.layers.core import Activation
 from lamina.layers.input_layer import Input, InputLayer
+from lamina.layers.normalization.batch_normalization import BatchNormalization
 from lamina.layers.symbolic import SymbolicTensor
 from lamina.models.model import Model
 
@@ -102,10 +105,17 @@ class Sequential(Model):
                 x = run(x, **kwargs)
             return x
         x = inputs
-        for layer in self._layer_stack:
-            if _passes_through(layer, training):
+        stack = self._layer_stack
+        fused_relu = None  # the Activation("relu") folded into the BatchNormalization before it
+        for i, layer in enumerate(stack):
+            if layer is fused_relu or _passes_through(layer, training):
                 continue
-            x = layer(x, training=training)
+            follower = stack[i + 1] if i + 1 < len(stack) else None
+            if _relu_folds_into(layer, follower, x, training):
+                fused_relu = follower
+                x = layer(x, training=training, _relu=True)
+            else:
+                x = layer(x, training=training)
         return x
 
     def _inference_plan(self, inputs, training, mask):
@@ -177,6 +187,17 @@ def _plan(stack):
             return None
         steps.append((layer.call, layer._mode_kwargs(None, None)))
     return steps
+
+
+def _relu_folds_into(layer, follower, x, training) -> bool:
+    """Whether `follower` is a plain Activation("relu") that `layer`, a BatchNormalization in
+    training, can apply inside its own passes (the rows kernels mask the gradient themselves,
+    saving the ReLU's separate pass each way): no hooks on either, no mask on the input."""
+    if type(layer) is not BatchNormalization or type(follower) is not Activation:
+        return False
+    active = training if training is not None else layer.training
+    return (bool(active) and follower.activation is activations.relu and isinstance(x, torch.Tensor)
+            and not hasattr(x, "_lamina_mask") and not _hooked(layer) and not _hooked(follower))
 
 
 def _passes_through(layer, training) -> bool:

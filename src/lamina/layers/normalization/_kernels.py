@@ -76,21 +76,32 @@ VARIANTS void lamina_moments_rows(const float *restrict x, long n_rows, long T, 
     }
 }
 
-/* Add the sums over rows [.., + n*T) of dy and dy * (x - m) into acc (2T doubles). */
+/* Add the sums over rows [.., + n*T) of dy and dy * (x - m) into acc (2T doubles). With rs, rb
+   (a ReLU after the affine map), dy counts only where (x - m) * rs + rb > 0. */
 VARIANTS void lamina_sums_rows(const float *restrict dy, const float *restrict x, long n_rows, long T,
-                               const float *restrict m, double *restrict acc, float *restrict block) {
+                               const float *restrict m, double *restrict acc, float *restrict block,
+                               const float *restrict rs, const float *restrict rb) {
     float *block_dy = block, *block_dyc = block + T;
     long rows = block_rows(T);
     for (long l0 = 0; l0 < n_rows; l0 += rows) {
         long n = n_rows - l0 < rows ? n_rows - l0 : rows;
         const float *xb = x + l0 * T, *gb = dy + l0 * T;
         for (long t = 0; t < T; t++) block_dy[t] = block_dyc[t] = 0.0f;
-        for (long l = 0; l < n; l++)
-            for (long t = 0; t < T; t++) {
-                float g = gb[l * T + t];
-                block_dy[t] += g;
-                block_dyc[t] += g * (xb[l * T + t] - m[t]);
-            }
+        if (rs)
+            for (long l = 0; l < n; l++)
+                for (long t = 0; t < T; t++) {
+                    float c = xb[l * T + t] - m[t];
+                    float g = c * rs[t] + rb[t] > 0.0f ? gb[l * T + t] : 0.0f;
+                    block_dy[t] += g;
+                    block_dyc[t] += g * c;
+                }
+        else
+            for (long l = 0; l < n; l++)
+                for (long t = 0; t < T; t++) {
+                    float g = gb[l * T + t];
+                    block_dy[t] += g;
+                    block_dyc[t] += g * (xb[l * T + t] - m[t]);
+                }
         for (long t = 0; t < T; t++) {
             acc[t] += block_dy[t];
             acc[T + t] += block_dyc[t];
@@ -99,17 +110,36 @@ VARIANTS void lamina_sums_rows(const float *restrict dy, const float *restrict x
 }
 
 VARIANTS void lamina_affine_rows(const float *restrict x, float *restrict y, long n_rows, long T,
-                                 const float *restrict m, const float *restrict s, const float *restrict b) {
-    for (long l = 0; l < n_rows; l++)
-        for (long t = 0; t < T; t++) y[l * T + t] = (x[l * T + t] - m[t]) * s[t] + b[t];
+                                 const float *restrict m, const float *restrict s, const float *restrict b,
+                                 int relu) {
+    if (relu)
+        for (long l = 0; l < n_rows; l++)
+            for (long t = 0; t < T; t++) {
+                float v = (x[l * T + t] - m[t]) * s[t] + b[t];
+                y[l * T + t] = v > 0.0f ? v : 0.0f;
+            }
+    else
+        for (long l = 0; l < n_rows; l++)
+            for (long t = 0; t < T; t++) y[l * T + t] = (x[l * T + t] - m[t]) * s[t] + b[t];
 }
 
+/* dx = dy * s + (x - m) * k + c; with rb (a ReLU after the affine map (x - m) * s + rb), dy
+   counts only where that is > 0. */
 VARIANTS void lamina_combine_rows(const float *restrict dy, const float *restrict x, float *restrict dx,
                                   long n_rows, long T, const float *restrict m, const float *restrict s,
-                                  const float *restrict k, const float *restrict c) {
-    for (long l = 0; l < n_rows; l++)
-        for (long t = 0; t < T; t++)
-            dx[l * T + t] = dy[l * T + t] * s[t] + (x[l * T + t] - m[t]) * k[t] + c[t];
+                                  const float *restrict k, const float *restrict c,
+                                  const float *restrict rb) {
+    if (rb)
+        for (long l = 0; l < n_rows; l++)
+            for (long t = 0; t < T; t++) {
+                float d = x[l * T + t] - m[t];
+                float g = d * s[t] + rb[t] > 0.0f ? dy[l * T + t] : 0.0f;
+                dx[l * T + t] = g * s[t] + d * k[t] + c[t];
+            }
+    else
+        for (long l = 0; l < n_rows; l++)
+            for (long t = 0; t < T; t++)
+                dx[l * T + t] = dy[l * T + t] * s[t] + (x[l * T + t] - m[t]) * k[t] + c[t];
 }
 
 /* The rows [first, last) of `part` out of `parts` equal shares of L. */
@@ -173,14 +203,16 @@ void lamina_moments(const float *x, long A, long L, long T, long stride, float *
 
 /* Sums over L of dy and of dy * (x - mean), per (group, column). */
 void lamina_sums(const float *dy, const float *x, long A, long L, long T, long stride, const float *mean,
-                 float *sum_dy, float *sum_dy_centered, int threads, double *work, float *block) {
+                 float *sum_dy, float *sum_dy_centered, int threads, double *work, float *block,
+                 const float *rs, const float *rb) {
     if (A >= threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (long a = 0; a < A; a++) {
             int i = omp_get_thread_num();
             double *acc = work + 2 * T * i;
             for (long t = 0; t < 2 * T; t++) acc[t] = 0.0;
-            lamina_sums_rows(dy + a * stride, x + a * stride, L, T, mean + a * T, acc, block + 2 * T * i);
+            lamina_sums_rows(dy + a * stride, x + a * stride, L, T, mean + a * T, acc, block + 2 * T * i,
+                             rs ? rs + a * T : 0, rb ? rb + a * T : 0);
             for (long t = 0; t < T; t++) {
                 sum_dy[a * T + t] = (float)acc[t];
                 sum_dy_centered[a * T + t] = (float)acc[T + t];
@@ -197,7 +229,7 @@ void lamina_sums(const float *dy, const float *x, long A, long L, long T, long s
             double *acc = work + 2 * T * i;
             for (long t = 0; t < 2 * T; t++) acc[t] = 0.0;
             lamina_sums_rows(dy + a * stride + first * T, x + a * stride + first * T, last - first, T,
-                             mean + a * T, acc, block + 2 * T * i);
+                             mean + a * T, acc, block + 2 * T * i, rs ? rs + a * T : 0, rb ? rb + a * T : 0);
         }
         for (long t = 0; t < 2 * T; t++) {
             double total = 0.0;
@@ -209,27 +241,27 @@ void lamina_sums(const float *dy, const float *x, long A, long L, long T, long s
 
 /* y = (x - mean) * scale + shift. */
 void lamina_affine(const float *x, float *y, long A, long L, long T, long stride, const float *mean,
-                   const float *scale, const float *shift, int threads) {
+                   const float *scale, const float *shift, int threads, int relu) {
     long chunk = block_rows(T);
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
     for (long a = 0; a < A; a++)
         for (long l0 = 0; l0 < L; l0 += chunk) {
             long n = L - l0 < chunk ? L - l0 : chunk, start = a * stride + l0 * T;
-            lamina_affine_rows(x + start, y + start, n, T, mean + a * T, scale + a * T, shift + a * T);
+            lamina_affine_rows(x + start, y + start, n, T, mean + a * T, scale + a * T, shift + a * T, relu);
         }
 }
 
 /* dx = dy * scale + (x - mean) * slope + offset. */
 void lamina_combine(const float *dy, const float *x, float *dx, long A, long L, long T, long stride,
                     const float *mean, const float *scale, const float *slope, const float *offset,
-                    int threads) {
+                    int threads, const float *rb) {
     long chunk = block_rows(T);
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
     for (long a = 0; a < A; a++)
         for (long l0 = 0; l0 < L; l0 += chunk) {
             long n = L - l0 < chunk ? L - l0 : chunk, start = a * stride + l0 * T;
             lamina_combine_rows(dy + start, x + start, dx + start, n, T, mean + a * T, scale + a * T,
-                                slope + a * T, offset + a * T);
+                                slope + a * T, offset + a * T, rb ? rb + a * T : 0);
         }
 }
 
@@ -356,9 +388,9 @@ _PARALLEL_MIN_NUMEL = 1 << 16
 
 _SIGNATURES = {
     "lamina_moments": [_f, _n, _n, _n, _n, _f, _f, _i, _f, _f],
-    "lamina_sums": [_f, _f, _n, _n, _n, _n, _f, _f, _f, _i, _f, _f],
-    "lamina_affine": [_f, _f, _n, _n, _n, _n, _f, _f, _f, _i],
-    "lamina_combine": [_f, _f, _f, _n, _n, _n, _n, _f, _f, _f, _f, _i],
+    "lamina_sums": [_f, _f, _n, _n, _n, _n, _f, _f, _f, _i, _f, _f, _f, _f],
+    "lamina_affine": [_f, _f, _n, _n, _n, _n, _f, _f, _f, _i, _i],
+    "lamina_combine": [_f, _f, _f, _n, _n, _n, _n, _f, _f, _f, _f, _i, _f],
     "lamina_sn_mix_forward": [_f, _f, _n, _n, _i, _i, _f, _f, _f, _f, _f, _f, _native.FLOAT,
                               _f, _f, _f, _f, _f, _f, _f, _f, _f, _f],
     "lamina_sn_mix_backward": [_f, _f, _n, _n, _n, _i, _i, _f, _f, _f, _f, _f, _f, _f, _f, _f, _f,
@@ -400,29 +432,35 @@ def moments(x: torch.Tensor, A: int, L: int, T: int):
     return mean, var
 
 
-def sums(dy: torch.Tensor, x: torch.Tensor, A: int, L: int, T: int, mean):
-    """Per (group, column) sums over L of dy and of dy * (x - mean)."""
+def sums(dy: torch.Tensor, x: torch.Tensor, A: int, L: int, T: int, mean, relu_scale=None,
+         relu_shift=None):
+    """Per (group, column) sums over L of dy and of dy * (x - mean); with the (A, T) tables
+    relu_scale and relu_shift, dy counts only where (x - mean) * relu_scale + relu_shift > 0 (the
+    gradient through a ReLU applied after that affine map)."""
     threads = _threads(A, L, T)
     sum_dy, sum_dy_centered = torch.empty(A, T), torch.empty(A, T)
     work, block = _workspace(threads, T)
     library().lamina_sums(_ptr(dy), _ptr(x), A, L, T, L * T, _ptr(mean), _ptr(sum_dy), _ptr(sum_dy_centered),
-                          threads, _ptr(work), _ptr(block))
+                          threads, _ptr(work), _ptr(block), _ptr(relu_scale),
+                          _ptr(relu_shift))
     return sum_dy, sum_dy_centered
 
 
-def affine(x: torch.Tensor, A: int, L: int, T: int, mean, scale, shift) -> torch.Tensor:
-    """(x - mean) * scale + shift with (A, T) tables, into a new tensor."""
+def affine(x: torch.Tensor, A: int, L: int, T: int, mean, scale, shift, relu=False) -> torch.Tensor:
+    """(x - mean) * scale + shift with (A, T) tables, then max(., 0) with `relu`, into a new tensor."""
     y = torch.empty_like(x)
     library().lamina_affine(_ptr(x), _ptr(y), A, L, T, L * T, _ptr(mean), _ptr(scale), _ptr(shift),
-                            _threads(A, L, T))
+                            _threads(A, L, T), int(relu))
     return y
 
 
-def combine(dy: torch.Tensor, x: torch.Tensor, A: int, L: int, T: int, mean, scale, slope, offset):
-    """dy * scale + (x - mean) * slope + offset with (A, T) tables, into a new tensor."""
+def combine(dy: torch.Tensor, x: torch.Tensor, A: int, L: int, T: int, mean, scale, slope, offset,
+            relu_shift=None):
+    """dy * scale + (x - mean) * slope + offset with (A, T) tables, into a new tensor; with
+    relu_shift, dy counts only where (x - mean) * scale + relu_shift > 0."""
     dx = torch.empty_like(x)
     library().lamina_combine(_ptr(dy), _ptr(x), _ptr(dx), A, L, T, L * T, _ptr(mean), _ptr(scale),
-                             _ptr(slope), _ptr(offset), _threads(A, L, T))
+                             _ptr(slope), _ptr(offset), _threads(A, L, T), _ptr(relu_shift))
     return dx
 
 

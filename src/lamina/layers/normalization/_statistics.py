@@ -299,34 +299,37 @@ def _plain_rows(x, dims, weight, bias) -> bool:
 class _RowsBatchNorm(torch.autograd.Function):
     """`_Normalize` specialised to a BatchNorm of (rows, channels) on the kernels: the same
     mathematics with a fixed handful of statistics-sized ops around three kernel calls, which
-    matters when the tensor is small enough for per-op costs to show."""
+    matters when the tensor is small enough for per-op costs to show. With `relu`, the output is
+    max(y, 0) in the same pass, and the backward masks dy where y <= 0 inside its own two passes
+    (y recomputed from x), so a following ReLU costs no pass of its own either way."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, epsilon):
+    def forward(ctx, x, weight, bias, epsilon, relu=False):
         rows, channels = x.shape
         mean, var = _kernels.moments(x, 1, rows, channels)
         inv_std = torch.rsqrt(var + epsilon)
         scale = inv_std if weight is None else inv_std * weight
         shift = torch.zeros(1, channels) if bias is None else bias
-        y = _kernels.affine(x, 1, rows, channels, mean, scale, shift)
-        ctx.save_for_backward(x, mean, inv_std, scale)
+        y = _kernels.affine(x, 1, rows, channels, mean, scale, shift, relu=relu)
+        ctx.save_for_backward(x, mean, inv_std, scale, shift.detach() if relu else None)
         ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
     @staticmethod
     def backward(ctx, dy, _grad_mean, _grad_var):
-        x, mean, inv_std, scale = ctx.saved_tensors
+        x, mean, inv_std, scale, relu_shift = ctx.saved_tensors
         rows, channels = x.shape
         dy = dy.contiguous()
-        sum_dy, sum_dy_centered = _kernels.sums(dy, x, 1, rows, channels, mean)
+        relu_scale = None if relu_shift is None else scale.detach().contiguous()
+        sum_dy, sum_dy_centered = _kernels.sums(dy, x, 1, rows, channels, mean, relu_scale, relu_shift)
         # dx = dy * scale + (x - mean) * slope + offset, the statistics' share folded in.
         slope = scale * inv_std.square() * sum_dy_centered * (-1.0 / rows)
         offset = scale * sum_dy * (-1.0 / rows)
-        dx = _kernels.combine(dy, x, 1, rows, channels, mean, scale, slope, offset)
+        dx = _kernels.combine(dy, x, 1, rows, channels, mean, scale, slope, offset, relu_shift)
         grad_weight = sum_dy_centered * inv_std if ctx.has_weight else None
         grad_bias = sum_dy if ctx.has_bias else None
-        return dx, grad_weight, grad_bias, None
+        return dx, grad_weight, grad_bias, None, None
 
 
 class _NormalizeWith(torch.autograd.Function):
@@ -355,7 +358,7 @@ class _NormalizeWith(torch.autograd.Function):
 
 
 def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=None, derive_inputs=(),
-              moments=True):
+              moments=True, relu=False):
     """Standardize `x` over `dims` with its own statistics, then scale and shift.
 
     Returns (y, mean, var): the moments of x over `dims` (kept as size-1 axes, float32 at least);
@@ -365,14 +368,19 @@ def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=
     first two results of `derive(mean, var, *derive_inputs)` instead (a mixture of statistics);
     its third is passed back as `derive.backward(saved, mean, var, derive_inputs, grad_mixed_mean,
     grad_mixed_var)`, which returns the gradients with respect to mean, var and each derive input.
+    With `relu`, y is max(y, 0): fused into the (rows, channels) BatchNorm's own passes, a
+    separate op elsewhere.
     """
+    if relu and not (derive is None and group is None and _plain_rows(x, tuple(dims), weight, bias)):
+        y, mean, var = normalize(x, dims, weight, bias, epsilon, group, derive, derive_inputs, moments)
+        return torch.relu(y), mean, var
     dims = tuple(dims)
     if derive is None and group is None and _trailing(x, dims, weight, bias):
         return _layer_norm(x, dims, weight, bias, epsilon, moments)
     if derive is None and group is None and _native_batch_norm_applies(x, dims, weight, bias):
         return _batch_norm(x, weight, bias, epsilon)
     if derive is None and group is None and _plain_rows(x, dims, weight, bias):
-        return _RowsBatchNorm.apply(x, weight, bias, float(epsilon))
+        return _RowsBatchNorm.apply(x, weight, bias, float(epsilon), relu)
     if group is None and torch.compiler.is_compiling():
         return _traced_normalize(x, dims, weight, bias, epsilon, derive, derive_inputs)
     return _Normalize.apply(x, weight, bias, dims, float(epsilon), group, derive, *derive_inputs)

@@ -98,7 +98,9 @@ class BatchNormalization(AffineNormalization):
         self.add_weight("moving_variance", (channels,), self.moving_variance_initializer, trainable=False)
         self.input_spec = InputSpec(ndim=rank, axes={self.axis: channels})
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs, training=None, mask=None, _relu=False):
+        # _relu (set by a Sequential for a BatchNormalization followed by Activation("relu")):
+        # return max(output, 0), fused into the training kernels' passes where they run.
         if (mask is None and not (training and self.trainable) and not torch.is_grad_enabled()
                 and self._channel_axis == inputs.ndim - 1 and inputs.dtype == torch.float32
                 and not torch.compiler.is_compiling()):
@@ -108,24 +110,30 @@ class BatchNormalization(AffineNormalization):
             rows = inputs.reshape(-1, inputs.shape[-1])
             y = torch.native_batch_norm(rows, self.gamma, self.beta, self.moving_mean,
                                         self.moving_variance, False, 0.0, self.epsilon)[0]
-            return y.reshape(inputs.shape)
-        return self._batch_normalize(inputs, training, mask, {self._channel_axis}, self.affine_views)
+            y = y.reshape(inputs.shape)
+            return y.relu_() if _relu else y
+        return self._batch_normalize(inputs, training, mask, {self._channel_axis}, self.affine_views,
+                                     relu=_relu)
 
-    def _batch_normalize(self, inputs, training, mask, param_axes, affine):
+    def _batch_normalize(self, inputs, training, mask, param_axes, affine, relu=False):
         """Normalize with batch or moving statistics per channel, then apply `affine(shape)`'s
-        (gamma, beta), shaped to broadcast, whose values vary along `param_axes`."""
+        (gamma, beta), shaped to broadcast, whose values vary along `param_axes` (and a ReLU
+        with `relu`)."""
         p = plan(inputs.shape, {self._channel_axis}, param_axes)
         gamma, beta = affine(p.param_shape)
         x = inputs.reshape(p.view)
         if not (training and self.trainable):
             y = normalize_with(x, self.moving_mean.reshape(p.stat_shape),
                                self.moving_variance.reshape(p.stat_shape), gamma, beta, self.epsilon)
-            return y.reshape(inputs.shape)
+            y = y.reshape(inputs.shape)
+            return torch.relu(y) if relu else y
         if mask is None:
-            y, mean, var = normalize(x, p.reduce, gamma, beta, self.epsilon, process_group(self.synchronized))
+            y, mean, var = normalize(x, p.reduce, gamma, beta, self.epsilon, process_group(self.synchronized),
+                                     relu=relu)
             y = y.reshape(inputs.shape)
         else:
             y, mean, var = self._normalize_masked(inputs, mask, param_axes, affine)
+            y = torch.relu(y) if relu else y
         if state_updates_enabled():
             update_moving([self.moving_mean, self.moving_variance], [mean, var], self.momentum)
         return y
