@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 import lamina
-from lamina import layers
+from lamina import layers, tsc
 from lamina.layers.normalization import _kernels
-from lamina.models import sequential
+from lamina.models import _folding, sequential
+from lamina.models import model as model_module
 
 compiled = pytest.mark.skipif(_kernels.library() is None, reason="no C compiler for the kernels")
 
@@ -63,22 +64,38 @@ def train(rng, build):
 
 
 @compiled
-def test_fit_with_the_folded_relu_equals_the_separate_layers(monkeypatch):
-    ours = train(np.random.default_rng(0), fcn_like)
-    real = sequential._relu_folds_into
-    calls = []
-    monkeypatch.setattr(sequential, "_relu_folds_into", lambda *a: calls.append(1) or False)
-    theirs = train(np.random.default_rng(0), fcn_like)
-    assert calls  # the pairing was asked for, and refused here
+@pytest.mark.parametrize("build", [fcn_like, lambda: tsc.fcn((30, 2), 3)], ids=["Sequential", "tsc.fcn"])
+def test_fit_with_the_folded_relu_equals_the_separate_layers(build, monkeypatch):
+    folds = []
+    real = _folding.relu_folds_into
+
+    def counted(*args):
+        folds.append(real(*args))
+        return folds[-1]
+
+    for owner in (sequential, model_module):
+        monkeypatch.setattr(owner, "relu_folds_into", counted)
+    ours = train(np.random.default_rng(0), build)
+    assert any(folds)
+    for owner in (sequential, model_module):
+        monkeypatch.setattr(owner, "relu_folds_into", lambda *a: False)
+    theirs = train(np.random.default_rng(0), build)
     for a, b in zip(ours[0], theirs[0]):  # moving statistics included
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-6)
     np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-5, atol=1e-6)
-    assert real is not sequential._relu_folds_into and real(*_pair(), torch.randn(4, 6), True)
 
 
-def _pair():
-    return layers.BatchNormalization(), layers.Activation("relu")
+def test_functional_pairs_only_a_batch_norm_output_read_by_the_relu_alone():
+    inp = lamina.Input((6,))
+    bn = layers.BatchNormalization()(inp)
+    relu = layers.Activation("relu")(bn)
+    also = layers.Dense(2)(bn)  # a second reader of the BatchNorm's output
+    model = lamina.Model(inp, [relu, also])
+    assert _folding.relu_pairs(model._nodes, model._flat_outputs) == {}
+    inp = lamina.Input((6,))
+    single = lamina.Model(inp, layers.Activation("relu")(layers.BatchNormalization()(inp)))
+    assert len(_folding.relu_pairs(single._nodes, single._flat_outputs)) == 1
 
 
 @pytest.mark.parametrize("case", ["tanh", "hooked activation", "inference"])
@@ -88,5 +105,5 @@ def test_relu_is_folded_only_where_nothing_would_notice(case, rng):
     if case == "hooked activation":
         act.register_forward_hook(lambda *a: None)
     training = case != "inference"
-    assert sequential._relu_folds_into(bn, act, x, training) is False
-    assert sequential._relu_folds_into(bn, layers.Activation("relu"), x, True) is True
+    assert _folding.relu_folds_into(bn, act, x, training) is False
+    assert _folding.relu_folds_into(bn, layers.Activation("relu"), x, True) is True

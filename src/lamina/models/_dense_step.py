@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.nn.modules import module as torch_module
 
 from lamina import activations
 from lamina.layers import _dropout_kernel, _linear
@@ -38,6 +37,7 @@ from lamina.layers.dropout import Dropout
 from lamina.layers.reshaping import Flatten
 from lamina.layers.symbolic import SymbolicTensor
 from lamina.losses.probabilistic import SparseCategoricalCrossentropy
+from lamina.models._folding import hooked
 
 
 class DenseStackStep:
@@ -53,7 +53,7 @@ class DenseStackStep:
         """The step for `model`, or None where the model is not such a stack (see module doc)."""
         if (model._data_parallel is not None or model._grad_scaler is not None
                 or model.dtype_policy.is_mixed or len(model._outputs_spec) != 1 or model._regularized
-                or _dropout_kernel.library() is None or _hooked(model)):
+                or _dropout_kernel.library() is None or hooked(model, backward=True)):
             return None
         stack = _chain(model)
         if not stack or type(stack[-1]) is not Dense:
@@ -64,7 +64,7 @@ class DenseStackStep:
         else:
             flatten = False
         for i, layer in enumerate(stack):
-            if _hooked(layer):
+            if hooked(layer, backward=True):
                 return None
             if type(layer) is Dropout:
                 if layer.noise_shape is not None:
@@ -97,7 +97,7 @@ class DenseStackStep:
                 and x.is_contiguous() and x.shape[0] > 0
                 and (y.dim() == 1 or (y.dim() == 2 and y.shape[1] == 1)) and y.shape[0] == x.shape[0]
                 and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
-                and not torch.compiler.is_compiling() and not _hooked(self.model)
+                and not torch.compiler.is_compiling() and not hooked(self.model, backward=True)
                 and all(layer.training for layer in self.stack)
                 and all(p.requires_grad and not p._backward_hooks and not p._post_accumulate_grad_hooks
                         for p in self.params))
@@ -182,9 +182,3 @@ def _chain(model):
 
 def _bias(layer):
     return layer.bias if layer.use_bias else None
-
-
-def _hooked(module) -> bool:
-    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
-                or torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks
-                or torch_module._global_backward_hooks)

@@ -13,6 +13,7 @@ from lamina import distributed
 from lamina.layers.base import Layer
 from lamina.layers.input_layer import InputLayer
 from lamina.layers.symbolic import SymbolicTensor
+from lamina.models._folding import relu_folds_into, relu_pairs
 from lamina.models.training import Trainer
 from lamina.utils import tree
 
@@ -126,11 +127,22 @@ class Model(Trainer, Layer):
         def value(t):
             return values[id(t)] if isinstance(t, SymbolicTensor) else t
 
+        pairs = self.__dict__.get("_relu_pairs")
+        if pairs is None:  # the graph is fixed once built: found once
+            pairs = self.__dict__["_relu_pairs"] = relu_pairs(self._nodes, self._flat_outputs)
+        folded = None  # an Activation("relu") node whose BatchNormalization applied it already
         for node in self._nodes:
+            if node is folded:
+                values[id(node.outputs)] = values[id(node.args[0])]
+                continue
             args = tree.map_structure(value, node.args)
             kwargs = tree.map_structure(value, node.kwargs)
             if training is not None:
                 kwargs.setdefault("training", training)
+            follower = pairs.get(id(node))
+            if follower is not None and relu_folds_into(node.layer, follower.layer, args[0], training):
+                folded = follower
+                kwargs["_relu"] = True
             out = node.layer(*args, **kwargs)
             for sym, v in zip(tree.flatten(node.outputs), tree.flatten(out)):
                 values[id(sym)] = v

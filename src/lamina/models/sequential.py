@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.modules import module as torch_module
 
-from lamina import activations
 from lamina.layers.base import Layer
-from lamina.layers.core import Activation
 from lamina.layers.input_layer import Input, InputLayer
-from lamina.layers.normalization.batch_normalization import BatchNormalization
 from lamina.layers.symbolic import SymbolicTensor
+from lamina.models._folding import hooked, relu_folds_into
 from lamina.models.model import Model
 
 
@@ -111,7 +108,7 @@ class Sequential(Model):
             if layer is fused_relu or _passes_through(layer, training):
                 continue
             follower = stack[i + 1] if i + 1 < len(stack) else None
-            if _relu_folds_into(layer, follower, x, training):
+            if relu_folds_into(layer, follower, x, training):
                 fused_relu = follower
                 x = layer(x, training=training, _relu=True)
             else:
@@ -129,7 +126,7 @@ class Sequential(Model):
                 or torch._C._get_tracing_state()):
             return None
         stack = self._layer_stack
-        if any(layer.training or _hooked(layer) for layer in stack):
+        if any(layer.training or hooked(layer) for layer in stack):
             return None
         key = (tuple(inputs.shape[1:]), inputs.dtype, inputs.device)
         plans = self.__dict__.setdefault("_plans", {})
@@ -189,17 +186,6 @@ def _plan(stack):
     return steps
 
 
-def _relu_folds_into(layer, follower, x, training) -> bool:
-    """Whether `follower` is a plain Activation("relu") that `layer`, a BatchNormalization in
-    training, can apply inside its own passes (the rows kernels mask the gradient themselves,
-    saving the ReLU's separate pass each way): no hooks on either, no mask on the input."""
-    if type(layer) is not BatchNormalization or type(follower) is not Activation:
-        return False
-    active = training if training is not None else layer.training
-    return (bool(active) and follower.activation is activations.relu and isinstance(x, torch.Tensor)
-            and not hasattr(x, "_lamina_mask") and not _hooked(layer) and not _hooked(follower))
-
-
 def _passes_through(layer, training) -> bool:
     """Whether `layer` is the identity in this call and may be left out: a dropout-type layer in
     inference mode (predict, evaluate) with no forward hooks to run."""
@@ -207,11 +193,4 @@ def _passes_through(layer, training) -> bool:
         return False
     if training if training is not None else layer.training:
         return False
-    return not _hooked(layer)
-
-
-def _hooked(layer) -> bool:
-    """Whether calling `layer` runs forward hooks (its own or global ones) that skipping it, or
-    skipping its __call__, would leave out."""
-    return bool(layer._forward_hooks or layer._forward_pre_hooks or torch_module._global_forward_hooks
-                or torch_module._global_forward_pre_hooks)
+    return not hooked(layer)

@@ -1,0 +1,54 @@
+"""What a model may leave out of, or fold into, its layers' calls: hook checks, and the ReLU that
+a BatchNormalization in training applies inside its own passes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+from torch.nn.modules import module as torch_module
+
+from lamina import activations
+from lamina.layers.core import Activation
+from lamina.layers.normalization.batch_normalization import BatchNormalization
+from lamina.layers.symbolic import SymbolicTensor
+from lamina.utils import tree
+
+
+def hooked(module, backward=False) -> bool:
+    """Whether calling `module` runs forward hooks (its own or global ones; with `backward`,
+    module backward hooks too) that skipping it, or skipping its __call__, would leave out."""
+    if (module._forward_hooks or module._forward_pre_hooks or torch_module._global_forward_hooks
+            or torch_module._global_forward_pre_hooks):
+        return True
+    return backward and bool(module._backward_hooks or torch_module._global_backward_hooks)
+
+
+def relu_folds_into(layer, follower, x, training) -> bool:
+    """Whether `follower` is a plain Activation("relu") that `layer`, a BatchNormalization in
+    training, can apply inside its own passes (the rows kernels mask the gradient themselves,
+    saving the ReLU's separate pass each way): no hooks on either, no mask on the input."""
+    if type(layer) is not BatchNormalization or type(follower) is not Activation:
+        return False
+    active = training if training is not None else layer.training
+    return (bool(active) and follower.activation is activations.relu and isinstance(x, torch.Tensor)
+            and not hasattr(x, "_lamina_mask") and not hooked(layer) and not hooked(follower))
+
+
+def relu_pairs(nodes, outputs) -> dict:
+    """{id(BatchNormalization node): the Activation node that alone reads its output} in a
+    functional graph, where that output is not one of the model's `outputs`."""
+    uses = Counter(id(t) for node in nodes for t in tree.flatten((node.args, node.kwargs))
+                   if isinstance(t, SymbolicTensor))
+    returned = {id(t) for t in outputs}
+    pairs = {}
+    for node in nodes:
+        if type(node.layer) is not Activation or len(node.args) != 1 or node.kwargs:
+            continue
+        source = node.args[0]
+        parent = getattr(source, "node", None)
+        if (parent is not None and type(parent.layer) is BatchNormalization and parent.outputs is source
+                and len(parent.args) == 1 and not parent.kwargs and uses[id(source)] == 1
+                and id(source) not in returned):
+            pairs[id(parent)] = node
+    return pairs
