@@ -7,9 +7,9 @@ buffers are new pages, and the kernel faults and zeroes each 4 KiB of them on fi
 FCN's step (activations of 16 x 150 x 256 floats, 2.4 MB) the element-wise ops then ran 4-5x
 slower than on reused memory. With the mmap threshold at glibc's maximum (32 MiB) and the trim
 threshold at 512 MiB, freed blocks stay in the heap and are reused: minor page faults per FCN
-training step 1632 -> 0.4, FCN `fit` 1130-1183 -> 1306-1329 samples/s in a fresh short run and
-+3-6% in the benchmark's longer one (glibc's own thresholds adapt as a process runs, so how much
-the defaults cost depends on its allocation history).
+training step 854-1632 -> 0.4, FCN `fit` 1130-1183 -> 1306-1329 samples/s in a fresh short run
+and +3-6% in the benchmark's longer one (glibc's own thresholds adapt as a process runs, so how
+much the defaults cost depends on its allocation history).
 
 The cost is that up to 512 MiB of freed small-and-medium blocks stay mapped to the process
 instead of going back to the OS; blocks over 32 MiB are still mapped and unmapped one by one.
