@@ -127,7 +127,14 @@ def _shared_layer():
     return lamina.Model(inp, layers.Dense(5, activation="softmax")(shared(shared(inp))))
 
 
+def _hooked_flatten():
+    model = tsc.mlp((10, 2), 5)
+    model.get_layer("flatten").register_forward_hook(lambda *a: None)
+    return model
+
+
 FALLBACKS = {
+    "hook on the Flatten": dict(build=_hooked_flatten, x_shape=(10, 2)),
     "functional branches": dict(build=_branching),
     "layer called twice": dict(build=_shared_layer, x_shape=(8,)),
     "channels_first flatten": dict(build=lambda: lamina.Sequential([

@@ -56,7 +56,7 @@ class DenseStackStep:
                 or _dropout_kernel.library() is None or hooked(model, backward=True)):
             return None
         stack = _chain(model)
-        if not stack or type(stack[-1]) is not Dense:
+        if not stack or type(stack[-1]) is not Dense or any(hooked(layer, backward=True) for layer in stack):
             return None
         if type(stack[0]) is Flatten and stack[0].data_format == "channels_last":
             stack = stack[1:]  # a reshape of the batch to (n, features), done in `applies`
@@ -64,8 +64,6 @@ class DenseStackStep:
         else:
             flatten = False
         for i, layer in enumerate(stack):
-            if hooked(layer, backward=True):
-                return None
             if type(layer) is Dropout:
                 if layer.noise_shape is not None:
                     return None
