@@ -107,3 +107,18 @@ def test_relu_is_folded_only_where_nothing_would_notice(case, rng):
     training = case != "inference"
     assert _folding.relu_folds_into(bn, act, x, training) is False
     assert _folding.relu_folds_into(bn, layers.Activation("relu"), x, True) is True
+
+
+@compiled
+def test_a_copied_functional_model_runs_the_same_graph(rng):
+    """The pairs a model found are tied to its own graph's nodes: a deep copy (whose cache names
+    the copies, under the originals' ids) computes exactly what the original does."""
+    import copy
+
+    model = tsc.fcn((30, 2), 3)
+    x = torch.as_tensor(rng.standard_normal((8, 30, 2)).astype("float32"))
+    expected = model(x, training=True)  # finds and caches the pairs
+    twin = copy.deepcopy(model)
+    del model
+    torch.testing.assert_close(twin(x, training=True), expected)
+    torch.testing.assert_close(twin(x, training=True), expected)

@@ -36,8 +36,8 @@ def relu_folds_into(layer, follower, x, training) -> bool:
 
 
 def relu_pairs(nodes, outputs) -> dict:
-    """{id(BatchNormalization node): the Activation node that alone reads its output} in a
-    functional graph, where that output is not one of the model's `outputs`."""
+    """{id(BatchNormalization node): (that node, the Activation node that alone reads its
+    output)} in a functional graph, where that output is not one of the model's `outputs`."""
     uses = Counter(id(t) for node in nodes for t in tree.flatten((node.args, node.kwargs))
                    if isinstance(t, SymbolicTensor))
     returned = {id(t) for t in outputs}
@@ -50,5 +50,5 @@ def relu_pairs(nodes, outputs) -> dict:
         if (parent is not None and type(parent.layer) is BatchNormalization and parent.outputs is source
                 and len(parent.args) == 1 and not parent.kwargs and uses[id(source)] == 1
                 and id(source) not in returned):
-            pairs[id(parent)] = node
+            pairs[id(parent)] = (parent, node)
     return pairs

@@ -139,9 +139,10 @@ class Model(Trainer, Layer):
             kwargs = tree.map_structure(value, node.kwargs)
             if training is not None:
                 kwargs.setdefault("training", training)
-            follower = pairs.get(id(node))
-            if follower is not None and relu_folds_into(node.layer, follower.layer, args[0], training):
-                folded = follower
+            pair = pairs.get(id(node))
+            if (pair is not None and pair[0] is node  # (a copied model's cache names other nodes)
+                    and relu_folds_into(node.layer, pair[1].layer, args[0], training)):
+                folded = pair[1]
                 kwargs["_relu"] = True
             out = node.layer(*args, **kwargs)
             for sym, v in zip(tree.flatten(node.outputs), tree.flatten(out)):
