@@ -118,7 +118,7 @@ def test_compiled_mask_matches_the_hash_by_hand():
 
     seed, rate = 0x0123456789ABCDEF, 0.3
     x = torch.rand(1000) + 0.5
-    out = _dropout_kernel._apply(x, seed, rate)
+    out = x * _dropout_kernel.mask(x, seed, rate)
     kept = torch.tensor([mix32((mix32(i ^ (seed & 0xFFFFFFFF)) + (seed >> 32)) & 0xFFFFFFFF)
                          >= round(rate * 2**32) for i in range(1000)])
     assert 200 < (~kept).sum() < 400

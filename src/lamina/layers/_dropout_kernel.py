@@ -84,10 +84,6 @@ def mask(like: torch.Tensor, seed: int, rate: float) -> torch.Tensor:
     return out
 
 
-def _apply(x: torch.Tensor, seed: int, rate: float) -> torch.Tensor:
-    return x * mask(x, seed, rate)
-
-
 def draw_mask(like: torch.Tensor, rate: float, generator=None) -> torch.Tensor:
     """The scaled keep mask of one dropout call, its seed drawn from `generator` (torch's global
     one when None)."""

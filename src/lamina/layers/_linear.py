@@ -40,9 +40,15 @@ def _onednn_linear():
 _LINEAR = _onednn_linear()
 
 
-def _product(a, b_t):
-    """a @ b_t.T through oneDNN (b_t laid out as a linear layer's (out, in) weight)."""
-    return _LINEAR(a, b_t, None, "none", [], "")
+def onednn_product(a, b_t, bias=None, relu=False):
+    """a @ b_t.T (+ bias; then max(., 0) with `relu`, as oneDNN's post-op) through oneDNN, b_t
+    laid out as a linear layer's (out, in) weight."""
+    return _LINEAR(a, b_t, bias, "relu" if relu else "none", [], "")
+
+
+def product(a, b_t, onednn):
+    """a @ b_t.T: oneDNN's, or torch's (differentiable) matmul."""
+    return onednn_product(a, b_t) if onednn else a @ b_t.t()
 
 
 def uses_onednn(x, kernel) -> bool:
@@ -67,7 +73,7 @@ def linear(x, kernel, bias=None):
                                     or (bias is not None and bias.requires_grad)):
         y = _OneDnnLinear.apply(rows, kernel, bias)
     else:
-        y = _LINEAR(rows, kernel, bias, "none", [], "")
+        y = onednn_product(rows, kernel, bias)
     return y.reshape(*x.shape[:-1], kernel.shape[0])
 
 
@@ -76,16 +82,15 @@ class _OneDnnLinear(torch.autograd.Function):
     def forward(ctx, rows, kernel, bias):
         ctx.save_for_backward(rows, kernel)
         ctx.has_bias = bias is not None
-        return _LINEAR(rows, kernel, bias, "none", [], "")
+        return onednn_product(rows, kernel, bias)
 
     @staticmethod
     def backward(ctx, grad):
         rows, kernel = ctx.saved_tensors
         grad = grad.contiguous()  # e.g. the expanded ones of a sum()'s backward
         need_rows, need_kernel, need_bias = ctx.needs_input_grad
-        if torch.is_grad_enabled():  # create_graph=True: a backward that is itself differentiable
-            return (grad @ kernel if need_rows else None, grad.t() @ rows if need_kernel else None,
-                    grad.sum(0) if need_bias and ctx.has_bias else None)
-        return (_product(grad, kernel.t()) if need_rows else None,
-                _product(grad.t(), rows.t()) if need_kernel else None,
+        # create_graph=True (grad mode on here): a backward that is itself differentiable.
+        onednn = not torch.is_grad_enabled()
+        return (product(grad, kernel.t(), onednn) if need_rows else None,
+                product(grad.t(), rows.t(), onednn) if need_kernel else None,
                 grad.sum(0) if need_bias and ctx.has_bias else None)

@@ -133,11 +133,11 @@ class DenseStackStep:
                     continue
                 if out is not None:
                     grad = torch.ops.aten.threshold_backward(grad, out, 0)
-                grads[layer.kernel] = _product(grad.t(), kept.t(), onednn)
+                grads[layer.kernel] = _linear.product(grad.t(), kept.t(), onednn)
                 if layer.use_bias:
                     grads[layer.bias] = grad.sum(0)
                 if index > 0:
-                    grad = _product(grad, layer.kernel.t(), onednn)
+                    grad = _linear.product(grad, layer.kernel.t(), onednn)
         self.model.optimizer.zero_grad()
         for p in self.params:
             p.grad = grads[p]
@@ -148,14 +148,9 @@ class DenseStackStep:
 def _dense(h, layer, relu, onednn):
     """The Dense product as `linear` computes it, with the relu applied (fused where oneDNN runs)."""
     if onednn:
-        return _linear._LINEAR(h, layer.kernel, _bias(layer), "relu" if relu else "none", [], "")
+        return _linear.onednn_product(h, layer.kernel, _bias(layer), relu)
     out = F.linear(h, layer.kernel, _bias(layer))
     return out.relu_() if relu else out
-
-
-def _product(a, b_t, onednn):
-    """a @ b_t.T, through oneDNN where the layer's forward went there (as `linear`'s backward)."""
-    return _linear._LINEAR(a, b_t, None, "none", [], "") if onednn else a @ b_t.t()
 
 
 def _chain(model):
