@@ -123,10 +123,12 @@ def lstm(x, h, c, kernel, recurrent_kernel, bias, return_sequences):
     batch, steps, _ = x.shape
     units = recurrent_kernel.shape[1]
     flat = x.reshape(batch * steps, -1)
-    z = (torch.addmm(bias, flat, kernel.t()) if bias is not None else flat @ kernel.t()).contiguous()
+    # A new, contiguous tensor, which the loop reads step by step.
+    z = torch.addmm(bias, flat, kernel.t()) if bias is not None else flat @ kernel.t()
     w_t = recurrent_kernel.t().contiguous()
-    h = h.contiguous().clone()
-    c = c.contiguous().clone()
+    # Written in place by the loop: copies, so that the caller's states stay as they are.
+    h = h.clone(memory_format=torch.contiguous_format)
+    c = c.clone(memory_format=torch.contiguous_format)
     out = torch.empty(batch, steps, units) if return_sequences else None
     gates = torch.empty(4 * units)
     library().lamina_lstm_inference(*_native.pointers(z, w_t, h, c, out, gates),
