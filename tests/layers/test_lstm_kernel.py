@@ -37,6 +37,7 @@ def test_sequences_and_states_match_torch_lstm(batch, steps, features, units, go
     h0 = torch.as_tensor(rng.standard_normal((batch, units)).astype("float32"))
     c0 = torch.as_tensor(rng.standard_normal((batch, units)).astype("float32"))
     layer(x)
+    given = (h0.clone(), c0.clone())
     with torch.no_grad():
         layer.bias.copy_(torch.as_tensor(rng.standard_normal(4 * units).astype("float32")))
         sequence, h, c = layer(x, initial_state=[h0, c0])
@@ -46,7 +47,7 @@ def test_sequences_and_states_match_torch_lstm(batch, steps, features, units, go
     torch.testing.assert_close(sequence, expected, rtol=1e-5, atol=2e-6)
     torch.testing.assert_close(h, h_t[0], rtol=1e-5, atol=2e-6)
     torch.testing.assert_close(c, c_t[0], rtol=1e-5, atol=2e-6)
-    torch.testing.assert_close(h0, h0.clone())  # the initial states are not written to
+    torch.testing.assert_close((h0, c0), given, rtol=0, atol=0)  # the initial states are not written to
 
 
 @compiled
@@ -97,3 +98,22 @@ def test_other_cases_take_torch_kernel(case, runs, rng):
         with torch.no_grad():
             layer(x)
     assert runs == []
+
+
+@compiled
+def test_float64_default_dtype_keeps_float32_buffers(runs, rng):
+    """The loop's buffers follow the input's dtype, not torch's default."""
+    layer = layers.LSTM(8, return_sequences=True)
+    x = torch.as_tensor(rng.standard_normal((1, 6, 3)).astype("float32"))
+    layer(x)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with torch.no_grad():
+            out = layer(x)
+    finally:
+        torch.set_default_dtype(previous)
+    with torch.no_grad():
+        expected = torch_twin(layer)(x)[0]
+    assert out.dtype == torch.float32 and len(runs) == 1
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=2e-6)

@@ -115,6 +115,12 @@ def _hooked():
     return model
 
 
+def _backward_pre_hooked():
+    model = mlp(hidden=8)
+    model.layers[1].register_full_backward_pre_hook(lambda *a: None)
+    return model
+
+
 def _branching():
     inp = lamina.Input((20,))
     h = layers.Dense(8, activation="relu")(inp)
@@ -151,6 +157,7 @@ FALLBACKS = {
     "tanh": dict(build=lambda: mlp(hidden=8, hidden_activation="tanh")),
     "frozen layer": dict(build=_frozen),
     "forward hook": dict(build=_hooked),
+    "backward pre-hook": dict(build=_backward_pre_hooked),
     "one-hot loss": dict(build=lambda: mlp(hidden=8), loss="categorical_crossentropy", one_hot=True),
     "ignore_class": dict(build=lambda: mlp(hidden=8),
                          loss=losses.SparseCategoricalCrossentropy(ignore_class=0)),

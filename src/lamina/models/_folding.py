@@ -17,11 +17,14 @@ from lamina.utils import tree
 
 def hooked(module, backward=False) -> bool:
     """Whether calling `module` runs forward hooks (its own or global ones; with `backward`,
-    module backward hooks too) that skipping it, or skipping its __call__, would leave out."""
+    backward and backward-pre hooks too) that skipping it, or skipping its __call__, would leave
+    out."""
     if (module._forward_hooks or module._forward_pre_hooks or torch_module._global_forward_hooks
             or torch_module._global_forward_pre_hooks):
         return True
-    return backward and bool(module._backward_hooks or torch_module._global_backward_hooks)
+    return backward and bool(module._backward_hooks or module._backward_pre_hooks
+                             or torch_module._global_backward_hooks
+                             or torch_module._global_backward_pre_hooks)
 
 
 def relu_folds_into(layer, follower, x, training) -> bool:

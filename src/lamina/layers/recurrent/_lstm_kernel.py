@@ -129,8 +129,8 @@ def lstm(x, h, c, kernel, recurrent_kernel, bias, return_sequences):
     # Written in place by the loop: copies, so that the caller's states stay as they are.
     h = h.clone(memory_format=torch.contiguous_format)
     c = c.clone(memory_format=torch.contiguous_format)
-    out = torch.empty(batch, steps, units) if return_sequences else None
-    gates = torch.empty(4 * units)
+    out = x.new_empty(batch, steps, units) if return_sequences else None
+    gates = x.new_empty(4 * units)
     library().lamina_lstm_inference(*_native.pointers(z, w_t, h, c, out, gates),
                                     batch, steps, units)
     return (out if return_sequences else h.unsqueeze(1)), [h, c]

@@ -96,7 +96,9 @@ class LSTM(Recurrent):
 
     def _fused(self, kernel, x, states, batch_sizes=None):
         if batch_sizes is None and _lstm_kernel.usable(x, self.kernel):
-            # A few sequences at inference (single-sample serving): lamina's compiled loop.
+            # A few sequences at inference (single-sample serving): lamina's compiled loop. Without
+            # return_sequences it returns only the last step's h, as (batch, 1, units): all that
+            # `call` reads of the sequence then.
             return _lstm_kernel.lstm(x, *states, self.kernel, self.recurrent_kernel,
                                      self.bias if self.use_bias else None, self.return_sequences)
         return super()._fused(kernel, x, states, batch_sizes)
