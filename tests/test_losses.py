@@ -147,6 +147,19 @@ def test_ignore_class_by_hand():
     np.testing.assert_allclose(float(value), -(np.log(0.5) + np.log(0.1)) / 2, rtol=1e-6)
 
 
+@pytest.mark.parametrize("label", [-100, -1, 4])
+def test_out_of_range_labels_raise_including_torchs_ignore_index(label):
+    """A label outside [0, classes) is an error, -100 too (torch's nll_loss ignores -100 by
+    default; lamina's sparse cross-entropy does not); fit's target checks name it first."""
+    probs = torch.softmax(torch.randn(3, 4), -1)
+    with pytest.raises(IndexError):
+        losses.sparse_categorical_crossentropy(torch.tensor([0, label, 1]), probs)
+    model = lamina.Sequential([lamina.Input((5,)), layers.Dense(4, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="labels must be in 0..3"):
+        model.fit(np.zeros((3, 5), "float32"), np.array([0, label, 1]), verbose=0)
+
+
 @pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean_with_sample_weight"])
 def test_output_mask_drops_padded_steps_as_keras(rng, reduction):
     """A Masking/Embedding mask on the output leaves padded time steps out of the loss."""

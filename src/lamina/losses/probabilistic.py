@@ -28,6 +28,9 @@ __all__ = [
 ]
 
 
+# An int64 label no dataset uses: nll_loss's ignore_index when nothing is to be ignored.
+NO_CLASS = -(2**63)
+
 def _same_shape(loss, y_true, y_pred):
     if y_true.shape != y_pred.shape:
         raise ValueError(
@@ -145,16 +148,14 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
             f"the outputs without their class axis {tuple(log_p.shape[:-1])}, but the targets have "
             f"shape {tuple(y_true.shape)}. For one-hot targets use categorical_crossentropy."
         )
-    valid = None
+    # nll_loss picks -log_p[label] in one kernel each way (gather, negate and squeeze are three),
+    # and gives 0 where the label is its ignore_index: `ignore_class`, else a value no label has
+    # (its default, -100, would silently zero a label of -100 instead of raising).
+    ignore = NO_CLASS if ignore_class is None else ignore_class
+    loss = F.nll_loss(log_p.reshape(-1, log_p.shape[-1]), labels.reshape(-1), reduction="none",
+                      ignore_index=ignore).reshape(labels.shape)
     if ignore_class is not None:
-        valid = labels != ignore_class
-        labels = torch.where(valid, labels, torch.zeros_like(labels))
-    # nll_loss picks -log_p[label] in one kernel each way (gather, negate and squeeze are three).
-    loss = F.nll_loss(log_p.reshape(-1, log_p.shape[-1]), labels.reshape(-1), reduction="none")
-    loss = loss.reshape(labels.shape)
-    if valid is not None:
-        loss = torch.where(valid, loss, torch.zeros_like(loss))
-        loss._lamina_mask = valid
+        loss._lamina_mask = labels != ignore_class
     return loss
 
 

@@ -36,7 +36,7 @@ from lamina.layers.core import Dense
 from lamina.layers.dropout import Dropout
 from lamina.layers.reshaping import Flatten
 from lamina.layers.symbolic import SymbolicTensor
-from lamina.losses.probabilistic import SparseCategoricalCrossentropy
+from lamina.losses.probabilistic import NO_CLASS, SparseCategoricalCrossentropy
 from lamina.models._folding import hooked
 
 
@@ -120,7 +120,7 @@ class DenseStackStep:
             logits = h
             labels = y.reshape(-1).long()
             log_p = torch.log_softmax(logits, 1)
-            total = F.nll_loss(log_p, labels)
+            total = F.nll_loss(log_p, labels, ignore_index=NO_CLASS)  # -100 is a label too
             y_pred = logits if self.from_logits else activations.apply(activations.softmax, logits)
             grad = log_p.exp_()
             grad[torch.arange(labels.shape[0]), labels] -= 1.0
