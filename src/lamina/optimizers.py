@@ -154,8 +154,6 @@ class Adam(_AdamFamily):
     def build(self, params) -> None:
         super().build(params)
         self._fused_state = None
-        # A loaded state replaces the moment tensors the direct step holds.
-        self.torch_optimizer.register_load_state_dict_post_hook(lambda _: setattr(self, "_fused_state", None))
 
     def step(self, grad_scaler=None) -> None:
         """torch's fused Adam kernel called directly once torch's own step has created the state:

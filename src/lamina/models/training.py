@@ -402,11 +402,13 @@ class Trainer:
         self._prepare(data, getattr(data, "y", None), device=device)
         self._grad_scaler = self._grad_scaler or self.dtype_policy.grad_scaler(self._device().type)
         parallel = self._data_parallel = distributed.setup(self)
+        # The hand-derived step, where the model allows it (never under data parallelism).
+        self._dense_step = DenseStackStep.for_model(self) if self._jit_compile else None
         try:
             return self._fit_epochs(data, val, parallel, epochs, verbose, callbacks, initial_epoch,
                                     steps_per_epoch, validation_steps, validation_freq)
         finally:
-            self._data_parallel = None
+            self._data_parallel = self._dense_step = None
 
     def _fit_epochs(self, data, val, parallel, epochs, verbose, callbacks, initial_epoch,
                     steps_per_epoch, validation_steps, validation_freq):
@@ -431,17 +433,6 @@ class Trainer:
         # already trained in it, which are skipped.
         initial_epoch, skip_steps = self.__dict__.pop("_resume_at", None) or (initial_epoch, 0)
         device = self._device()
-        self._dense_step = (DenseStackStep.for_model(self) if self._jit_compile and parallel is None
-                            else None)
-        try:
-            self._train_epochs(data, val, parallel, epochs, cbs, history, initial_epoch, skip_steps,
-                               steps_per_epoch, validation_steps, validation_freq, device)
-        finally:
-            self._dense_step = None
-        return history
-
-    def _train_epochs(self, data, val, parallel, epochs, cbs, history, initial_epoch, skip_steps,
-                      steps_per_epoch, validation_steps, validation_freq, device):
         logs = {}
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
