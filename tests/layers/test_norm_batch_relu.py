@@ -19,7 +19,10 @@ compiled = pytest.mark.skipif(_kernels.library() is None, reason="no C compiler 
 @compiled
 @pytest.mark.parametrize("shape, center, scale", [((16, 40, 24), True, True), ((64, 9), False, True),
                                                   ((8, 5, 6, 12), True, False)])
-def test_folded_relu_matches_batch_norm_then_relu_in_float64(shape, center, scale, rng):
+def test_folded_relu_matches_batch_norm_then_relu_in_float64(shape, center, scale, rng, monkeypatch):
+    fused = []
+    real = _kernels.affine
+    monkeypatch.setattr(_kernels, "affine", lambda *a, relu=False: fused.append(relu) or real(*a, relu=relu))
     layer = layers.BatchNormalization(center=center, scale=scale)
     x = torch.as_tensor(rng.normal(0.3, 2.0, shape).astype("float32")).requires_grad_()
     layer.build(x.shape)
@@ -43,6 +46,7 @@ def test_folded_relu_matches_batch_norm_then_relu_in_float64(shape, center, scal
     for ours, exact in zip(grads, grads64):
         torch.testing.assert_close(ours.double().reshape(exact.shape), exact, rtol=1e-4, atol=1e-4)
     assert (y >= 0).all() and (y == 0).any()
+    assert fused == [True]  # the ReLU ran inside the affine pass, not as a separate op
 
 
 def fcn_like():

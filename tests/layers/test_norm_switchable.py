@@ -162,3 +162,18 @@ def test_config_round_trip_and_half_precision():
     x = (torch.randn(4, 8, 3) + 50).to(torch.bfloat16)
     out = layers.SwitchableNormalization()(x, training=True)
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+
+
+def test_each_route_is_the_one_taken(route, monkeypatch, rng):
+    """The fixture's two routes differ: float32 on the CPU runs SN's own autograd function unless
+    the route is forced to the statistics core."""
+    from lamina.layers.normalization import _kernels
+
+    calls = []
+    real = switchable_normalization._SwitchableRows.apply
+    monkeypatch.setattr(switchable_normalization._SwitchableRows, "apply",
+                        lambda *a: calls.append(1) or real(*a))
+    layer = layers.SwitchableNormalization()
+    layer(torch.as_tensor(rng.standard_normal((4, 6, 5, 3)).astype("float32")), training=True)
+    own = route == "one autograd function" and _kernels.library() is not None
+    assert len(calls) == (1 if own else 0)

@@ -118,13 +118,12 @@ class _LayerNormRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, gamma, beta, epsilon):
         C = x.shape[-1]
-        R = x.numel() // C if C else 0
+        R = x.numel() // C  # usable() admitted >= MIN_NUMEL values
         y = torch.empty_like(x)
         mean = torch.empty(R)
         rstd = torch.empty(R)
-        if R and C:
-            library().lamina_layer_norm_forward(*_native.pointers(x, y, mean, rstd, gamma, beta), R, C,
-                                                epsilon, torch.get_num_threads())
+        library().lamina_layer_norm_forward(*_native.pointers(x, y, mean, rstd, gamma, beta), R, C,
+                                            epsilon, torch.get_num_threads())
         ctx.save_for_backward(x, mean, rstd, gamma, beta)
         return y
 

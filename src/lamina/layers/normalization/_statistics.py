@@ -371,19 +371,19 @@ def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, derive=
     With `relu`, y is max(y, 0): fused into the (rows, channels) BatchNorm's own passes, a
     separate op elsewhere.
     """
-    if relu and not (derive is None and group is None and _plain_rows(x, tuple(dims), weight, bias)):
-        y, mean, var = normalize(x, dims, weight, bias, epsilon, group, derive, derive_inputs, moments)
-        return torch.relu(y), mean, var
     dims = tuple(dims)
-    if derive is None and group is None and _trailing(x, dims, weight, bias):
-        return _layer_norm(x, dims, weight, bias, epsilon, moments)
-    if derive is None and group is None and _native_batch_norm_applies(x, dims, weight, bias):
-        return _batch_norm(x, weight, bias, epsilon)
-    if derive is None and group is None and _plain_rows(x, dims, weight, bias):
+    plain = derive is None and group is None
+    if plain and _trailing(x, dims, weight, bias):
+        y, mean, var = _layer_norm(x, dims, weight, bias, epsilon, moments)
+    elif plain and _native_batch_norm_applies(x, dims, weight, bias):
+        y, mean, var = _batch_norm(x, weight, bias, epsilon)
+    elif plain and _plain_rows(x, dims, weight, bias):  # the ReLU inside its own passes
         return _RowsBatchNorm.apply(x, weight, bias, float(epsilon), relu)
-    if group is None and torch.compiler.is_compiling():
-        return _traced_normalize(x, dims, weight, bias, epsilon, derive, derive_inputs)
-    return _Normalize.apply(x, weight, bias, dims, float(epsilon), group, derive, *derive_inputs)
+    elif group is None and torch.compiler.is_compiling():
+        y, mean, var = _traced_normalize(x, dims, weight, bias, epsilon, derive, derive_inputs)
+    else:
+        y, mean, var = _Normalize.apply(x, weight, bias, dims, float(epsilon), group, derive, *derive_inputs)
+    return (torch.relu(y) if relu else y), mean, var
 
 
 def _trailing(x, dims, weight, bias) -> bool:
@@ -416,11 +416,11 @@ def on_native_batch_norm_device(x) -> bool:
     return x.device.type != "cpu"
 
 
-def _native_batch_norm_applies(x, dims, weight, bias, *stats) -> bool:
+def _native_batch_norm_applies(x, dims, weight, bias) -> bool:
     """Whether this is torch's batch_norm on a device without lamina's kernels: see
     `_batch_norm_layout`. There one fused kernel (cuDNN's on CUDA) replaces the handful of
     launches the eager path takes."""
-    return on_native_batch_norm_device(x) and _batch_norm_layout(x, dims, weight, bias, *stats)
+    return on_native_batch_norm_device(x) and _batch_norm_layout(x, dims, weight, bias)
 
 
 def _batch_norm_layout(x, dims, weight, bias, *stats) -> bool:
@@ -498,8 +498,7 @@ def update_moving(movings, batch_values, momentum: float) -> None:
     pair (one launch per operation for all of them, which an accelerator notices)."""
     with torch.no_grad():
         values = [b.reshape(m.shape).to(m.dtype) for m, b in zip(movings, batch_values)]
-        torch._foreach_mul_(movings, momentum)
-        torch._foreach_add_(movings, torch._foreach_mul(values, 1.0 - momentum))
+        torch._foreach_lerp_(movings, values, 1.0 - momentum)  # moving + (1 - momentum) * (value - moving)
 
 
 def process_group(synchronized: bool):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-
 from lamina.layers.base import InputSpec
 from lamina.layers.normalization import _layer_norm_kernel
 from lamina.layers.normalization._base import AffineNormalization, known_size, resolve_axis
-from lamina.layers.normalization._statistics import as_float32, normalize, plan
+from lamina.layers.normalization._statistics import _layer_norm, normalize, plan
 
 
 class LayerNormalization(AffineNormalization):
@@ -53,8 +51,7 @@ class LayerNormalization(AffineNormalization):
 
     def build(self, input_shape):
         axes = self._normalized_axes(len(input_shape))
-        self._normalized_shape = tuple(known_size(self, input_shape, a) for a in axes)
-        self.add_affine_weights(self._normalized_shape)
+        self.add_affine_weights(tuple(known_size(self, input_shape, a) for a in axes))
         given = self.axis if isinstance(self.axis, (list, tuple)) else [self.axis]
         self.input_spec = InputSpec(min_ndim=max(a + 1 if a >= 0 else -a for a in given),
                                     axes={a: input_shape[a] for a in given})
@@ -64,11 +61,9 @@ class LayerNormalization(AffineNormalization):
         if axes == [inputs.ndim - 1] and _layer_norm_kernel.usable(inputs, self.gamma, self.beta):
             # The channels of each row, on a large float32 CPU tensor: lamina's fused loops.
             return _layer_norm_kernel.layer_norm(inputs, self.gamma, self.beta, self.epsilon)
-        if axes == list(range(inputs.ndim - len(axes), inputs.ndim)) and not torch.compiler.is_compiling():
+        if axes == list(range(inputs.ndim - len(axes), inputs.ndim)):
             # The trailing axes, as gamma and beta are shaped: torch's fused layer_norm as it is.
-            y = torch.native_layer_norm(as_float32(inputs), self._normalized_shape, self.gamma, self.beta,
-                                        self.epsilon)[0]
-            return y.to(inputs.dtype)
+            return _layer_norm(inputs, axes, self.gamma, self.beta, self.epsilon, moments=False)[0]
         normalized = set(axes)
         p = plan(inputs.shape, set(range(inputs.ndim)) - normalized, normalized)
         gamma, beta = self.affine_views(p.param_shape)
