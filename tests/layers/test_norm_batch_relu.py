@@ -99,7 +99,7 @@ def test_functional_pairs_only_a_batch_norm_output_read_by_the_relu_alone():
     assert _folding.relu_pairs(model._nodes, model._flat_outputs) == {}
     inp = lamina.Input((6,))
     single = lamina.Model(inp, layers.Activation("relu")(layers.BatchNormalization()(inp)))
-    assert len(_folding.relu_pairs(single._nodes, single._flat_outputs)) == 1
+    assert _folding.relu_pairs(single._nodes, single._flat_outputs) == {0: 1}
 
 
 @pytest.mark.parametrize("case", ["tanh", "hooked activation", "inference"])
@@ -115,13 +115,12 @@ def test_relu_is_folded_only_where_nothing_would_notice(case, rng):
 
 @compiled
 def test_a_copied_functional_model_runs_the_same_graph(rng):
-    """The pairs a model found are tied to its own graph's nodes: a deep copy (whose cache names
-    the copies, under the originals' ids) computes exactly what the original does."""
+    """A deep copy (its pairs are node positions) computes exactly what the original does."""
     import copy
 
     model = tsc.fcn((30, 2), 3)
     x = torch.as_tensor(rng.standard_normal((8, 30, 2)).astype("float32"))
-    expected = model(x, training=True)  # finds and caches the pairs
+    expected = model(x, training=True)
     twin = copy.deepcopy(model)
     del model
     torch.testing.assert_close(twin(x, training=True), expected)

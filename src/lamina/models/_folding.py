@@ -39,19 +39,21 @@ def relu_folds_into(layer, follower, x, training) -> bool:
 
 
 def relu_pairs(nodes, outputs) -> dict:
-    """{id(BatchNormalization node): (that node, the Activation node that alone reads its
-    output)} in a functional graph, where that output is not one of the model's `outputs`."""
+    """{index of a BatchNormalization node: index of the Activation node that alone reads its
+    output} in a functional graph's `nodes`, where that output is not one of the model's
+    `outputs`."""
     uses = Counter(id(t) for node in nodes for t in tree.flatten((node.args, node.kwargs))
                    if isinstance(t, SymbolicTensor))
     returned = {id(t) for t in outputs}
+    position = {id(node): i for i, node in enumerate(nodes)}
     pairs = {}
-    for node in nodes:
+    for i, node in enumerate(nodes):
         if type(node.layer) is not Activation or len(node.args) != 1 or node.kwargs:
             continue
         source = node.args[0]
         parent = getattr(source, "node", None)
-        if (parent is not None and type(parent.layer) is BatchNormalization and parent.outputs is source
-                and len(parent.args) == 1 and not parent.kwargs and uses[id(source)] == 1
-                and id(source) not in returned):
-            pairs[id(parent)] = (parent, node)
+        if (parent is not None and id(parent) in position and type(parent.layer) is BatchNormalization
+                and parent.outputs is source and len(parent.args) == 1 and not parent.kwargs
+                and uses[id(source)] == 1 and id(source) not in returned):
+            pairs[position[id(parent)]] = i
     return pairs

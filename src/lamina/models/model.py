@@ -76,6 +76,7 @@ class Model(Trainer, Layer):
         self._inputs_struct, self._outputs_struct = inputs, outputs
         self._flat_inputs, self._flat_outputs = flat_in, flat_out
         self._nodes = [n for n in order if id(n) not in input_nodes]
+        self._relu_pairs = relu_pairs(self._nodes, flat_out)
         layers = [t.node.layer for t in flat_in]
         for node in self._nodes:
             if node.layer not in layers:
@@ -127,22 +128,19 @@ class Model(Trainer, Layer):
         def value(t):
             return values[id(t)] if isinstance(t, SymbolicTensor) else t
 
-        pairs = self.__dict__.get("_relu_pairs")
-        if pairs is None:  # the graph is fixed once built: found once
-            pairs = self.__dict__["_relu_pairs"] = relu_pairs(self._nodes, self._flat_outputs)
-        folded = None  # an Activation("relu") node whose BatchNormalization applied it already
-        for node in self._nodes:
-            if node is folded:
+        folded = set()  # Activation("relu") nodes whose BatchNormalization applied it already
+        for index, node in enumerate(self._nodes):
+            if index in folded:
                 values[id(node.outputs)] = values[id(node.args[0])]
                 continue
             args = tree.map_structure(value, node.args)
             kwargs = tree.map_structure(value, node.kwargs)
             if training is not None:
                 kwargs.setdefault("training", training)
-            pair = pairs.get(id(node))
-            if (pair is not None and pair[0] is node  # (a copied model's cache names other nodes)
-                    and relu_folds_into(node.layer, pair[1].layer, args[0], training)):
-                folded = pair[1]
+            follower = self._relu_pairs.get(index)
+            if follower is not None and relu_folds_into(node.layer, self._nodes[follower].layer, args[0],
+                                                        training):
+                folded.add(follower)
                 kwargs["_relu"] = True
             out = node.layer(*args, **kwargs)
             for sym, v in zip(tree.flatten(node.outputs), tree.flatten(out)):
