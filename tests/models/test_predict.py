@@ -248,3 +248,12 @@ def test_inference_plan_leaves_mask_making_models_on_the_full_path():
     for out in (first, second):
         np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
     assert next(iter(model._plans.values()))[1] is None
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
+def test_a_bad_batch_size_is_an_error_for_one_sample_too(batch_size):
+    """The one-batch path checks batch_size as the batched path does."""
+    model = lamina.Sequential([layers.Input((3,)), layers.Dense(2)])
+    for n in (1, 40):
+        with pytest.raises(ValueError, match="`batch_size` must be a positive int"):
+            model.predict(np.zeros((n, 3), "float32"), batch_size=batch_size, verbose=0)

@@ -88,6 +88,16 @@ def check_finite(structure, what: str) -> None:
                 )
 
 
+DEFAULT_BATCH_SIZE = 32  # Keras' default for fit, evaluate and predict
+
+
+def checked_batch_size(batch_size) -> int:
+    """`batch_size`, or Keras' default for None; an error naming the argument otherwise."""
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
+        raise ValueError(f"`batch_size` must be a positive int. Received: {batch_size!r}")
+    return batch_size or DEFAULT_BATCH_SIZE
+
+
 class ArrayData:
     """In-memory arrays: batches by slicing, shuffled per epoch when asked."""
 
@@ -112,9 +122,7 @@ class ArrayData:
             check_finite(self.x, "x")
             if self.y is not None:
                 check_finite(self.y, "y")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
-            raise ValueError(f"`batch_size` must be a positive int. Received: {batch_size!r}")
-        self.batch_size = batch_size or 32
+        self.batch_size = checked_batch_size(batch_size)
         self.shuffle = shuffle
 
     def __len__(self) -> int:
@@ -167,7 +175,7 @@ class LoaderData:
 
     def __init__(self, data, batch_size=None, shuffle=False):
         if isinstance(data, Dataset) and not isinstance(data, DataLoader):
-            data = DataLoader(data, batch_size=batch_size or 32, shuffle=shuffle)
+            data = DataLoader(data, batch_size=batch_size or DEFAULT_BATCH_SIZE, shuffle=shuffle)
         self.loader = data
 
     def __len__(self):

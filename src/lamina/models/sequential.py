@@ -123,7 +123,7 @@ class Sequential(Model):
         time for such inputs, records the plan for the next)."""
         if (training or mask is not None or not isinstance(inputs, torch.Tensor)
                 or hasattr(inputs, "_lamina_mask") or torch.compiler.is_compiling()
-                or torch._C._get_tracing_state()):
+                or torch.jit.is_tracing()):
             return None
         stack = self._layer_stack
         if any(layer.training or hooked(layer) for layer in stack):

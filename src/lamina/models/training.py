@@ -18,7 +18,7 @@ from lamina import config, distributed, mixed_precision, optimizers
 from lamina import losses as losses_mod
 from lamina import metrics as metrics_mod
 from lamina.callbacks import CallbackList, History
-from lamina.data.adapters import adapt, to_tensors
+from lamina.data.adapters import adapt, checked_batch_size, to_tensors
 from lamina.layers.base import Layer, state_updates_disabled
 from lamina.models._dense_step import DenseStackStep
 from lamina.utils import tree
@@ -172,7 +172,8 @@ class Trainer:
             metric_lists = [list(m) if isinstance(m, (list, tuple)) else ([m] if m else [])
                             for m in metric_lists]
         self._outputs_spec = [
-            _OutputSpec(n, None if lo is None else losses_mod.get(lo), 1.0 if w is None else w, m)
+            # weights as floats once: a tensor weight would make `weight == 1` a sync every step
+            _OutputSpec(n, None if lo is None else losses_mod.get(lo), 1.0 if w is None else float(w), m)
             for n, lo, w, m in zip(names, loss_list, weights, metric_lists)
         ]
         flat_true = self._flat_targets(y_true, len(flat_pred))
@@ -629,7 +630,7 @@ def _one_batch(x, batch_size):
     """`x` as one tensor when it is a single array that fits one batch, else None."""
     if not isinstance(x, (np.ndarray, torch.Tensor)) or x.ndim == 0:
         return None
-    if len(x) == 0 or len(x) > (batch_size or 32):
+    if len(x) == 0 or len(x) > checked_batch_size(batch_size):
         return None
     return to_tensors(x, "x")
 

@@ -4,7 +4,7 @@ torch's fused LSTM on the CPU (oneDNN's RNN primitive) is built for batches: on 
 100 steps with 64 units it spends ~1.5 us per step, mostly fixed costs, where the step's
 arithmetic (a 64 x 256 matrix-vector product and 256 gate activations) is a few hundred
 nanoseconds on one core. Here the input projection of every step is one matrix product done by
-torch first (x @ W_ih^T + b, all steps at once), and the recurrence runs in C: per step, the
+the layer first (x @ W_ih^T + b, all steps at once), and the recurrence runs in C: per step, the
 recurrent product as 64 rows of an AXPY over the 4·units gate values (the recurrent kernel
 transposed to (units, 4·units), so the inner loop is contiguous), then the gates. Keras' and
 torch's gate order i, f, g (c), o; sigmoid gates, tanh candidate and output.
@@ -115,22 +115,20 @@ def usable(x: torch.Tensor, kernel: torch.Tensor) -> bool:
             and library() is not None)
 
 
-def lstm(x, h, c, kernel, recurrent_kernel, bias, return_sequences):
-    """(outputs, [h, c]) of an LSTM over batch-first `x` from states `h`, `c` (batch, units):
-    outputs is every step's h (batch, steps, units) with `return_sequences`, else the last
-    step's h as (batch, 1, units). `kernel` (4u, features), `recurrent_kernel` (4u, u) and
-    `bias` (4u or None) in torch's layout."""
-    batch, steps, _ = x.shape
+def lstm(z, h, c, recurrent_kernel, return_sequences):
+    """(outputs, [h, c]) of an LSTM over the projected inputs `z` (batch, steps, 4u: x @ kernel
+    + bias, every step at once) from states `h`, `c` (batch, units): outputs is every step's h
+    (batch, steps, units) with `return_sequences`, else the last step's h as (batch, 1, units).
+    `recurrent_kernel` (4u, u) in torch's layout."""
+    batch, steps, _ = z.shape
     units = recurrent_kernel.shape[1]
-    flat = x.reshape(batch * steps, -1)
-    # A new, contiguous tensor, which the loop reads step by step.
-    z = torch.addmm(bias, flat, kernel.t()) if bias is not None else flat @ kernel.t()
+    z = z.contiguous()  # read step by step by the loop (a fresh matmul result already is)
     w_t = recurrent_kernel.t().contiguous()
     # Written in place by the loop: copies, so that the caller's states stay as they are.
     h = h.clone(memory_format=torch.contiguous_format)
     c = c.clone(memory_format=torch.contiguous_format)
-    out = x.new_empty(batch, steps, units) if return_sequences else None
-    gates = x.new_empty(4 * units)
+    out = z.new_empty(batch, steps, units) if return_sequences else None
+    gates = z.new_empty(4 * units)
     library().lamina_lstm_inference(*_native.pointers(z, w_t, h, c, out, gates),
                                     batch, steps, units)
     return (out if return_sequences else h.unsqueeze(1)), [h, c]

@@ -99,8 +99,8 @@ class LSTM(Recurrent):
             # A few sequences at inference (single-sample serving): lamina's compiled loop. Without
             # return_sequences it returns only the last step's h, as (batch, 1, units): all that
             # `call` reads of the sequence then.
-            return _lstm_kernel.lstm(x, *states, self.kernel, self.recurrent_kernel,
-                                     self.bias if self.use_bias else None, self.return_sequences)
+            return _lstm_kernel.lstm(self._project_inputs(x, None), *states, self.recurrent_kernel,
+                                     self.return_sequences)
         return super()._fused(kernel, x, states, batch_sizes)
 
     def _step(self, projected_input, states, state_masks):
