@@ -530,8 +530,7 @@ class Trainer:
         one_batch = _one_batch(x, batch_size) if steps is None else None
         with torch.inference_mode(), states, self._modes(bool(training)), self._autocast():
             if one_batch is not None:  # the lean path of single-sample serving: no adapter, no concat
-                device = self._place()
-                return _output_copy(self(self._to_device(one_batch, device)), one_batch)
+                return self._predict_one(one_batch)
             outs = [self(xb) for xb in self._predict_batches(x, batch_size, steps)]
         return _concat_outputs(outs)
 
@@ -606,11 +605,14 @@ class Trainer:
         return self._batch_result(return_dict)
 
     def predict_on_batch(self, x):
-        x = to_tensors(x, "x")
-        self._place()
         # As predict(): inference mode, and stateful RNNs carry their states on (Keras).
         with torch.inference_mode(), self._modes(False), self._autocast():
-            return _concat_outputs([self(self._to_device(x))])
+            return self._predict_one(to_tensors(x, "x"))
+
+    def _predict_one(self, x):
+        """The model's output for the batch `x` (in the caller's inference context) as numpy."""
+        device = self._place()
+        return _output_copy(self(self._to_device(x, device)), x)
 
     def _batch_result(self, return_dict):
         logs = {k: float(v) for k, v in self._logs().items()}
@@ -636,8 +638,9 @@ def _one_batch(x, batch_size):
 
 
 def _output_copy(out, x):
-    """A single-tensor output on the host as numpy, never a view of the input `x`."""
-    if not isinstance(out, torch.Tensor):
+    """A model's output on the host as numpy, never a view of the input `x`: one tensor without
+    a copy unless it shares the input's memory, anything else through `_concat_outputs`."""
+    if not isinstance(out, torch.Tensor) or not isinstance(x, torch.Tensor):
         return _concat_outputs([out])
     host = _host(out)
     if host.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
