@@ -15,9 +15,12 @@ from lamina import config, layers
 
 
 @pytest.fixture(autouse=True)
-def _automatic_device_afterwards():
-    yield
+def _automatic_device():
+    """Each test starts from the automatic choice (the suite's conftest pins the CPU, which a
+    test run first in its worker would otherwise see) and leaves the pin as it found it."""
     config.set_device(None)
+    yield
+    config.set_device("cpu")
 
 
 @pytest.fixture
