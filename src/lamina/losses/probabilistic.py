@@ -31,6 +31,7 @@ __all__ = [
 # An int64 label no dataset uses: nll_loss's ignore_index when nothing is to be ignored.
 NO_CLASS = -(2**63)
 
+
 def _same_shape(loss, y_true, y_pred):
     if y_true.shape != y_pred.shape:
         raise ValueError(
@@ -49,23 +50,13 @@ def _binary_terms(y_true, y_pred, from_logits):
     return F.binary_cross_entropy(clipped, y_true, reduction="none"), y_pred
 
 
-def _class_probabilities(y_pred, from_logits, axis):
-    """(probabilities, log-probabilities) along the class axis: from the logits when known,
-    otherwise Keras' way (normalize to sum 1, clip to [EPSILON, 1 - EPSILON])."""
-    logits = y_pred if from_logits else _logits_of(y_pred, "softmax", axis)
-    if logits is not None:
-        log_p = torch.log_softmax(logits, dim=axis)
-        return log_p.exp(), log_p
-    p = (y_pred / y_pred.sum(dim=axis, keepdim=True)).clamp(EPSILON, 1.0 - EPSILON)
-    return p, torch.log(p)
-
-
 def _log_probabilities(y_pred, from_logits, axis):
-    """The log-probabilities of `_class_probabilities` alone (no exp where the logits are known)."""
+    """Log-probabilities along the class axis: log_softmax of the logits when they are known,
+    otherwise Keras' way (normalize to sum 1, clip to [EPSILON, 1 - EPSILON], log)."""
     logits = y_pred if from_logits else _logits_of(y_pred, "softmax", axis)
     if logits is not None:
         return torch.log_softmax(logits, dim=axis)
-    return _class_probabilities(y_pred, False, axis)[1]
+    return torch.log((y_pred / y_pred.sum(dim=axis, keepdim=True)).clamp(EPSILON, 1.0 - EPSILON))
 
 
 def _smooth_binary(y_true, label_smoothing):
@@ -126,7 +117,8 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
     """
     y_true = _smooth_categorical(y_true.to(y_pred.dtype), label_smoothing, y_pred.shape[axis])
     _same_shape("categorical_focal_crossentropy", y_true, y_pred)
-    p, log_p = _class_probabilities(y_pred, from_logits, axis)
+    log_p = _log_probabilities(y_pred, from_logits, axis)
+    p = log_p.exp()
     alpha = torch.as_tensor(alpha, dtype=y_pred.dtype, device=y_pred.device)
     if alpha.ndim:  # one weight per class, laid along the class axis
         alpha = alpha.reshape([-1 if d == axis % y_pred.ndim else 1 for d in range(y_pred.ndim)])
