@@ -22,6 +22,8 @@ import platform
 import torch
 import torch.nn.functional as F
 
+from lamina.layers import _matvec_kernel
+
 # rows x inputs x outputs from which oneDNN's fixed cost pays off (measured: (32, 500, 500) is
 # 8M and 1.7x faster; (32, 64, 500) is 1M and 0.8x).
 MIN_MULTIPLY_ADDS = 2_000_000
@@ -64,17 +66,37 @@ def uses_onednn(x, kernel) -> bool:
             and not torch._C._are_functorch_transforms_active())
 
 
-def linear(x, kernel, bias=None):
-    """`x @ kernel.T + bias` over the last axis of `x` (`kernel` in torch's (out, in) layout)."""
+def linear(x, kernel, bias=None, relu=False):
+    """`x @ kernel.T + bias` over the last axis of `x` (`kernel` in torch's (out, in) layout),
+    then max(., 0) with `relu`."""
+    if not torch.is_grad_enabled() and uses_matvec(x, kernel, bias):
+        return _matvec_kernel.small_linear(x, kernel, bias, relu)
     if not uses_onednn(x, kernel):
-        return F.linear(x, kernel, bias)
+        y = F.linear(x, kernel, bias)
+        return torch.relu(y) if relu else y
     rows = x.reshape(-1, x.shape[-1])
     if torch.is_grad_enabled() and (x.requires_grad or kernel.requires_grad
                                     or (bias is not None and bias.requires_grad)):
         y = _OneDnnLinear.apply(rows, kernel, bias)
+        if relu:
+            y = torch.relu(y)
     else:
-        y = onednn_product(rows, kernel, bias)
+        y = onednn_product(rows, kernel, bias, relu)
     return y.reshape(*x.shape[:-1], kernel.shape[0])
+
+
+def uses_matvec(x, kernel, bias=None) -> bool:
+    """Whether `linear(x, kernel, bias)` without gradients runs `_matvec_kernel`'s loop: a few
+    rows (batch, features) of float32 on the CPU, eagerly (the exclusions of oneDNN's route)."""
+    # Graph capture first (the row count would guard a symbolic batch size); then the checks
+    # that rule out most calls, in the order of their cost: this runs on every inference call.
+    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and x.dim() == 2 and x.shape[0] <= _matvec_kernel.MAX_ROWS
+            and x.dtype == torch.float32 and kernel.dtype == torch.float32 and x.is_cpu
+            and kernel.is_cpu and (bias is None or (bias.dtype == torch.float32 and bias.is_cpu))
+            and not torch.is_autocast_enabled("cpu")
+            and not torch._C._are_functorch_transforms_active()
+            and _matvec_kernel.usable(x.shape[0], kernel))
 
 
 class _OneDnnLinear(torch.autograd.Function):

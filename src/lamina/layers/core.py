@@ -29,7 +29,8 @@ class Dense(Layer):
 
     The kernel is (input_dim, units) in `get_weights()`, kept transposed for torch's linear. On
     x86 CPUs, float32 products of at least 2M multiply-adds run oneDNN's matmul instead of
-    torch's BLAS call, forward and backward (`layers/_linear.py`).
+    torch's BLAS call, forward and backward (`layers/_linear.py`); at inference, a few rows
+    against a large kernel run a compiled matrix-vector loop (`layers/_matvec_kernel.py`).
 
     Example:
         >>> layer = Dense(3, activation="relu")
@@ -67,8 +68,10 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: in_dim})
 
     def call(self, inputs):
-        y = linear(inputs, self.kernel, self.bias if self.use_bias else None)
-        return activations.apply(self.activation, y)
+        bias = self.bias if self.use_bias else None
+        if self.activation is activations.relu:  # folded into the product where it can be
+            return linear(inputs, self.kernel, bias, relu=True)
+        return activations.apply(self.activation, linear(inputs, self.kernel, bias))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
