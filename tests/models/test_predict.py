@@ -257,3 +257,51 @@ def test_a_bad_batch_size_is_an_error_for_one_sample_too(batch_size):
     for n in (1, 40):
         with pytest.raises(ValueError, match="`batch_size` must be a positive int"):
             model.predict(np.zeros((n, 3), "float32"), batch_size=batch_size, verbose=0)
+
+
+class _LoggedSetattr(torch.nn.Module):
+    """A torch module with its own __setattr__: mode switches must still go through it."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes = []
+        self.inner = torch.nn.Dropout(0.5)
+
+    def __setattr__(self, name, value):
+        if name == "training":
+            self.writes.append(value)
+        super().__setattr__(name, value)
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def _nested_model():
+    shared = layers.Dense(4)
+    wrapped = _LoggedSetattr()
+    model = lamina.Sequential([layers.Input((4,)), shared, layers.TorchModuleWrapper(wrapped), shared,
+                               layers.Dropout(0.5)])
+    model.some_none_child = None  # not a module: ignored by the walk as by modules()
+    model._modules["empty_slot"] = None
+    return model, wrapped
+
+
+def test_module_walk_is_modules_order_each_once():
+    from lamina.models.training import submodules
+
+    model, _ = _nested_model()
+    assert submodules(model) == list(model.modules())
+
+
+def test_predict_switches_every_module_and_restores_each():
+    model, wrapped = _nested_model()
+    model.train()  # every module in training mode, the nested torch one included
+    wrapped.writes.clear()
+    seen = []
+    hook = wrapped.inner.register_forward_hook(lambda m, i, o: seen.append(m.training))
+    x = np.ones((3, 4), "float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+    hook.remove()
+    assert seen == [False, False]  # the nested Dropout ran in inference mode
+    assert wrapped.writes == [False, True, False, True]  # through the class's own __setattr__
+    assert all(m.training for m in model.modules())  # every module back as it was

@@ -199,10 +199,16 @@ class Trainer:
 
     # ----------------------------------------------------------------- one step
     def _device(self):
-        for module in self.modules():  # the first weight's device, without parameters()'s generators
+        """The first weight's device (in `modules()` order), else the CPU's."""
+        stack = [self]
+        while stack:  # depth first, stopping at the first weight: predict asks on every call
+            module = stack.pop()
+            if module is None:
+                continue
             for p in module._parameters.values():
                 if p is not None:
                     return p.device
+            stack.extend(reversed(module._modules.values()))
         return torch.device("cpu")
 
     def _place(self, device=None):
@@ -338,24 +344,10 @@ class Trainer:
             if spec.loss is not None:
                 losses_mod.check(yt, yp, spec.loss, output_name=spec.name)
 
-    @contextlib.contextmanager
     def _modes(self, mode):
-        """Run a block with every module in training (`mode=True`) or inference (`False`) mode, or
-        with the modes a callable sets; then put every module back as it was."""
-        modules = list(self.modules())
-        if callable(mode):
-            saved = [(m, m.training) for m in modules]
-            mode()
-        else:  # only the modules switched here need switching back
-            saved = [(m, m.training) for m in modules if m.training != mode]
-            for m, _ in saved:
-                m.training = mode
-        try:
-            yield
-        finally:
-            for m, was in saved:
-                if m.training != was:
-                    m.training = was
+        """A context that runs its block with every module in training (`mode=True`) or inference
+        (`False`) mode, or with the modes a callable sets; then puts every module back as it was."""
+        return _Modes(self, mode)
 
     def _class_weighted(self, y, sample_weight, class_weight):
         if class_weight is None:
@@ -620,6 +612,58 @@ class Trainer:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
+
+
+def submodules(root: nn.Module) -> list:
+    """`root.modules()` as a list, in its order (depth first, parents before children, each
+    module once), without `named_modules`' name strings, which cost more than the rest of a
+    single-sample predict's bookkeeping."""
+    found, seen, stack = [], set(), [root]
+    while stack:
+        module = stack.pop()
+        if module is None or id(module) in seen:
+            continue
+        seen.add(id(module))
+        found.append(module)
+        stack.extend(reversed(module._modules.values()))
+    return found
+
+
+_MODULE_SETATTR = nn.Module.__setattr__
+
+
+def _set_training(module: nn.Module, mode: bool) -> None:
+    # nn.Module.__setattr__ looks the name up among parameters, buffers and submodules first
+    # (~1 us); `training` is none of those, so a class that keeps torch's __setattr__ gets the
+    # plain attribute write it would end with.
+    if type(module).__setattr__ is _MODULE_SETATTR:
+        object.__setattr__(module, "training", mode)
+    else:
+        module.training = mode
+
+
+class _Modes:
+    """Model._modes' context: the modules switched on entry are switched back on exit."""
+
+    __slots__ = ("model", "mode", "saved")
+
+    def __init__(self, model, mode):
+        self.model, self.mode = model, mode
+
+    def __enter__(self):
+        modules, mode = submodules(self.model), self.mode
+        if callable(mode):
+            self.saved = [(m, m.training) for m in modules]
+            mode()
+        else:  # only the modules switched here need switching back
+            self.saved = [(m, m.training) for m in modules if m.training != mode]
+            for m, _ in self.saved:
+                _set_training(m, mode)
+
+    def __exit__(self, *exc):
+        for m, was in self.saved:
+            if m.training != was:
+                _set_training(m, was)
 
 
 def _host(t: torch.Tensor) -> torch.Tensor:
