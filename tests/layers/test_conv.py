@@ -297,3 +297,37 @@ def test_one_sample_conv1d_inference_through_onednn_matches_torch(kwargs, monkey
     with torch.no_grad():  # a batch of two takes torch's own route (oneDNN by torch's choice)
         torch.testing.assert_close(layer(x.expand(2, -1, -1))[1], expected[0], rtol=1e-4, atol=1e-4)
     assert len(calls) == (1 if torch.backends.mkldnn.is_available() else 0)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no oneDNN")
+def test_single_sample_kernel_copy_follows_every_weight_change(rng):
+    """The channels_last kernel kept for oneDNN's single-sample route is remade after an in-place
+    change (set_weights, an optimizer step), a replaced .data and a model.double() round trip;
+    each prediction against F.conv1d in float64."""
+    layer = layers.Conv1D(256, 5, padding="same")
+    x = torch.as_tensor(rng.standard_normal((1, 150, 128)).astype("float32"))
+    layer(x)
+
+    def check():
+        with torch.inference_mode():
+            out = layer(x)
+        xt = F.pad(x.double().transpose(1, 2), (2, 2))
+        expected = F.conv1d(xt, layer.kernel.detach().double(), layer.bias.detach().double())
+        torch.testing.assert_close(out.double(), expected.transpose(1, 2), rtol=1e-4, atol=1e-4)
+
+    check()
+    copy = layer.__dict__["_onednn_kernel"][2]
+    check()
+    assert layer.__dict__["_onednn_kernel"][2] is copy  # kept while nothing changed
+    weights = layer.get_weights()
+    layer.set_weights([w * -0.5 for w in weights])
+    check()
+    with torch.no_grad():
+        layer.kernel.add_(0.25)  # what an optimizer step does
+    check()
+    layer.kernel.data = torch.randn_like(layer.kernel)
+    check()
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
+    layer(x).square().mean().backward()
+    optimizer.step()
+    check()

@@ -359,10 +359,23 @@ class BaseConv(Layer):
         kernel = self._view.gpu_kernel(self._view.lift_kernel(kernel), x)
         if self._view.lifted and onednn_for_one_sample(x, kernel, groups, self._torch_strides):
             padding = padding if isinstance(padding, tuple) else (0, 0)
-            return torch.mkldnn_convolution(x, kernel.contiguous(memory_format=torch.channels_last),
-                                            bias, padding, self._torch_strides,
-                                            self._torch_dilation, groups)
+            return torch.mkldnn_convolution(x, self._channels_last_kernel(kernel), bias, padding,
+                                            self._torch_strides, self._torch_dilation, groups)
         return self._conv(x, kernel, bias, self._torch_strides, padding, self._torch_dilation, groups)
+
+    def _channels_last_kernel(self, kernel):
+        """`kernel` in channels_last memory for oneDNN's single-sample route, copied once and
+        kept while the weights stay as they are: FCN's two large kernels cost ~28 us a copy on
+        every single-sample predict. The copy is keyed on the weight's memory and its version
+        counter (which every in-place change bumps: optimizer steps, set_weights, loading), and
+        holds the source, so that its memory cannot be reused under the same address."""
+        key = (kernel.data_ptr(), kernel._version, kernel.shape, kernel.stride(), kernel.dtype)
+        cached = self.__dict__.get("_onednn_kernel")
+        if cached is None or cached[0] != key:
+            copy = kernel.contiguous(memory_format=torch.channels_last)
+            cached = (key, kernel, copy)
+            self.__dict__["_onednn_kernel"] = cached
+        return cached[2]
 
     # ------------------------------------------------------------- shapes and config
     def compute_output_shape(self, input_shape):
