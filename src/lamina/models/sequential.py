@@ -8,6 +8,7 @@ from torch import nn
 from lamina.layers.base import Layer
 from lamina.layers.input_layer import Input, InputLayer
 from lamina.layers.symbolic import SymbolicTensor
+from lamina.models import _dense_chain
 from lamina.models._folding import hooked, relu_folds_into
 from lamina.models.model import Model
 
@@ -173,7 +174,7 @@ def _plan(stack):
     """[(layer.call, its keyword arguments)] for the inference plan, or None where some layer
     needs its full call: not a plain lamina layer (a nested model, a wrapper with its own
     forward), or one that may make masks (Embedding, Masking, Lambda, custom compute_mask)."""
-    steps = []
+    kept = []
     for layer in stack:
         if _passes_through(layer, None):
             continue
@@ -182,8 +183,10 @@ def _plan(stack):
                 or cls.__call__ is not Layer.__call__
                 or not (cls.compute_mask is Layer.compute_mask or layer.passes_masks_only)):
             return None
-        steps.append((layer.call, layer._mode_kwargs(None, None)))
-    return steps
+        kept.append(layer)
+    # Consecutive Dense layers become one step (models/_dense_chain.py).
+    return [(item, {}) if isinstance(item, _dense_chain.DenseChain)
+            else (item.call, item._mode_kwargs(None, None)) for item in _dense_chain.group(kept)]
 
 
 def _passes_through(layer, training) -> bool:

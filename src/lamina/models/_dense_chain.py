@@ -1,0 +1,86 @@
+"""Consecutive Dense layers of a Sequential's inference plan as one step.
+
+A Sequential's inference plan (sequential.py) calls each layer's `call` in turn. Where two or more
+Dense layers follow each other (dropout layers between them drop out of an inference plan), the
+plan holds one `DenseChain` for them instead: on a few float32 rows on the CPU with no gradient
+wanted, the whole run is one compiled call (`layers/_matvec_kernel.dense_chain`: one parallel
+region, one call from Python), which on a single sample removes most of what each layer's call
+from Python costs. Every other input runs the layers' own calls, one after another.
+
+Every layer but the last must have a plain ReLU or no activation (the loop applies them); the
+last may have any, applied after the loop as its own `call` would.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lamina import activations
+from lamina.layers import _matvec_kernel
+from lamina.layers.core import Dense
+
+_IN_LOOP = (activations.relu, activations.linear)
+
+
+def chainable(layer) -> bool:
+    """A plain Dense layer (not a subclass with its own call)."""
+    return type(layer) is Dense and layer.built
+
+
+def group(layers) -> list:
+    """`layers` as runs: each run of two or more chainable layers (every one but the last with an
+    activation the loop applies) becomes one DenseChain, any other layer stays itself."""
+    out, run = [], []
+
+    def close():
+        out.extend([DenseChain(run)] if len(run) > 1 else run)
+        run.clear()
+
+    for layer in layers:
+        if chainable(layer):
+            run.append(layer)
+            if layer.activation not in _IN_LOOP:
+                close()  # this activation ends the run: the loop cannot apply it mid-way
+        else:
+            close()
+            out.append(layer)
+    close()
+    return out
+
+
+class DenseChain:
+    def __init__(self, layers):
+        self.layers = list(layers)
+        self.relus = [layer.activation is activations.relu for layer in self.layers]
+        last = self.layers[-1].activation
+        self.after = None if last in _IN_LOOP else last
+
+    def __call__(self, x):
+        weights = self._weights(x)
+        if weights is None:
+            for layer in self.layers:
+                x = layer.call(x)
+            return x
+        y = _matvec_kernel.dense_chain(x.contiguous(), *weights, self.relus)
+        return y if self.after is None else activations.apply(self.after, y)
+
+    def _weights(self, x):
+        """(kernels, biases) when the compiled loop applies to `x`, else None."""
+        if (torch.is_grad_enabled() or x.dim() != 2 or x.shape[0] > _matvec_kernel.MAX_ROWS
+                or x.dtype != torch.float32 or not x.is_cpu or torch.is_autocast_enabled("cpu")
+                or torch._C._are_functorch_transforms_active() or _matvec_kernel.library() is None):
+            return None
+        kernels, biases, total = [], [], 0
+        for layer in self.layers:
+            params = layer._parameters  # not the attributes: Module.__getattr__ costs per lookup
+            kernel, bias = params["kernel"], params.get("bias") if layer.use_bias else None
+            if (kernel.dtype != torch.float32 or not kernel.is_cpu or not kernel.is_contiguous()
+                    or (bias is not None and (bias.dtype != torch.float32 or not bias.is_cpu
+                                              or not bias.is_contiguous()))):
+                return None
+            kernels.append(kernel)
+            biases.append(bias)
+            total += kernel.numel()
+        if total < _matvec_kernel.MIN_WEIGHTS_PER_ROW * (x.shape[0] + 1):
+            return None
+        return kernels, biases

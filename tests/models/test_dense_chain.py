@@ -1,0 +1,125 @@
+"""A Sequential's consecutive Dense layers at inference as one compiled call
+(models/_dense_chain.py): predictions against the layers' mathematics in float64, the runs
+grouped where the loop can apply the activations, and every other input through the layers'
+own calls."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lamina
+from lamina import layers
+from lamina.layers import _matvec_kernel
+from lamina.models import _dense_chain
+
+compiled = pytest.mark.skipif(_matvec_kernel.library() is None, reason="no C compiler")
+
+
+@pytest.fixture
+def chains(count_calls):
+    """The compiled chain calls made (the rows' shapes)."""
+    return count_calls(_matvec_kernel, "dense_chain")
+
+
+def _model(*stack, inputs=64):
+    return lamina.Sequential([layers.Input((inputs,)), *stack])
+
+
+def _mlp():
+    return _model(layers.Dropout(0.1), layers.Dense(500, activation="relu"), layers.Dropout(0.2),
+                  layers.Dense(300, activation="relu"), layers.Dense(200),
+                  layers.Dense(10, activation="softmax"))
+
+
+def _float64(model, x):
+    """The model's inference mathematics in float64 from its weights: dropout is the identity."""
+    h = torch.as_tensor(x).double()
+    for layer in model.layers:
+        if isinstance(layer, layers.Dense):
+            bias = layer.bias.detach().double() if layer.use_bias else None
+            h = F.linear(h, layer.kernel.detach().double(), bias)
+            name = lamina.activations.serialize(layer.activation)
+            h = {"relu": torch.relu, "linear": lambda t: t, "tanh": torch.tanh,
+                 "softmax": lambda t: torch.softmax(t, -1)}[name](h)
+    return h.numpy()
+
+
+@compiled
+@pytest.mark.parametrize("rows", [1, 5, 12])
+def test_predict_runs_one_chain_and_matches_float64(rows, chains, rng):
+    model = _mlp()
+    x = rng.standard_normal((rows, 64)).astype("float32")
+    first = model.predict(x, verbose=0)  # validates the plan through every layer's full call
+    assert chains == []
+    second = model.predict(x, verbose=0)
+    assert len(chains) == 1
+    for out in (first, second):
+        np.testing.assert_allclose(out, _float64(model, x), rtol=2e-5, atol=1e-6)
+
+
+def test_runs_end_where_the_loop_cannot_apply_an_activation():
+    dense = [layers.Dense(8, activation="relu"), layers.Dense(8, activation="tanh"),
+             layers.Dense(8), layers.Dense(8, activation="relu"), layers.Activation("relu"),
+             layers.Dense(8), layers.Dense(8, use_bias=False)]
+    model = _model(*dense, inputs=8)
+    model.build((None, 8))
+    grouped = _dense_chain.group(model.layers)
+    kinds = [[l.name for l in g.layers] if isinstance(g, _dense_chain.DenseChain) else g.name
+             for g in grouped]
+    assert kinds == [[dense[0].name, dense[1].name], [dense[2].name, dense[3].name], dense[4].name,
+                     [dense[5].name, dense[6].name]]
+
+
+@compiled
+def test_tanh_inside_no_bias_and_a_lone_dense(chains, rng):
+    model = _model(layers.Dense(600, activation="tanh"), layers.Dense(400, use_bias=False),
+                   layers.Dense(300, activation="relu"), layers.Activation("relu"),
+                   layers.Dense(10))
+    x = rng.standard_normal((2, 64)).astype("float32")
+    model.predict(x, verbose=0)
+    out = model.predict(x, verbose=0)
+    assert len(chains) == 1  # [tanh] ends a run of one (no chain); then the 400 -> 300 chain
+    np.testing.assert_allclose(out, _float64(model, x), rtol=2e-5, atol=1e-6)
+
+
+@compiled
+@pytest.mark.parametrize("case", ["grad", "many rows", "small", "autocast"])
+def test_other_inputs_run_each_layer(case, chains, rng):
+    model = _mlp()
+    x = torch.as_tensor(rng.standard_normal((1, 64)).astype("float32"))
+    if case == "grad":  # model(x) without no_grad: the weights want gradients
+        model(x)
+        out = model(x)
+        assert out.requires_grad
+    elif case == "many rows":
+        x = x.repeat(_matvec_kernel.MAX_ROWS + 1, 1)
+        with torch.no_grad():
+            model(x)
+            out = model(x)
+    elif case == "small":
+        model = _model(layers.Dense(4, activation="relu"), layers.Dense(3), inputs=64)
+        with torch.no_grad():
+            model(x)
+            out = model(x)
+    else:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model(x)
+            out = model(x)
+        assert out.dtype == torch.bfloat16
+        out = out.float()
+    assert chains == []
+    tolerance = 2e-2 if case == "autocast" else 2e-5
+    np.testing.assert_allclose(out.detach().double().numpy(), _float64(model, x.numpy()),
+                               rtol=tolerance, atol=tolerance * 0.05)
+
+
+@compiled
+def test_weights_changed_between_calls_are_used(chains, rng):
+    model = _mlp()
+    x = rng.standard_normal((1, 64)).astype("float32")
+    model.predict(x, verbose=0)
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    out = model.predict(x, verbose=0)
+    assert len(chains) == 1
+    np.testing.assert_allclose(out, _float64(model, x), rtol=2e-5, atol=1e-6)
