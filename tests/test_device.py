@@ -19,7 +19,9 @@ def _automatic_device():
     """Each test starts from the automatic choice (the suite's conftest pins the CPU, which a
     test run first in its worker would otherwise see) and leaves the pin as it found it."""
     config.set_device(None)
+    config._automatic_device.cache_clear()  # made once per process; these tests fake machines
     yield
+    config._automatic_device.cache_clear()
     config.set_device("cpu")
 
 
@@ -54,6 +56,7 @@ def test_gpu_numbering_and_torchrun_local_rank(two_gpus, monkeypatch):
     with pytest.raises(ValueError, match=r"'cuda:2' does not exist: this machine has 2 cuda device"):
         config.resolve_device("cuda:2")
     monkeypatch.setenv("LOCAL_RANK", "1")  # torchrun: each process takes its own GPU
+    config._automatic_device.cache_clear()  # (torchrun sets it before the process starts)
     assert config.get_device() == torch.device("cuda", 1)
 
 

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -82,6 +83,13 @@ def get_device() -> torch.device:
     """The device lamina uses: the one `set_device` chose, else the automatic choice."""
     if _chosen is not None:
         return _chosen
+    return _automatic_device()
+
+
+@functools.cache
+def _automatic_device() -> torch.device:
+    # Made once per process: predict asks on every call, and the accelerators torch sees do not
+    # change while it runs.
     for kind in ("cuda", "mps"):
         if _accelerator_count(kind):
             return resolve_device(kind)

@@ -651,14 +651,24 @@ class _Modes:
         self.model, self.mode = model, mode
 
     def __enter__(self):
-        modules, mode = submodules(self.model), self.mode
+        mode = self.mode
         if callable(mode):
-            self.saved = [(m, m.training) for m in modules]
+            self.saved = [(m, m.training) for m in submodules(self.model)]
             mode()
-        else:  # only the modules switched here need switching back
-            self.saved = [(m, m.training) for m in modules if m.training != mode]
-            for m, _ in self.saved:
-                _set_training(m, mode)
+            return
+        # Only the modules switched here need switching back; the walk is submodules()' in any
+        # order, switching as it goes (a single-sample predict pays for every step of it).
+        saved, seen, stack = [], set(), [self.model]
+        while stack:
+            module = stack.pop()
+            if module is None or id(module) in seen:
+                continue
+            seen.add(id(module))
+            if module.training != mode:
+                saved.append((module, module.training))
+                _set_training(module, mode)
+            stack.extend(module._modules.values())
+        self.saved = saved
 
     def __exit__(self, *exc):
         for m, was in self.saved:
