@@ -212,7 +212,15 @@ class Recurrent(Layer):
         sequence, states = self._run(x, states, step_mask, input_masks, state_masks)
         if self.stateful and state_updates_enabled():
             self._carry_states(states)
-        output = sequence if self.return_sequences else sequence[:, -1]
+        if self.return_sequences:
+            output = sequence
+        elif step_mask is None:
+            # Unmasked, the last output is the final h: taken from the states, the backward pass
+            # gets no gradient for the whole sequence (which it would fill with zeros and copy
+            # to the fused kernel's time-major layout: ~70 us a step of the LSTM bench).
+            output = states[0]
+        else:
+            output = sequence[:, -1]
         if not self.return_state:
             return output
         if self.return_sequences and mask is not None:
