@@ -32,8 +32,8 @@ from lamina import _native
 # matrix products that oneDNN does better (1 x 256: 371 vs 559 us).
 MAX_STATE_VALUES = 128
 
-_SOURCE = r"""
-""" + _native.VARIANTS + r"""
+# The gate functions, shared with the training loop (_lstm_train_kernel.py).
+GATE_MATH = _native.VARIANTS + r"""
 
 static inline float exp_poly(float x) {
     /* e^x = 2^n * e^r, n = round(x / ln 2) (by adding 1.5 * 2^23), r = x - n ln 2 with a two-part
@@ -59,6 +59,9 @@ static inline float exp_poly(float x) {
 static inline float sigmoid(float x) { return 1.0f / (1.0f + exp_poly(-x)); }
 
 static inline float tanh_(float x) { return 2.0f / (1.0f + exp_poly(-2.0f * x)) - 1.0f; }
+"""
+
+_SOURCE = GATE_MATH + r"""
 
 /* One sequence: z (steps x 4u) holds the projected inputs; w_t is the recurrent kernel as
    (u, 4u); h, c (u) are the initial states on entry and the final ones on exit; out (steps x u)

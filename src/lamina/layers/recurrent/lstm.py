@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lamina import activations, initializers
-from lamina.layers.recurrent import _lstm_kernel
+from lamina.layers.recurrent import _lstm_kernel, _lstm_train_kernel
 from lamina.layers.recurrent.base import Recurrent, is_activation
 
 __all__ = ["LSTM"]
@@ -18,7 +18,9 @@ class LSTM(Recurrent):
     valid steps are one run per sample (left or right padding), it runs torch's fused kernel
     (`torch.lstm`, cuDNN on a GPU); otherwise a step-by-step loop with the same results. At
     inference on the CPU with at most 128 state values per step (e.g. one sequence of 64 units,
-    single-sample serving), a compiled loop runs instead (see `_lstm_kernel`).
+    single-sample serving), a compiled loop runs instead (see `_lstm_kernel`); in training on the
+    CPU with a multiple of 32 units up to 128 and no mask that leaves steps out, compiled forward
+    and backward loops (see `_lstm_train_kernel`).
 
     Args (those after `recurrent_activation` are keyword-only):
         units: size of the output and of each state.
@@ -101,6 +103,10 @@ class LSTM(Recurrent):
             # `call` reads of the sequence then.
             return _lstm_kernel.lstm(self._project_inputs(x, None), *states, self.recurrent_kernel,
                                      self.return_sequences)
+        if batch_sizes is None:
+            weights = [self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None]
+            if _lstm_train_kernel.usable(x, weights, states):  # training: lamina's compiled loops
+                return _lstm_train_kernel.lstm(x, weights, states)
         return super()._fused(kernel, x, states, batch_sizes)
 
     def _step(self, projected_input, states, state_masks):
