@@ -123,3 +123,20 @@ def test_weights_changed_between_calls_are_used(chains, rng):
     out = model.predict(x, verbose=0)
     assert len(chains) == 1
     np.testing.assert_allclose(out, _float64(model, x), rtol=2e-5, atol=1e-6)
+
+
+@compiled
+def test_activations_changed_after_the_plan_are_followed(chains, rng):
+    """Keras' idiom for logits: the output layer's activation set to None after building; and a
+    hidden layer's changed to one the loop cannot apply (the layers' own calls then)."""
+    model = _mlp()
+    x = rng.standard_normal((1, 64)).astype("float32")
+    model.predict(x, verbose=0)
+    model.layers[-1].activation = lamina.activations.get(None)
+    logits = model.predict(x, verbose=0)
+    assert len(chains) == 1
+    np.testing.assert_allclose(logits, _float64(model, x), rtol=2e-5, atol=1e-5)
+    model.layers[1].activation = lamina.activations.get("tanh")
+    out = model.predict(x, verbose=0)
+    assert len(chains) == 1  # this call ran each layer
+    np.testing.assert_allclose(out, _float64(model, x), rtol=2e-5, atol=1e-5)

@@ -8,7 +8,8 @@ region, one call from Python), which on a single sample removes most of what eac
 from Python costs. Every other input runs the layers' own calls, one after another.
 
 Every layer but the last must have a plain ReLU or no activation (the loop applies them); the
-last may have any, applied after the loop as its own `call` would.
+last may have any, applied after the loop as its own `call` would. The runs are found when the
+plan is made; the activations are checked again on every call.
 """
 
 from __future__ import annotations
@@ -51,27 +52,31 @@ def group(layers) -> list:
 class DenseChain:
     def __init__(self, layers):
         self.layers = list(layers)
-        self.relus = [layer.activation is activations.relu for layer in self.layers]
-        last = self.layers[-1].activation
-        self.after = None if last in _IN_LOOP else last
 
     def __call__(self, x):
-        weights = self._weights(x)
-        if weights is None:
+        found = self._weights(x)
+        if found is None:
             for layer in self.layers:
                 x = layer.call(x)
             return x
-        y = _matvec_kernel.dense_chain(x.contiguous(), *weights, self.relus)
-        return y if self.after is None else activations.apply(self.after, y)
+        kernels, biases, relus = found
+        y = _matvec_kernel.dense_chain(x.contiguous(), kernels, biases, relus)
+        last = self.layers[-1].activation
+        return y if last in _IN_LOOP else activations.apply(last, y)
 
     def _weights(self, x):
-        """(kernels, biases) when the compiled loop applies to `x`, else None."""
+        """(kernels, biases, ReLU flags) when the compiled loop applies to `x`, else None. The
+        activations are read on every call: Keras users set them after building (a softmax
+        output's `activation = None` for its logits), and the chain must follow."""
         if (torch.is_grad_enabled() or x.dim() != 2 or x.shape[0] > _matvec_kernel.MAX_ROWS
                 or x.dtype != torch.float32 or not x.is_cpu or torch.is_autocast_enabled("cpu")
                 or torch._C._are_functorch_transforms_active() or _matvec_kernel.library() is None):
             return None
-        kernels, biases, total = [], [], 0
-        for layer in self.layers:
+        kernels, biases, relus, total = [], [], [], 0
+        for position, layer in enumerate(self.layers, 1):
+            if layer.activation not in _IN_LOOP and position < len(self.layers):
+                return None
+            relus.append(layer.activation is activations.relu)
             params = layer._parameters  # not the attributes: Module.__getattr__ costs per lookup
             kernel, bias = params["kernel"], params.get("bias") if layer.use_bias else None
             if (kernel.dtype != torch.float32 or not kernel.is_cpu or not kernel.is_contiguous()
@@ -83,4 +88,4 @@ class DenseChain:
             total += kernel.numel()
         if total < _matvec_kernel.MIN_WEIGHTS_PER_ROW * (x.shape[0] + 1):
             return None
-        return kernels, biases
+        return kernels, biases, relus
