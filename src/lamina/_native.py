@@ -81,8 +81,9 @@ def load(name: str, source: str, signatures: dict, fallback: str):
 
 
 def pointer(t: torch.Tensor | None):
-    """A tensor's data as a C pointer argument; None passes NULL (an absent table)."""
-    return None if t is None else ctypes.c_void_p(t.data_ptr())
+    """A tensor's data as a C pointer argument (an int, which ctypes converts for a c_void_p
+    parameter without building a c_void_p object first); None passes NULL (an absent table)."""
+    return None if t is None else t.data_ptr()
 
 
 def pointers(*tensors) -> list:
