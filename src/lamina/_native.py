@@ -80,6 +80,23 @@ def load(name: str, source: str, signatures: dict, fallback: str):
     return lib
 
 
+def eager(autocast_lowers: bool = False) -> bool:
+    """Whether lamina's own routes (compiled loops, direct oneDNN calls) may stand in for torch's
+    ops in this call: no graph capture (torch.compile and export, jit.trace: they record torch's
+    ops, and would bake in a route's pointers and decisions), no functorch transform (its wrapper
+    tensors have no memory to hand to C), and, for an op that CPU autocast runs in lower precision
+    (`autocast_lowers`: matrix products, convolutions, the LSTM), no autocast, which must keep
+    its dtype. Graph capture is tested first, before any test of a (symbolic) size."""
+    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and not torch._C._are_functorch_transforms_active()
+            and not (autocast_lowers and torch.is_autocast_enabled("cpu")))
+
+
+def float32_cpu(*tensors) -> bool:
+    """Whether every tensor given (None: an absent one, skipped) is float32 on the CPU."""
+    return all(t is None or (t.dtype == torch.float32 and t.is_cpu) for t in tensors)
+
+
 def pointer(t: torch.Tensor | None):
     """A tensor's data as a C pointer argument (an int, which ctypes converts for a c_void_p
     parameter without building a c_void_p object first); None passes NULL (an absent table)."""

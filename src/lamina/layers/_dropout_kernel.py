@@ -66,8 +66,8 @@ def library():
 
 def usable(x: torch.Tensor) -> bool:
     """Contiguous float32 on the CPU, eagerly (graph capture records torch's dropout instead)."""
-    return (x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous()
-            and not torch.compiler.is_compiling() and library() is not None)
+    return (_native.eager() and _native.float32_cpu(x) and x.is_contiguous()
+            and library() is not None)
 
 
 def threshold(rate: float) -> int:

@@ -22,6 +22,7 @@ import platform
 import torch
 import torch.nn.functional as F
 
+from lamina import _native
 from lamina.layers import _matvec_kernel
 
 # rows x inputs x outputs from which oneDNN's fixed cost pays off (measured: (32, 500, 500) is
@@ -55,15 +56,11 @@ def product(a, b_t, onednn):
 
 def uses_onednn(x, kernel) -> bool:
     """Whether `linear(x, kernel, ·)` runs oneDNN's matmul (see the module docstring)."""
-    # Graph capture first: the size test would put a guard on a symbolic batch size.
-    # Then the size, which rules out single samples before the slower attribute checks.
-    return (_LINEAR is not None and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
-            and x.numel() * kernel.shape[0] >= MIN_MULTIPLY_ADDS
-            and x.device.type == "cpu" and x.dtype == torch.float32
-            and kernel.dtype == torch.float32 and x.dim() >= 2
-            and torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()
-            and not torch.is_autocast_enabled("cpu")
-            and not torch._C._are_functorch_transforms_active())
+    # The size rules out single samples before the slower attribute checks.
+    return (_LINEAR is not None and _native.eager(autocast_lowers=True)
+            and x.numel() * kernel.shape[0] >= MIN_MULTIPLY_ADDS and x.dim() >= 2
+            and _native.float32_cpu(x, kernel)
+            and torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available())
 
 
 def linear(x, kernel, bias=None, relu=False):
@@ -88,14 +85,8 @@ def linear(x, kernel, bias=None, relu=False):
 def uses_matvec(x, kernel, bias=None) -> bool:
     """Whether `linear(x, kernel, bias)` without gradients runs `_matvec_kernel`'s loop: a few
     rows (batch, features) of float32 on the CPU, eagerly (the exclusions of oneDNN's route)."""
-    # Graph capture first (the row count would guard a symbolic batch size); then the checks
-    # that rule out most calls, in the order of their cost: this runs on every inference call.
-    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
-            and x.dim() == 2 and x.shape[0] <= _matvec_kernel.MAX_ROWS
-            and x.dtype == torch.float32 and kernel.dtype == torch.float32 and x.is_cpu
-            and kernel.is_cpu and (bias is None or (bias.dtype == torch.float32 and bias.is_cpu))
-            and not torch.is_autocast_enabled("cpu")
-            and not torch._C._are_functorch_transforms_active()
+    return (_native.eager(autocast_lowers=True) and x.dim() == 2
+            and x.shape[0] <= _matvec_kernel.MAX_ROWS and _native.float32_cpu(x, kernel, bias)
             and _matvec_kernel.usable(x.shape[0], kernel))
 
 

@@ -19,7 +19,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from lamina import activations, initializers, regularizers
+from lamina import _native, activations, initializers, regularizers
 from lamina.layers.base import InputSpec, Layer, Permuted
 
 __all__ = [
@@ -233,9 +233,8 @@ ONEDNN_MIN_MULTIPLY_ADDS = 6_000_000
 
 def onednn_for_one_sample(x, kernel, groups, strides) -> bool:
     """Whether a lifted 1D convolution of one channels_last sample should call oneDNN directly."""
-    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
-            and x.shape[0] == 1 and groups == 1 and x.device.type == "cpu"
-            and x.dtype == torch.float32 and not torch.is_grad_enabled()
+    return (not torch.is_grad_enabled() and _native.eager(autocast_lowers=True)
+            and x.shape[0] == 1 and groups == 1 and _native.float32_cpu(x, kernel)
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
             and x.is_contiguous(memory_format=torch.channels_last)
             and x.shape[-1] // strides[-1] * kernel.numel() >= ONEDNN_MIN_MULTIPLY_ADDS)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from lamina import activations
+from lamina import _native, activations
 from lamina.layers import _matvec_kernel
 from lamina.layers.core import Dense
 
@@ -68,9 +68,9 @@ class DenseChain:
         """(kernels, biases, ReLU flags) when the compiled loop applies to `x`, else None. The
         activations are read on every call: Keras users set them after building (a softmax
         output's `activation = None` for its logits), and the chain must follow."""
-        if (torch.is_grad_enabled() or x.dim() != 2 or x.shape[0] > _matvec_kernel.MAX_ROWS
-                or x.dtype != torch.float32 or not x.is_cpu or torch.is_autocast_enabled("cpu")
-                or torch._C._are_functorch_transforms_active() or _matvec_kernel.library() is None):
+        if (torch.is_grad_enabled() or not _native.eager(autocast_lowers=True) or x.dim() != 2
+                or x.shape[0] > _matvec_kernel.MAX_ROWS or not _native.float32_cpu(x)
+                or _matvec_kernel.library() is None):
             return None
         kernels, biases, relus, total = [], [], [], 0
         for position, layer in enumerate(self.layers, 1):
@@ -79,9 +79,8 @@ class DenseChain:
             relus.append(layer.activation is activations.relu)
             params = layer._parameters  # not the attributes: Module.__getattr__ costs per lookup
             kernel, bias = params["kernel"], params.get("bias") if layer.use_bias else None
-            if (kernel.dtype != torch.float32 or not kernel.is_cpu or not kernel.is_contiguous()
-                    or (bias is not None and (bias.dtype != torch.float32 or not bias.is_cpu
-                                              or not bias.is_contiguous()))):
+            if (not _native.float32_cpu(kernel, bias) or not kernel.is_contiguous()
+                    or (bias is not None and not bias.is_contiguous())):
                 return None
             kernels.append(kernel)
             biases.append(bias)

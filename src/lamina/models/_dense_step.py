@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lamina import activations
+from lamina import _native, activations
 from lamina.layers import _dropout_kernel, _linear
 from lamina.layers.core import Dense
 from lamina.layers.dropout import Dropout
@@ -91,11 +91,10 @@ class DenseStackStep:
         labels of one per sample, no sample weights, eager autograd on."""
         return (sample_weight is None and isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
                 and (x.dim() == 2 or (self.flatten and x.dim() > 2))
-                and x.dtype == torch.float32 and x.device.type == "cpu"
-                and x.is_contiguous() and x.shape[0] > 0
+                and _native.float32_cpu(x) and x.is_contiguous() and x.shape[0] > 0
                 and (y.dim() == 1 or (y.dim() == 2 and y.shape[1] == 1)) and y.shape[0] == x.shape[0]
-                and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
-                and not torch.compiler.is_compiling() and not hooked(self.model, backward=True)
+                and torch.is_grad_enabled() and _native.eager(autocast_lowers=True)
+                and not hooked(self.model, backward=True)
                 and all(layer.training for layer in self.stack)
                 and all(p.requires_grad and not p._backward_hooks and not p._post_accumulate_grad_hooks
                         for p in self.params))

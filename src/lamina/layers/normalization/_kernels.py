@@ -405,9 +405,10 @@ def library():
 
 
 def usable(*tensors) -> bool:
-    """Whether these tensors can go through the kernels: contiguous float32 on CPU."""
-    return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() for t in tensors) \
-        and library() is not None
+    """Whether these tensors can go through the kernels: contiguous float32 on CPU, in an eager
+    call (`_native.eager`)."""
+    return (_native.eager() and all(t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous()
+                                    for t in tensors) and library() is not None)
 
 
 def _threads(A: int, L: int, T: int) -> int:

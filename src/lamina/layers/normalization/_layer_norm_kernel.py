@@ -102,11 +102,8 @@ def library():
 
 def usable(x: torch.Tensor, gamma, beta) -> bool:
     """A contiguous float32 CPU input large enough to share out, float32 parameters, eagerly."""
-    # Graph capture first: the size test would put a guard on a symbolic batch size.
-    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
-            and x.numel() >= MIN_NUMEL and x.dtype == torch.float32 and x.device.type == "cpu"
-            and x.is_contiguous() and all(p is None or p.dtype == torch.float32 for p in (gamma, beta))
-            and library() is not None)
+    return (_native.eager() and x.numel() >= MIN_NUMEL and _native.float32_cpu(x, gamma, beta)
+            and x.is_contiguous() and library() is not None)
 
 
 def layer_norm(x, gamma, beta, epsilon):

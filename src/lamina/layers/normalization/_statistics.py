@@ -291,7 +291,7 @@ class _Normalize(torch.autograd.Function):
 def _plain_rows(x, dims, weight, bias) -> bool:
     """Whether this is a BatchNorm of a (rows, channels) float32 CPU view, the layout every
     channels_last BatchNorm reduces to: then `_RowsBatchNorm` runs it with the least overhead."""
-    return (x.ndim == 2 and dims == (0,) and x.shape[0] > 1 and not torch.compiler.is_compiling()
+    return (x.ndim == 2 and dims == (0,) and x.shape[0] > 1
             and _kernels.usable(x, *(t for t in (weight, bias) if t is not None))
             and all(t is None or tuple(t.shape) == (1, x.shape[1]) for t in (weight, bias)))
 

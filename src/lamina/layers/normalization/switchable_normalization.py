@@ -68,8 +68,7 @@ def _softmax_grad(weights, grad, statistics):
 
 def _fast_route(x, gamma, beta) -> bool:
     """(batch, positions, channels) float32 on the CPU kernels, eagerly: `_SwitchableRows`."""
-    return (x.shape[1] > 0 and not torch.compiler.is_compiling()
-            and _kernels.usable(x, *(t for t in (gamma, beta) if t is not None)))
+    return x.shape[1] > 0 and _kernels.usable(x, *(t for t in (gamma, beta) if t is not None))
 
 
 class _SwitchableRows(torch.autograd.Function):

@@ -110,10 +110,8 @@ def library():
 
 def usable(x: torch.Tensor, kernel: torch.Tensor) -> bool:
     """A small float32 CPU batch with no gradient wanted, eagerly (`kernel`: (4·units, features))."""
-    # Graph capture first: the size test would put a guard on a symbolic batch size.
-    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
-            and x.device.type == "cpu" and x.dtype == torch.float32 and kernel.dtype == torch.float32
-            and not torch.is_grad_enabled()
+    return (not torch.is_grad_enabled() and _native.eager(autocast_lowers=True)
+            and _native.float32_cpu(x, kernel)
             and x.shape[0] * kernel.shape[0] // 4 <= MAX_STATE_VALUES
             and library() is not None)
 

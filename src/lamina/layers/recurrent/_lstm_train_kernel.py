@@ -261,13 +261,10 @@ def usable(x: torch.Tensor, weights, states) -> bool:
     W_hh and the bias or None; `states`: h0, c0)."""
     tensors = [x, *states, *(w for w in weights if w is not None)]
     units = weights[1].shape[1]
-    return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
-            and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-            and all(t.dtype == torch.float32 and t.is_cpu for t in tensors)
+    return (torch.is_grad_enabled() and _native.eager(autocast_lowers=True)
+            and any(t.requires_grad for t in tensors) and _native.float32_cpu(*tensors)
             and units % 32 == 0 and units <= MAX_UNITS
             and (units <= 64 or -(-x.shape[0] // _threads(x.shape[0])) >= MIN_ROWS_WIDE)
-            and not torch.is_autocast_enabled("cpu")
-            and not torch._C._are_functorch_transforms_active()
             and library() is not None)
 
 
