@@ -70,13 +70,13 @@ def linear(x, kernel, bias=None, relu=False):
         return _matvec_kernel.small_linear(x, kernel, bias, relu)
     if not uses_onednn(x, kernel):
         y = F.linear(x, kernel, bias)
-        return torch.relu(y) if relu else y
+        return y.relu_() if relu else y  # in place: the product's backward keeps no output
     rows = x.reshape(-1, x.shape[-1])
     if torch.is_grad_enabled() and (x.requires_grad or kernel.requires_grad
                                     or (bias is not None and bias.requires_grad)):
         y = _OneDnnLinear.apply(rows, kernel, bias)
         if relu:
-            y = torch.relu(y)
+            y = y.relu_()
     else:
         y = onednn_product(rows, kernel, bias, relu)
     return y.reshape(*x.shape[:-1], kernel.shape[0])

@@ -112,9 +112,9 @@ class DenseStackStep:
                     saved.append((layer, mask, None, False))
                 else:
                     relu = layer.activation is activations.relu
-                    onednn = _linear.uses_onednn(h, layer.kernel)
-                    out = _dense(h, layer, relu, onednn)
-                    saved.append((layer, h, out if relu else None, onednn))
+                    out = _linear.linear(h, layer.kernel, _bias(layer), relu)
+                    # the backward's products take the route the forward's took
+                    saved.append((layer, h, out if relu else None, _linear.uses_onednn(h, layer.kernel)))
                     h = out
             logits = h
             labels = y.reshape(-1).long()
@@ -142,14 +142,6 @@ class DenseStackStep:
             p.grad = grads[p]
         self.model.optimizer.step(None)
         return total, y_pred
-
-
-def _dense(h, layer, relu, onednn):
-    """The Dense product as `linear` computes it, with the relu applied (fused where oneDNN runs)."""
-    if onednn:
-        return _linear.onednn_product(h, layer.kernel, _bias(layer), relu)
-    out = F.linear(h, layer.kernel, _bias(layer))
-    return out.relu_() if relu else out
 
 
 def _chain(model):
