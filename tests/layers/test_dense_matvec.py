@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import lamina
 from lamina import layers
 from lamina.layers import _linear, _matvec_kernel
 from tests.parity import keras
@@ -70,25 +71,23 @@ def test_dense_at_inference_takes_the_loop_and_matches_keras(activation, calls, 
 
 @compiled
 def test_predict_of_one_sample_takes_the_loop(calls, rng):
-    model = keras_free_mlp()
+    """A functional MLP (a Sequential would run its Dense layers as one chain from its second
+    call on, models/_dense_chain.py): every predict runs the loop for each large layer."""
+    x_in = layers.Input((64,))
+    h = x_in
+    for units in (500, 500, 500):
+        h = layers.Dense(units, activation="relu")(h)
+    model = lamina.Model(x_in, layers.Dense(10, activation="softmax")(h))
     x = rng.standard_normal((1, 64)).astype("float32")
-    y = model.predict(x, verbose=0)
-    assert len(calls) == 2  # the two 500 x 500 layers; the 64 x 500 and 500 x 10 are too small
+    for _ in range(2):
+        y = model.predict(x, verbose=0)
+    assert len(calls) == 4  # the two 500 x 500 layers, twice; 64 x 500 and 500 x 10 are too small
     h = torch.as_tensor(x).double()
-    for layer in model.layers:
+    dense = [layer for layer in model.layers if isinstance(layer, layers.Dense)]
+    for layer in dense:
         h = F.linear(h, layer.kernel.detach().double(), layer.bias.detach().double())
-        h = torch.relu(h) if layer is not model.layers[-1] else torch.softmax(h, -1)
+        h = torch.relu(h) if layer is not dense[-1] else torch.softmax(h, -1)
     torch.testing.assert_close(torch.as_tensor(y).double(), h, rtol=1e-5, atol=1e-6)
-
-
-def keras_free_mlp():
-    from lamina import models
-
-    model = models.Sequential([layers.Input((64,)), layers.Dense(500, activation="relu"),
-                               layers.Dense(500, activation="relu"),
-                               layers.Dense(500, activation="relu"),
-                               layers.Dense(10, activation="softmax")])
-    return model
 
 
 @compiled

@@ -102,7 +102,9 @@ void lamina_dense_chain(const float *x, long M, int L, const long *dims, const f
 }
 
 /* y (M, N) = x (M, K) @ w (N, K)^T (+ b) (then max(., 0)), the units split between threads in
-   groups of four. */
+   groups of four: the chain of one layer, as its own entry point because the chain's call from
+   Python (its pointer arrays and scratch) costs ~3 us more, measured 8.0 vs 11.0 us on a
+   (1, 500) x (500, 500) product. */
 void lamina_small_linear(const float *x, long M, long K, const float *w, const float *b, float *y,
                          long N, int relu, int threads) {
 #pragma omp parallel num_threads(threads)
