@@ -53,8 +53,8 @@ class CallbackList:
             cb.set_params(params)
         self._batch_users = {
             hook: [cb for cb in self.callbacks if _overrides(cb, hook)]
-            for hook in ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_end",
-                         "on_predict_batch_end")
+            for hook in ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin",
+                         "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end")
         }
 
     def wants(self, hook) -> bool:

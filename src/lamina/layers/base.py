@@ -323,10 +323,26 @@ class Layer(nn.Module):
             for p in m.parameters(recurse=False):
                 p.requires_grad_(bool(value))
 
+    def add_loss(self, loss) -> None:
+        """Add a loss term from inside `call` (Keras' `add_loss`), e.g. an endpoint layer that
+        computes a loss from targets it receives as an input. `fit`/`compute_loss` add the sum
+        of every layer's terms to the compiled loss (which may then be left out of compile()).
+
+        A layer's terms are those of its latest call: the next call starts a new list.
+        """
+        if "_added_losses" not in vars(self):
+            self._added_losses = []
+            # Cleared as each call begins (a forward pre-hook), so that the terms of earlier
+            # steps do not pile up; the hook exists only on layers that add losses.
+            self.register_forward_pre_hook(_clear_added_losses)
+        self._added_losses.append(torch.as_tensor(loss))
+
     @property
     def losses(self) -> list[torch.Tensor]:
-        """Regularization penalties of this layer and its sublayers, on the current weights."""
-        out = [reg(getattr(self, name)) for name, reg in self._regularizers]
+        """The terms added with `add_loss` in the latest call, then the regularization penalties
+        on the current weights, of this layer and its sublayers."""
+        out = list(vars(self).get("_added_losses", ()))
+        out += [reg(getattr(self, name)) for name, reg in self._regularizers]
         for child in self._sublayers():
             out += child.losses
         return out
@@ -381,6 +397,10 @@ def _marks_built(build):
         self.built = True
 
     return wrapper
+
+
+def _clear_added_losses(layer, args):
+    layer._added_losses.clear()
 
 
 def _direct_modules(module):

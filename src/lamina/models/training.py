@@ -1,5 +1,10 @@
 """The training loop: compile, fit, evaluate, predict, predict_mc and the *_on_batch calls.
 
+The step is a method of the model, as in Keras: `fit` calls `self.train_step(data)` for each
+batch, `evaluate` calls `self.test_step(data)`, `predict` calls `self.predict_step(data)`; the
+methods here are the defaults, and a subclass's override always runs instead. Faster routes (the
+hand-derived Dense step) are chosen inside the default steps only.
+
 Per step: forward, loss, backward, optimizer step, metric update — all on the device, with no
 value read back to the host; logs are read only when the progress bar refreshes or an epoch ends.
 """
@@ -7,7 +12,7 @@ value read back to the host; logs are read only when the progress bar refreshes 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,28 +26,53 @@ from lamina.callbacks import CallbackList, History
 from lamina.data.adapters import adapt, checked_batch_size, to_tensors
 from lamina.layers.base import Layer, state_updates_disabled
 from lamina.models._dense_step import DenseStackStep
+from lamina.models.compile_metrics import CompileMetrics, output_metrics
 from lamina.utils import tree
+from lamina.utils.step_data import pack_x_y_sample_weight, unpack_x_y_sample_weight
 
 
-class LazyLogs(Mapping):
-    """The current logs, read from the device only when a callback looks at them."""
+class LazyLogs(MutableMapping):
+    """Logs read from the device only when someone looks at them: a step's returned dict (or
+    the function making it), as Python numbers, nested dicts flattened (as Keras does)."""
 
     def __init__(self, compute):
         self._compute, self._values = compute, None
 
     def _get(self):
         if self._values is None:
-            self._values = {k: float(v) for k, v in self._compute().items()}
+            compute = self._compute
+            self._values = python_logs(compute() if callable(compute) else compute)
         return self._values
 
     def __getitem__(self, key):
         return self._get()[key]
+
+    def __setitem__(self, key, value):
+        self._get()[key] = value
+
+    def __delitem__(self, key):
+        del self._get()[key]
 
     def __iter__(self):
         return iter(self._get())
 
     def __len__(self):
         return len(self._get())
+
+
+def python_logs(logs) -> dict:
+    """A step's logs as Python numbers where they are scalars; a nested dict's entries (such as
+    "compile_metrics") become entries of the result."""
+    flat = {}
+    for key, value in (logs or {}).items():
+        if isinstance(value, Mapping):
+            flat.update(python_logs(value))
+            continue
+        try:
+            flat[key] = float(value)
+        except (TypeError, ValueError, RuntimeError):  # not a scalar: kept as it is
+            flat[key] = value
+    return flat
 
 
 @dataclass
@@ -66,11 +96,13 @@ def _resolve_verbose(verbose):
 
 
 class _OutputSpec:
-    """The loss, its weight and the metrics of one model output."""
+    """The loss, its weight and the metrics of one model output (`weighted[i]`: whether
+    `metrics[i]` sees sample weights, i.e. came from `weighted_metrics`)."""
 
-    def __init__(self, name, loss, weight, metric_ids):
-        self.name, self.loss, self.weight, self.metric_ids = name, loss, weight, metric_ids
-        self.metrics = None
+    def __init__(self, name, loss, weight):
+        self.name, self.loss, self.weight = name, loss, weight
+        self.metrics, self.weighted = [], []
+        self.tracker = None  # this output's loss tracker, where the model has several
 
 
 class Trainer:
@@ -89,26 +121,34 @@ class Trainer:
         self._data_parallel = None
         self._jit_compile = "auto"
         self._dense_step = None  # set by fit when the model allows it (_dense_step.py)
+        self._loss_arg = self._loss_weights_arg = self._metrics_arg = self._weighted_metrics_arg = None
+        self._loss_tracker = self._compile_metrics = None
+        self._output_loss_trackers = []
+        self._regularized = None  # (layer, weight name, regularizer), found once per fit
 
     # ----------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
                 weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
-                jit_compile="auto"):
+                jit_compile="auto", auto_scale_loss=True):
         """Configure the model for training.
 
         Args:
             optimizer: name ("adam", "sgd", …) or a lamina optimizer object.
-            loss: name, Loss object or function; a list or dict for several outputs.
+            loss: name, Loss object or function; a list or dict for several outputs. May be left
+                out where the model's `train_step`/`compute_loss` or `add_loss` supplies one.
             loss_weights: per-output weights of the total loss (list or dict).
             metrics: names or Metric objects ("accuracy" is resolved from the shapes); a list
-                of lists or a dict for several outputs.
+                of lists or a dict for several outputs. Not weighted by `sample_weight` or
+                `class_weight` (as in Keras).
+            weighted_metrics: as `metrics`, weighted by `sample_weight` and `class_weight`.
             jit_compile: "auto" (default) or True lets `fit` run a step whose gradients are
                 derived by hand where the model allows it (a Sequential of Dense and Dropout
                 layers with sparse categorical cross-entropy on the CPU; see
                 `lamina/models/_dense_step.py`), else autograd's step; False always takes
                 autograd's step.
-            run_eagerly, steps_per_execution: accepted so that Keras code runs unchanged; lamina
-                always runs eagerly, one step at a time (see README "Speed").
+            run_eagerly, steps_per_execution, auto_scale_loss: accepted so that Keras code runs
+                unchanged; lamina always runs eagerly, one step at a time (see README "Speed"),
+                and scales float16 losses itself.
         """
         if jit_compile not in (True, False, "auto"):
             raise ValueError(f"compile: `jit_compile` must be True, False or 'auto'. Received: "
@@ -118,6 +158,9 @@ class Trainer:
         self._loss_arg, self._loss_weights_arg = loss, loss_weights
         self._metrics_arg, self._weighted_metrics_arg = metrics, weighted_metrics
         self._outputs_spec = None
+        self._loss_tracker = metrics_mod.Mean("loss")
+        self._compile_metrics = CompileMetrics(self) if metrics or weighted_metrics else None
+        self._output_loss_trackers = []
         self.compiled = True
 
     def _require_compiled(self, what):
@@ -126,11 +169,65 @@ class Trainer:
                 f"You must call compile() on model '{self.name}' before {what}(), e.g. "
                 "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')."
             )
-        if self._loss_arg is None and what in ("fit", "evaluate"):
-            raise ValueError(
-                f"Model '{self.name}' was compiled without a `loss`; {what}() needs one, e.g. "
-                "compile(loss='sparse_categorical_crossentropy')."
-            )
+
+    # ----------------------------------------------------------------- metrics
+    @property
+    def metrics(self) -> list:
+        """The metrics that fit/evaluate reset each epoch and report: the loss tracker, the
+        compiled metrics (one "compile_metrics" entry), each output's loss tracker (several
+        outputs), then the Metric objects set as attributes of the model or its layers."""
+        found = []
+        if self.compiled:
+            found.append(self._loss_tracker)
+            if self._compile_metrics is not None:
+                found.append(self._compile_metrics)
+            found.extend(self._output_loss_trackers)
+        known = {id(m) for m in found}
+        for module in submodules(self):
+            if module is not self and isinstance(module, Trainer):
+                continue  # a nested model's metrics are its own fit's
+            for value in vars(module).values():
+                if isinstance(value, metrics_mod.Metric) and id(value) not in known:
+                    known.add(id(value))
+                    found.append(value)
+        return found
+
+    @property
+    def metrics_names(self) -> list:
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self) -> None:
+        for m in self.metrics:
+            m.reset_state()
+
+    def get_metrics_result(self) -> dict:
+        """The current result of every metric in `self.metrics` (a dict-valued result, such as
+        the compiled metrics', adds its entries)."""
+        logs = {}
+        for metric in self.metrics:
+            value = metric.result()
+            if isinstance(value, Mapping):
+                logs.update(value)
+            else:
+                logs[metric.name] = value
+        return logs
+
+    def _all_metrics(self):
+        """Every metric object, the compiled ones one by one (to combine their states)."""
+        for metric in self.metrics:
+            if isinstance(metric, CompileMetrics):
+                yield from metric.metrics
+            else:
+                yield metric
+
+    def _final_logs(self, last_logs) -> dict:
+        """The logs of an epoch or evaluation: every metric's result where the step's logs name
+        the same metrics (the default steps), else the last step's own logs (Keras' rule)."""
+        metric_logs = self.get_metrics_result()
+        if last_logs is None:
+            return python_logs(metric_logs)
+        last = python_logs(last_logs)
+        return python_logs(metric_logs) if set(last) == set(python_logs(metric_logs)) else last
 
     def _output_names(self, n):
         outputs = getattr(self, "_flat_outputs", None) if getattr(self, "_graph", False) else None
@@ -148,7 +245,7 @@ class Trainer:
                     f"'{self.name}' does not have. Outputs: {names}"
                 )
             return [arg.get(n) for n in names]
-        if isinstance(arg, (list, tuple)) and len(names) > 1 and what != "metrics":
+        if isinstance(arg, (list, tuple)) and len(names) > 1 and not what.endswith("metrics"):
             if len(arg) != len(names):
                 raise ValueError(
                     f"compile(): `{what}` has {len(arg)} entries but model '{self.name}' has "
@@ -157,30 +254,45 @@ class Trainer:
             return list(arg)
         return [arg] * len(names)
 
+    def _metric_lists(self, arg, names, what):
+        """`metrics` or `weighted_metrics` as one list per output."""
+        arg = arg or []
+        if len(names) > 1 and isinstance(arg, (list, tuple)) and arg and all(
+            isinstance(m, (list, tuple)) or m is None for m in arg
+        ):
+            return [list(m or []) for m in arg]
+        lists = self._per_output(arg, names, what)
+        return [list(m) if isinstance(m, (list, tuple)) else ([m] if m else []) for m in lists]
+
     def _resolve_outputs(self, y_true, y_pred):
-        flat_pred = tree.flatten(y_pred)
+        """The per-output losses and compiled metrics, from the first batch's outputs (and
+        targets, which "accuracy" is resolved from)."""
+        flat_pred = self._flat_predictions(y_pred)
         names = self._output_names(len(flat_pred))
         loss_list = self._per_output(self._loss_arg, names, "loss")
         weights = self._per_output(self._loss_weights_arg, names, "loss_weights")
-        metric_arg = self._metrics_arg or []
-        if len(names) > 1 and isinstance(metric_arg, (list, tuple)) and metric_arg and all(
-            isinstance(m, (list, tuple)) or m is None for m in metric_arg
-        ):
-            metric_lists = [list(m or []) for m in metric_arg]
-        else:
-            metric_lists = self._per_output(metric_arg, names, "metrics")
-            metric_lists = [list(m) if isinstance(m, (list, tuple)) else ([m] if m else [])
-                            for m in metric_lists]
         self._outputs_spec = [
             # weights as floats once: a tensor weight would make `weight == 1` a sync every step
-            _OutputSpec(n, None if lo is None else losses_mod.get(lo), 1.0 if w is None else float(w), m)
-            for n, lo, w, m in zip(names, loss_list, weights, metric_lists)
+            _OutputSpec(n, None if lo is None else losses_mod.get(lo), 1.0 if w is None else float(w))
+            for n, lo, w in zip(names, loss_list, weights)
         ]
-        flat_true = self._flat_targets(y_true, len(flat_pred))
-        for spec, yt, yp in zip(self._outputs_spec, flat_true, flat_pred):
-            spec.metrics = [metrics_mod.get(m, yt, yp) for m in spec.metric_ids]
-        self._loss_tracker = metrics_mod.Mean("loss")
-        self._output_loss_trackers = [metrics_mod.Mean(f"{s.name}_loss") for s in self._outputs_spec]
+        if self._compile_metrics is not None:
+            if y_true is None:
+                raise ValueError(f"Model '{self.name}' was compiled with metrics, which need targets `y`.")
+            flat_true = self._flat_targets(y_true, len(flat_pred))
+            for spec, ids, weighted_ids, yt, yp in zip(
+                    self._outputs_spec, self._metric_lists(self._metrics_arg, names, "metrics"),
+                    self._metric_lists(self._weighted_metrics_arg, names, "weighted_metrics"),
+                    flat_true, flat_pred):
+                spec.metrics, spec.weighted = output_metrics(ids, weighted_ids, yt, yp)
+        multi = len(self._outputs_spec) > 1
+        for spec in self._outputs_spec:
+            spec.tracker = metrics_mod.Mean(f"{spec.name}_loss") if multi and spec.loss is not None else None
+        self._output_loss_trackers = [s.tracker for s in self._outputs_spec if s.tracker is not None]
+
+    @staticmethod
+    def _flat_predictions(y_pred) -> list:
+        return [y_pred] if isinstance(y_pred, torch.Tensor) else tree.flatten(y_pred)
 
     def _flat_targets(self, y, n_outputs):
         if isinstance(y, dict):
@@ -236,84 +348,103 @@ class Trainer:
             lambda t: t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t,
             structure)
 
-    def _compute_loss(self, y, y_pred, sample_weight):
-        flat_pred = tree.flatten(y_pred)
+    # ----------------------------------------------------------------- loss
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The total loss of a batch (Keras' `compute_loss`): the compiled loss, the weights'
+        regularization penalties and the losses layers added with `add_loss` in the last call.
+        Each output's loss tracker is updated here (models with several outputs)."""
+        total = None
+        if self._loss_arg is not None:
+            if y is None:
+                raise ValueError(f"Model '{self.name}' was compiled with a `loss`, which needs "
+                                 "targets `y`; pass y to fit()/evaluate().")
+            if self._outputs_spec is None:
+                self._resolve_outputs(y, y_pred)
+            total = self._compiled_loss(y, y_pred, sample_weight)
+        if self._regularized is None:
+            self._regularized = self._find_regularized()
+        for layer, name, regularizer in self._regularized:
+            penalty = regularizer(getattr(layer, name))
+            total = penalty if total is None else total + penalty
+        for added in self._added_losses():
+            added = added.sum()
+            total = added if total is None else total + added
+        if total is None:
+            raise ValueError(
+                f"No loss to compute for model '{self.name}': compile() was given no `loss`, no "
+                "layer called add_loss(), and no weight has a regularizer. Pass one, e.g. "
+                "compile(loss='mse'), or override train_step()/compute_loss().")
+        return total
+
+    def _compiled_loss(self, y, y_pred, sample_weight):
+        flat_pred = self._flat_predictions(y_pred)
         flat_true = self._flat_targets(y, len(flat_pred))
-        per_output = []
         total = None
         for spec, yt, yp in zip(self._outputs_spec, flat_true, flat_pred):
             if spec.loss is None:
-                per_output.append(None)
                 continue
             value = spec.loss(yt, yp, sample_weight)
-            per_output.append(value)
+            if spec.tracker is not None:
+                spec.tracker.update_state(value.detach(), sample_weight=yp.shape[0])
             weighted = value if spec.weight == 1 else spec.weight * value
             total = weighted if total is None else total + weighted
-        if total is None:
-            total = 0.0
-        for layer, name, regularizer in self._regularized:
-            total = total + regularizer(getattr(layer, name))
-        return total, per_output
+        return total
 
-    def _update_metrics(self, total, per_output, y, y_pred, sample_weight, batch_n):
-        with torch.no_grad():
-            self._loss_tracker.update_state(total.detach(), sample_weight=batch_n)
-            flat_pred = tree.flatten(y_pred)
-            flat_true = self._flat_targets(y, len(flat_pred))
-            multi = len(self._outputs_spec) > 1
-            for spec, tracker, value, yt, yp in zip(self._outputs_spec,
-                                                    self._output_loss_trackers, per_output,
-                                                    flat_true, flat_pred):
-                if multi and value is not None:
-                    tracker.update_state(value.detach(), sample_weight=batch_n)
-                for m in spec.metrics:
-                    m.update_state(yt, yp.detach(), sample_weight)
+    def _find_regularized(self) -> list:
+        return [(layer, name, reg) for layer in self.modules() if isinstance(layer, Layer)
+                for name, reg in layer._regularizers]
 
-    def _logs(self) -> dict:
-        logs = {"loss": self._loss_tracker.result()}
-        multi = len(self._outputs_spec) > 1
-        for spec, tracker in zip(self._outputs_spec, self._output_loss_trackers):
-            if multi and spec.loss is not None:
-                logs[tracker.name] = tracker.result()
-            for m in spec.metrics:
-                logs[f"{spec.name}_{m.name}" if multi else m.name] = m.result()
-        return logs
+    def _added_losses(self) -> list:
+        return [t for m in submodules(self) for t in vars(m).get("_added_losses", ())]
 
-    def _all_metrics(self):
-        yield self._loss_tracker
-        yield from self._output_loss_trackers
-        for spec in self._outputs_spec:
-            yield from spec.metrics
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with a batch and return the logs (Keras'
+        `compute_metrics`): a mapping of every metric's result, read when looked at."""
+        if self._compile_metrics is not None and y is not None:
+            self._compile_metrics.update_state(y, y_pred, sample_weight)
+        return LazyLogs(self.get_metrics_result)
 
-    def _reset_metrics(self):
-        for m in self._all_metrics():
-            m.reset_state()
+    # ----------------------------------------------------------------- the default steps
+    def train_step(self, data):
+        """One training step on a batch: forward, loss, gradients, update, metrics. `fit` calls
+        it for every batch; override it to customize what fit does (it then runs instead).
 
-    def _train_step(self, x, y, sample_weight):
+        `data` is `x`, `(x, y)` or `(x, y, sample_weight)` (`lamina.utils.unpack_x_y_sample_weight`);
+        returns the logs (a mapping of metric names to values).
+        """
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
         fused = self._dense_step
         if fused is not None and fused.applies(x, y, sample_weight):
             total, y_pred = fused(x, y)
-            self._update_metrics(total, [total], y, y_pred, None, x.shape[0])
-            return
+            self._loss_tracker.update_state(total.detach(), sample_weight=x.shape[0])
+            return self.compute_metrics(x, y, y_pred, None)
         parallel = self._data_parallel
         with self._autocast():
             y_pred = self(x) if parallel is None else parallel.wrapper(x)
-            total, per_output = self._compute_loss(y, y_pred, sample_weight)
+            total = self.compute_loss(x, y, y_pred, sample_weight, training=True)
         self.optimizer.zero_grad()
         objective = total if parallel is None else total * parallel.share
         if self._grad_scaler is not None:
             objective = self._grad_scaler.scale(objective)
         objective.backward()
         self.optimizer.step(self._grad_scaler)
-        self._update_metrics(total, per_output, y, y_pred, sample_weight,
-                             tree.flatten(x)[0].shape[0])
+        self._loss_tracker.update_state(total.detach(), sample_weight=_batch_size(x))
+        return self.compute_metrics(x, y, y_pred, sample_weight)
 
-    def _test_step(self, x, y, sample_weight):
+    def test_step(self, data):
+        """One evaluation step on a batch (no gradients): loss and metrics. `evaluate` and fit's
+        validation call it; override it to customize them."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
         with self._autocast():
             y_pred = self(x)
-            total, per_output = self._compute_loss(y, y_pred, sample_weight)
-        self._update_metrics(total, per_output, y, y_pred, sample_weight,
-                             tree.flatten(x)[0].shape[0])
+            total = self.compute_loss(x, y, y_pred, sample_weight, training=False)
+        self._loss_tracker.update_state(total.detach(), sample_weight=_batch_size(x))
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def predict_step(self, data):
+        """The model's outputs for a batch. `predict` calls it; override it to customize."""
+        x, _, _ = unpack_x_y_sample_weight(data)
+        return self(x)
 
     # ----------------------------------------------------------------- preparing
     def _prepare(self, data, y_full=None, training=True, device=None):
@@ -327,18 +458,23 @@ class Trainer:
         # checks; kept, so train_on_batch loops do not pay a second forward per step.
         probe = self._output_probe
         if probe is None or tree.flatten(probe)[0].device != self._device():
-            with torch.no_grad(), state_updates_disabled(), self._modes(False):
-                probe = self._output_probe = self(x0)
-        y_pred = probe
-        if self._outputs_spec is None:
-            self._resolve_outputs(y0, y_pred)
+            try:
+                with torch.no_grad(), state_updates_disabled(), self._modes(False):
+                    probe = self._output_probe = self(x0)
+            except NotImplementedError:
+                # A model without a forward pass of its own (a GAN whose train_step calls its
+                # generator and discriminator): nothing to probe, its step does the work.
+                probe = None
         # The weights with a regularizer, found once rather than by a module walk every step.
-        self._regularized = [(layer, name, reg) for layer in self.modules() if isinstance(layer, Layer)
-                             for name, reg in layer._regularizers]
+        self._regularized = self._find_regularized()
         if training and not self.optimizer.built:
             self.optimizer.build(self.parameters())
+        if probe is None or y0 is None or (self._loss_arg is None and self._compile_metrics is None):
+            return
+        if self._outputs_spec is None:
+            self._resolve_outputs(y0, probe)
         targets = y_full if y_full is not None else y0
-        flat_pred = tree.flatten(y_pred)
+        flat_pred = self._flat_predictions(probe)
         for spec, yt, yp in zip(self._outputs_spec, self._flat_targets(targets, len(flat_pred)),
                                 flat_pred):
             if spec.loss is not None:
@@ -396,7 +532,8 @@ class Trainer:
         self._grad_scaler = self._grad_scaler or self.dtype_policy.grad_scaler(self._device().type)
         parallel = self._data_parallel = distributed.setup(self)
         # The hand-derived step, where the model allows it (never under data parallelism).
-        self._dense_step = DenseStackStep.for_model(self) if self._jit_compile else None
+        self._dense_step = (DenseStackStep.for_model(self) if self._jit_compile and self._outputs_spec
+                            else None)
         try:
             return self._fit_epochs(data, val, parallel, epochs, verbose, callbacks, initial_epoch,
                                     steps_per_epoch, validation_steps, validation_freq)
@@ -428,29 +565,29 @@ class Trainer:
         device = self._device()
         logs = {}
         for epoch in range(initial_epoch, epochs):
-            self._reset_metrics()
+            self.reset_metrics()
             cbs.on_epoch_begin(epoch, {})
             self.train()
-            for step, (xb, yb, wb) in enumerate(data):
+            step_logs = None
+            for step, batch in enumerate(data):
                 if steps_per_epoch and step >= steps_per_epoch:
                     break
                 if step < skip_steps:
                     continue
                 if cbs.wants("on_train_batch_begin"):
                     cbs.on_train_batch_begin(step, {})
-                self._train_step(self._to_device(xb, device), self._to_device(yb, device),
-                                 self._to_device(wb, device))
+                step_logs = self.train_step(self._step_data(batch, device))
                 if cbs.wants("on_train_batch_end"):
-                    cbs.on_train_batch_end(step, LazyLogs(self._logs))
+                    cbs.on_train_batch_end(step, LazyLogs(step_logs))
                 if self.stop_training and parallel is None:  # processes stop together, below
                     break
             skip_steps = 0
             if parallel is not None:
                 parallel.average_buffers(self)
                 parallel.reduce_metrics(self._all_metrics())
-            logs = {k: float(v) for k, v in self._logs().items()}
+            logs = self._final_logs(step_logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._run_evaluation(val, validation_steps)
+                val_logs = self._run_evaluation(val, validation_steps, cbs)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
             if parallel is not None:
@@ -471,18 +608,32 @@ class Trainer:
             return adapt(*validation_data, batch_size=batch_size)
         return adapt(validation_data, batch_size=batch_size)
 
-    def _run_evaluation(self, data, steps=None) -> dict:
-        self._reset_metrics()
+    def _step_data(self, batch, device=None):
+        """An adapter's (x, y, sample_weight) batch on the model's device, packed as the step
+        methods receive it."""
+        x, y, sample_weight = batch
+        return pack_x_y_sample_weight(*(self._to_device(t, device) for t in (x, y, sample_weight)))
+
+    def _run_evaluation(self, data, steps=None, callbacks=None) -> dict:
+        """Run `test_step` on the batches with the `on_test_*` hooks; the logs of the whole."""
+        cbs = callbacks or CallbackList([], self, {})
+        self.reset_metrics()
+        cbs.on_test_begin({})
+        step_logs = None
         with torch.no_grad(), state_updates_disabled(), self._modes(False):
-            for step, (xb, yb, wb) in enumerate(data):
+            for step, batch in enumerate(data):
                 if steps and step >= steps:
                     break
-                if yb is None:
-                    raise ValueError("evaluate() needs targets `y` to compute the loss.")
-                self._test_step(self._to_device(xb), self._to_device(yb), self._to_device(wb))
+                if cbs.wants("on_test_batch_begin"):
+                    cbs.on_test_batch_begin(step, {})
+                step_logs = self.test_step(self._step_data(batch))
+                if cbs.wants("on_test_batch_end"):
+                    cbs.on_test_batch_end(step, LazyLogs(step_logs))
         if getattr(data, "partial", False):  # each process saw its part of the data
             self._data_parallel.reduce_metrics(self._all_metrics())
-        return {k: float(v) for k, v in self._logs().items()}
+        logs = self._final_logs(step_logs)
+        cbs.on_test_end(logs)
+        return logs
 
     # ----------------------------------------------------------------- evaluate / predict
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
@@ -491,8 +642,10 @@ class Trainer:
         self._require_compiled("evaluate")
         data = adapt(x, y, sample_weight, batch_size)
         self._prepare(data, getattr(data, "y", None), training=False)
-        logs = self._run_evaluation(data, steps)
-        if _resolve_verbose(verbose) and distributed.is_main_process():
+        verbose = _resolve_verbose(verbose)
+        cbs = CallbackList(callbacks or [], self, {"steps": steps or len(data) or None, "verbose": verbose})
+        logs = self._run_evaluation(data, steps, cbs)
+        if verbose and distributed.is_main_process():
             from lamina.models.progress import format_logs
 
             print(f"{len(data)}/{len(data)} - {format_logs(logs)}")
@@ -519,11 +672,20 @@ class Trainer:
         is updated: weights, moving statistics and RNN states stay as they were.
         """
         states = state_updates_disabled() if training else contextlib.nullcontext()
-        one_batch = _one_batch(x, batch_size) if steps is None else None
+        one_batch = _one_batch(x, batch_size) if steps is None and not callbacks else None
         with torch.inference_mode(), states, self._modes(bool(training)), self._autocast():
             if one_batch is not None:  # the lean path of single-sample serving: no adapter, no concat
                 return self._predict_one(one_batch)
-            outs = [self(xb) for xb in self._predict_batches(x, batch_size, steps)]
+            cbs = CallbackList(callbacks or [], self, {"steps": steps, "verbose": _resolve_verbose(verbose)})
+            cbs.on_predict_begin({})
+            outs = []
+            for step, xb in enumerate(self._predict_batches(x, batch_size, steps)):
+                if cbs.wants("on_predict_batch_begin"):
+                    cbs.on_predict_batch_begin(step, {})
+                outs.append(self.predict_step(pack_x_y_sample_weight(xb)))
+                if cbs.wants("on_predict_batch_end"):
+                    cbs.on_predict_batch_end(step, {"outputs": outs[-1]})
+            cbs.on_predict_end({})
         return _concat_outputs(outs)
 
     def predict_mc(self, x, samples=30, batch_size=None, return_samples=False) -> MCResult:
@@ -582,19 +744,17 @@ class Trainer:
         if class_weight is not None:
             data.sample_weight = self._class_weighted(data.y, data.sample_weight, class_weight)
         self._prepare(data, data.y)
-        self._reset_metrics()
-        xb, yb, wb = data.peek()
+        self.reset_metrics()
         with self._modes(True):
-            self._train_step(self._to_device(xb), self._to_device(yb), self._to_device(wb))
-        return self._batch_result(return_dict)
+            logs = self.train_step(self._step_data(data.peek()))
+        return self._batch_result(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
         data = adapt(x, y, sample_weight, batch_size=None)
         data.batch_size = data.n
         self._prepare(data, data.y, training=False)
-        self._run_evaluation(data)
-        return self._batch_result(return_dict)
+        return self._batch_result(self._run_evaluation(data), return_dict)
 
     def predict_on_batch(self, x):
         # As predict(): inference mode, and stateful RNNs carry their states on (Keras).
@@ -602,16 +762,21 @@ class Trainer:
             return self._predict_one(to_tensors(x, "x"))
 
     def _predict_one(self, x):
-        """The model's output for the batch `x` (in the caller's inference context) as numpy."""
+        """`predict_step`'s output for the batch `x` (in the caller's inference context) as numpy."""
         device = self._place()
-        return _output_copy(self(self._to_device(x, device)), x)
+        return _output_copy(self.predict_step(pack_x_y_sample_weight(self._to_device(x, device))), x)
 
-    def _batch_result(self, return_dict):
-        logs = {k: float(v) for k, v in self._logs().items()}
+    def _batch_result(self, logs, return_dict):
+        logs = self._final_logs(logs)
         if return_dict:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
+
+
+def _batch_size(x) -> int:
+    """The number of samples in a batch of inputs (the first tensor's first axis)."""
+    return next(t for t in tree.flatten(x) if t is not None).shape[0]
 
 
 def submodules(root: nn.Module) -> list:

@@ -109,6 +109,49 @@ class Optimizer:
         """One update from the weights' (unscaled, clipped) gradients: torch's step."""
         self.torch_optimizer.step()
 
+    def apply(self, grads, trainable_variables=None) -> None:
+        """Update `trainable_variables` with `grads` (Keras' `optimizer.apply`), as a custom
+        `train_step` does after `loss.backward()`. The first call builds the optimizer for these
+        variables (all the weights it was built for when left out); a weight it was built for
+        that is not among them is left unchanged. A gradient of None leaves its weight unchanged.
+        """
+        grads = list(grads)
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(f"{type(self).__name__}.apply: pass `trainable_variables` on the "
+                                 "first call, so that the optimizer knows which weights it updates.")
+            params = list(self._params)
+        else:
+            params = [_parameter(v) for v in trainable_variables]
+        if len(grads) != len(params):
+            raise ValueError(f"{type(self).__name__}.apply: {len(grads)} gradients for "
+                             f"{len(params)} variables; pass one gradient per variable.")
+        if not self.built:
+            self.build(params)
+        own = {id(p) for p in self._params}
+        unknown = [tuple(p.shape) for p in params if id(p) not in own]
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__}.apply: variables of shapes {unknown} are not among the "
+                "weights this optimizer was built for; use one optimizer per set of weights.")
+        given = {id(p) for p in params}
+        # The optimizer's other weights keep their gradients aside during this update.
+        held = [(p, p.grad) for p in self._params if id(p) not in given and p.grad is not None]
+        for p, _ in held:
+            p.grad = None
+        for p, g in zip(params, grads):
+            if g is not p.grad:
+                p.grad = None if g is None else g.to(p.dtype)
+        with torch.no_grad():
+            self.step()
+        for p, g in held:
+            p.grad = g
+
+    def apply_gradients(self, grads_and_vars) -> None:
+        """`apply` for a list of (gradient, variable) pairs (Keras' `apply_gradients`)."""
+        pairs = list(grads_and_vars)
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
     def get_config(self) -> dict:
         return {"name": self.name, "learning_rate": self._lr, "clipnorm": self.clipnorm,
                 "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm,
@@ -117,6 +160,16 @@ class Optimizer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _parameter(variable) -> torch.Tensor:
+    """The torch tensor a weight holds: the weight itself, or a Keras-style Variable's `.value`."""
+    if isinstance(variable, torch.Tensor):
+        return variable
+    value = getattr(variable, "value", None)
+    if isinstance(value, torch.Tensor):
+        return value
+    raise TypeError(f"Optimizer: expected a weight (a torch Parameter or a Variable). Received: {variable!r}")
 
 
 def _fastest_implementation(torch_class, params) -> dict:
