@@ -6,10 +6,15 @@ categorical cross-entropy (one-hot rows) or sparse categorical cross-entropy (in
 softmax; multi-label 0/1 rows take a sigmoid per unit with binary cross-entropy. Keras trains the
 wrong combinations silently and torch answers with tensor-dimension errors; here each one raises a
 ValueError that says what is wrong and which loss and output activation to use instead.
+
+Targets that Keras trains on and whose loss is still well defined, only unusual (categorical
+cross-entropy on multi-hot rows, on rows that do not sum to 1, on non-negative weights above 1),
+are not refused: a warning says what is unusual and the likely fix, and training goes on.
 """
 
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 
 import numpy as np
@@ -172,6 +177,14 @@ class _Case:
             f"{activation}): {problem} {fix}"
         )
 
+    def caution(self, problem, fix):
+        """A warning for targets Keras trains on whose loss is defined but unusual."""
+        activation = self.squash or "no softmax/sigmoid"
+        warnings.warn(
+            f"{self.loss.name} on output '{self.output}' ({_units(self.units)}, {activation}): "
+            f"{problem} The loss is defined (as in Keras), so training goes on; if this is not "
+            f"intended: {fix}", UserWarning, stacklevel=2)
+
     def shape_problem(self):
         return (f"the targets have shape {self.target_shape} but the output has shape "
                 f"{self.output_shape}.")
@@ -277,27 +290,35 @@ def _check_categorical(case):
                 f"lamina.utils.to_categorical(y, num_classes={k}).",
             )
         case.fail(case.shape_problem(), "Targets must be one-hot rows shaped like the output.")
-    if not case.in_unit:
+    if case.lo < 0:  # a negative target weight makes the loss unbounded below
         case.fail(
             f"the targets must be one-hot rows or class probabilities in [0, 1], but they range over "
             f"{case.range_text}.",
             "Encode integer labels with lamina.utils.to_categorical(y), or use "
             "loss='sparse_categorical_crossentropy' on the labels.",
         )
-    if not case.sums_to_one:
+    if not case.in_unit:
+        case.caution(
+            f"the targets range over {case.range_text}, not one-hot rows or class probabilities in "
+            "[0, 1]; each row weighs the log-probabilities by its values.",
+            "encode integer labels with lamina.utils.to_categorical(y), or use "
+            "loss='sparse_categorical_crossentropy' on the labels.",
+        )
+    elif not case.sums_to_one:
         if case.binary:
-            case.fail(
+            case.caution(
                 "some target rows have several 1s (or none): multi-label targets, while categorical "
                 "cross-entropy assumes exactly one class per sample.",
-                "Use activation='sigmoid' on the last layer with loss='binary_crossentropy'.",
+                "use activation='sigmoid' on the last layer with loss='binary_crossentropy'.",
             )
-        row = int(((case.row_sums - 1.0).abs() > _SUMS_TO_ONE_TOLERANCE).nonzero()[0])
-        case.fail(
-            f"each target row must sum to 1 (one-hot, or a probability distribution), but row {row} "
-            f"sums to {float(case.row_sums[row]):.4g}.",
-            "Normalize the rows (y / y.sum(-1, keepdims=True)); for independent labels use "
-            "activation='sigmoid' with loss='binary_crossentropy'.",
-        )
+        else:
+            row = int(((case.row_sums - 1.0).abs() > _SUMS_TO_ONE_TOLERANCE).nonzero()[0])
+            case.caution(
+                f"target rows are not distributions: row {row} sums to "
+                f"{float(case.row_sums[row]):.4g}, not 1.",
+                "normalize the rows (y / y.sum(-1, keepdims=True)); for independent labels use "
+                "activation='sigmoid' with loss='binary_crossentropy'.",
+            )
     if case.squash == "sigmoid":
         case.fail(
             "the last layer applies sigmoid, whose units do not sum to 1, but categorical "
