@@ -422,6 +422,8 @@ class Trainer:
         with self._autocast():
             y_pred = self(x) if parallel is None else parallel.wrapper(x)
             total = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+        if not self.optimizer.built:  # a model whose weights its first step created
+            self.optimizer.build(self.parameters())
         self.optimizer.zero_grad()
         objective = total if parallel is None else total * parallel.share
         if self._grad_scaler is not None:
@@ -467,7 +469,7 @@ class Trainer:
                 probe = None
         # The weights with a regularizer, found once rather than by a module walk every step.
         self._regularized = self._find_regularized()
-        if training and not self.optimizer.built:
+        if training and not self.optimizer.built and any(p.requires_grad for p in self.parameters()):
             self.optimizer.build(self.parameters())
         if probe is None or y0 is None or (self._loss_arg is None and self._compile_metrics is None):
             return
