@@ -536,3 +536,30 @@ def test_apply_gradients_updates_only_the_given_weights_as_torch_sgd():
     assert optimizer.iterations == 2
     with pytest.raises(ValueError, match="not among the weights"):
         optimizer.apply([torch.ones(4)], [torch.nn.Parameter(torch.ones(4))])
+
+
+# ---------------------------------------------------------------------------- the batch a step gets
+def test_unpack_x_y_sample_weight_as_keras():
+    x, y, w = torch.ones(2, 3), torch.zeros(2), torch.full((2,), 0.5)
+    for data in [x, (x,), (x, y), (x, y, w), [x, y]]:
+        ours = lamina.utils.unpack_x_y_sample_weight(data)
+        theirs = keras.utils.unpack_x_y_sample_weight(data)
+        assert [a is b for a, b in zip(ours, theirs)] == [True, True, True]
+
+
+def test_a_list_of_inputs_reaches_predict_step_as_one_item():
+    from lamina import layers
+
+    seen = []
+
+    class Recording(lamina.Model):
+        def predict_step(self, data):
+            seen.append(lamina.utils.unpack_x_y_sample_weight(data))
+            return super().predict_step(data)
+
+    a, b = layers.Input((2,), name="a"), layers.Input((3,), name="b")
+    model = Recording([a, b], layers.Dense(1)(layers.Concatenate()([a, b])))
+    out = model.predict([np.ones((4, 2), "float32"), np.ones((4, 3), "float32")], verbose=0)
+    assert out.shape == (4, 1)
+    x, y, w = seen[0]
+    assert len(x) == 2 and y is None and w is None

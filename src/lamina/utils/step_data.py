@@ -5,10 +5,10 @@ from __future__ import annotations
 
 def pack_x_y_sample_weight(x, y=None, sample_weight=None):
     """One batch as `train_step`/`test_step`/`predict_step` receive it: `x` alone when there are
-    no targets (wrapped as `(x,)` when `x` is itself a tuple, so that it stays one item),
-    else `(x, y)`, else `(x, y, sample_weight)`."""
+    no targets (wrapped as `(x,)` when `x` is itself a list or tuple of inputs, so that unpacking
+    does not take its second input for targets), else `(x, y)`, else `(x, y, sample_weight)`."""
     if y is None:
-        return (x,) if isinstance(x, tuple) else x
+        return (x,) if isinstance(x, (list, tuple)) else x
     if sample_weight is None:
         return (x, y)
     return (x, y, sample_weight)
