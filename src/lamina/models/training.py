@@ -223,11 +223,11 @@ class Trainer:
     def _final_logs(self, last_logs) -> dict:
         """The logs of an epoch or evaluation: every metric's result where the step's logs name
         the same metrics (the default steps), else the last step's own logs (Keras' rule)."""
-        metric_logs = self.get_metrics_result()
+        metric_logs = python_logs(self.get_metrics_result())
         if last_logs is None:
-            return python_logs(metric_logs)
+            return metric_logs
         last = python_logs(last_logs)
-        return python_logs(metric_logs) if set(last) == set(python_logs(metric_logs)) else last
+        return metric_logs if set(last) == set(metric_logs) else last
 
     def _output_names(self, n):
         outputs = getattr(self, "_flat_outputs", None) if getattr(self, "_graph", False) else None
