@@ -75,15 +75,15 @@ class ConditionalGAN(lamina.Model):
 
     def train_step(self, data):
         real, classes = data
-        n = real.shape[0]
-        noise = torch.randn(n, LATENT)
+        n, device = real.shape[0], real.device
+        noise = torch.randn(n, LATENT, device=device)
         fake = self.generator([noise, classes], training=True)
 
         # The discriminator: real images are labelled 1 (smoothed to 0.9), generated ones 0.
         self.zero_grad()
         logits = self.discriminator([torch.cat([real, fake.detach()]), torch.cat([classes, classes])],
                                     training=True)
-        labels = torch.cat([torch.full((n, 1), 0.9), torch.zeros(n, 1)])
+        labels = torch.cat([torch.full((n, 1), 0.9, device=device), torch.zeros(n, 1, device=device)])
         d_loss = self.loss_fn(labels, logits)
         d_loss.backward()
         d_weights = self.discriminator.trainable_weights
@@ -92,7 +92,8 @@ class ConditionalGAN(lamina.Model):
 
         # The generator: its images should be taken for real.
         self.zero_grad()
-        g_loss = self.loss_fn(torch.ones(n, 1), self.discriminator([fake, classes], training=True))
+        g_loss = self.loss_fn(torch.ones(n, 1, device=device),
+                              self.discriminator([fake, classes], training=True))
         g_loss.backward()
         g_weights = self.generator.trainable_weights
         with torch.no_grad():
@@ -110,9 +111,11 @@ def save_grid(generator, path, per_class=10, seed=0):
     import matplotlib.pyplot as plt
 
     torch.manual_seed(seed)
-    classes = torch.arange(CLASSES).repeat_interleave(per_class)
+    device = next(generator.parameters()).device
+    classes = torch.arange(CLASSES, device=device).repeat_interleave(per_class)
+    noise = torch.randn(len(classes), LATENT, device=device)
     with torch.no_grad():
-        images = generator([torch.randn(len(classes), LATENT), classes], training=False).numpy()
+        images = generator([noise, classes], training=False).cpu().numpy()
     # One row per class: (classes, per_class, 8, 8) -> (classes*9, per_class*9) with 1-pixel gaps.
     tiles = np.full((CLASSES, per_class, 9, 9), -1.0, dtype="float32")
     tiles[:, :, :8, :8] = images.reshape(CLASSES, per_class, 8, 8)

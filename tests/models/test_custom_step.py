@@ -212,7 +212,8 @@ def _gan(k, latent_dim=3):
             latent = real[:, :latent_dim] * 0.5
             fake = self.generator(latent, training=True)
             both = torch.cat([fake, real])
-            labels = torch.cat([torch.ones((real.shape[0], 1)), torch.zeros((real.shape[0], 1))])
+            ones, zeros = torch.ones_like(real[:, :1]), torch.zeros_like(real[:, :1])
+            labels = torch.cat([ones, zeros])
             self.zero_grad()
             d_loss = self.loss_fn(labels, self.discriminator(both.detach(), training=True))
             d_loss.backward()
@@ -220,7 +221,7 @@ def _gan(k, latent_dim=3):
             with torch.no_grad():
                 self.d_optimizer.apply([_grad(v) for v in d_weights], d_weights)
             self.zero_grad()
-            g_loss = self.loss_fn(torch.zeros((real.shape[0], 1)),
+            g_loss = self.loss_fn(zeros,
                                   self.discriminator(self.generator(latent, training=True), training=True))
             g_loss.backward()
             g_weights = self.generator.trainable_weights
