@@ -603,3 +603,21 @@ def test_a_list_of_inputs_reaches_predict_step_as_one_item():
     assert out.shape == (4, 1)
     x, y, w = seen[0]
     assert len(x) == 2 and y is None and w is None
+
+
+def test_a_loader_of_images_alone_gives_the_step_the_images():
+    """The GAN guide's DataLoader over TensorDataset(images): each batch is [images], which Keras
+    unpacks as (x,), so the step receives the images tensor."""
+    seen = []
+
+    class Recording(lamina.Model):
+        def train_step(self, data):
+            seen.append(data)
+            return {}
+
+    model = Recording()
+    model.compile()
+    images = torch.arange(24.0).reshape(8, 3)
+    model.fit(torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images), batch_size=4), verbose=0)
+    assert len(seen) == 2 and all(isinstance(batch, torch.Tensor) for batch in seen)
+    torch.testing.assert_close(torch.cat(seen), images)

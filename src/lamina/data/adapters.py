@@ -189,8 +189,10 @@ class LoaderData:
 
     def __iter__(self):
         for item in self.loader:
-            if isinstance(item, (list, tuple)) and len(item) in (2, 3):
-                x, y, w = (*item, None) if len(item) == 2 else item
+            if isinstance(item, (list, tuple)) and len(item) in (1, 2, 3):
+                # As Keras unpacks a batch: (x,), (x, y) or (x, y, sample_weight); a one-tensor
+                # TensorDataset's batches are [x].
+                x, y, w = (*item, None, None)[:3]
             else:
                 x, y, w = item, None, None
             yield (to_tensors(x, "x"), to_tensors(y, "y"),
