@@ -190,9 +190,7 @@ class LoaderData:
     def __iter__(self):
         for item in self.loader:
             if isinstance(item, (list, tuple)) and len(item) in (1, 2, 3):
-                # As Keras unpacks a batch: (x,), (x, y) or (x, y, sample_weight); a one-tensor
-                # TensorDataset's batches are [x].
-                x, y, w = (*item, None, None)[:3]
+                x, y, w = (*item, None, None)[:3]  # (x,), (x, y) or (x, y, weight), as Keras
             else:
                 x, y, w = item, None, None
             yield (to_tensors(x, "x"), to_tensors(y, "y"),
