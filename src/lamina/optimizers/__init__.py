@@ -105,10 +105,6 @@ class Optimizer:
             grad_scaler.update()
         self.iterations += 1
 
-    def _update(self) -> None:
-        """One update from the weights' (unscaled, clipped) gradients: torch's step."""
-        self.torch_optimizer.step()
-
     def apply(self, grads, trainable_variables=None) -> None:
         """Update `trainable_variables` with `grads` (Keras' `optimizer.apply`), as a custom
         `train_step` does after `loss.backward()`. The first call builds the optimizer for these
@@ -151,6 +147,10 @@ class Optimizer:
         """`apply` for a list of (gradient, variable) pairs (Keras' `apply_gradients`)."""
         pairs = list(grads_and_vars)
         self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+    def _update(self) -> None:
+        """One update from the weights' (unscaled, clipped) gradients: torch's step."""
+        self.torch_optimizer.step()
 
     def get_config(self) -> dict:
         return {"name": self.name, "learning_rate": self._lr, "clipnorm": self.clipnorm,
