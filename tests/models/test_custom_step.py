@@ -179,6 +179,32 @@ def test_sample_weighted_step_with_class_weight_matches_keras():
     _assert_histories_equal(*histories)
 
 
+def _compute_loss_model(k):
+    """compute_loss overridden with the signature from before Keras 3.3 (no `training`)."""
+
+    class CustomModel(k.Model):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.mae_tracker = k.metrics.Mean(name="abs_error")
+
+        def compute_loss(self, x, y, y_pred, sample_weight):
+            self.mae_tracker.update_state(torch.mean(torch.abs(y_pred - y)))
+            return torch.mean((y_pred - y) ** 2) * 2.0
+
+    inputs = k.Input(shape=(6,))
+    model = CustomModel(inputs, k.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd")
+    _weights(model)
+    return model
+
+
+def test_compute_loss_override_without_training_argument_matches_keras():
+    x, y = _data()
+    histories = [_compute_loss_model(k).fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+                                            validation_data=(x, y)) for k in BACKENDS.values()]
+    _assert_histories_equal(*histories)
+
+
 # ---------------------------------------------------------------------------- a GAN's pattern
 def _gan(k, latent_dim=3):
     """Two optimizers through an overridden compile(); the generator's output is trained through

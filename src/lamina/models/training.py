@@ -12,6 +12,8 @@ value read back to the host; logs are read only when the progress bar refreshes 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 
@@ -376,6 +378,13 @@ class Trainer:
                 "compile(loss='mse'), or override train_step()/compute_loss().")
         return total
 
+    def _step_loss(self, x, y, y_pred, sample_weight, training):
+        """`compute_loss` as the default steps call it, also where a subclass overrides it with
+        the signature from before Keras 3.3, which has no `training` argument."""
+        if _takes_training(type(self).compute_loss):
+            return self.compute_loss(x, y, y_pred, sample_weight, training=training)
+        return self.compute_loss(x, y, y_pred, sample_weight)
+
     def _compiled_loss(self, y, y_pred, sample_weight):
         flat_pred = self._flat_predictions(y_pred)
         flat_true = self._flat_targets(y, len(flat_pred))
@@ -421,7 +430,7 @@ class Trainer:
         parallel = self._data_parallel
         with self._autocast():
             y_pred = self(x) if parallel is None else parallel.wrapper(x)
-            total = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+            total = self._step_loss(x, y, y_pred, sample_weight, training=True)
         if not self.optimizer.built:  # a model whose weights its first step created
             self.optimizer.build(self.parameters())
         self.optimizer.zero_grad()
@@ -439,7 +448,7 @@ class Trainer:
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         with self._autocast():
             y_pred = self(x)
-            total = self.compute_loss(x, y, y_pred, sample_weight, training=False)
+            total = self._step_loss(x, y, y_pred, sample_weight, training=False)
         self._loss_tracker.update_state(total.detach(), sample_weight=_batch_size(x))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
@@ -774,6 +783,12 @@ class Trainer:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
+
+
+@functools.cache
+def _takes_training(function) -> bool:
+    parameters = inspect.signature(function).parameters
+    return "training" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def _batch_size(x) -> int:
