@@ -12,3 +12,4 @@ from lamina.layers.pooling import *  # noqa: F403
 from lamina.layers.recurrent import *  # noqa: F403
 from lamina.layers.reshaping import *  # noqa: F403
 from lamina.layers.torch_wrapper import TorchModuleWrapper  # noqa: F401
+from lamina.layers.attention import *  # noqa: F403

@@ -87,6 +87,59 @@ def _shape_of(x):
     return tuple(x.shape) if hasattr(x, "shape") else None
 
 
+@functools.cache
+def _positional_names(cls) -> tuple[str, ...]:
+    params = list(inspect.signature(cls.call).parameters.values())[1:]
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+@functools.cache
+def _call_parameters(cls) -> frozenset:
+    return frozenset(inspect.signature(cls.call).parameters)
+
+
+def _holds_tensors(value) -> bool:
+    return any(isinstance(t, (torch.Tensor, SymbolicTensor)) for t in tree.flatten(value))
+
+
+def _tensor_arguments(cls, inputs, args, kwargs) -> dict:
+    """Keras' tensor arguments of a call, by parameter name: the first argument, then every
+    other one holding tensors (masks excepted)."""
+    names = _positional_names(cls)
+    found = {names[0] if names else "inputs": inputs}
+    named_args = zip((*names[1:], *(f"arg_{i}" for i in range(len(names), len(args) + 1))), args)
+    for name, value in (*named_args, *kwargs.items()):
+        if not (name == "mask" or name.endswith("_mask")) and _holds_tensors(value):
+            found[name] = value
+    return found
+
+
+@functools.cache
+def _build_parameters(cls) -> tuple[str, ...]:
+    return tuple(list(inspect.signature(cls.build).parameters)[1:])
+
+
+def _build_keywords(cls, shapes: dict) -> dict | None:
+    params = _build_parameters(cls)
+    if len(shapes) < 2 or len(params) < 2:
+        return None
+    keywords = {f"{name}_shape": shape for name, shape in shapes.items()
+                if f"{name}_shape" in params}
+    return keywords or None
+
+
+def _fill_masks(cls, tensor_args: dict, kwargs: dict) -> None:
+    """Keras' implicit masks for a call with several tensor arguments: `<argument>_mask`
+    parameters of `call` that the caller left empty get that argument's mask."""
+    params = _call_parameters(cls)
+    for name, value in tensor_args.items():
+        key = f"{name}_mask"
+        if key in params and kwargs.get(key) is None:
+            mask = _mask_of(value)
+            if mask is not None:
+                kwargs[key] = mask
+
+
 class Layer(nn.Module):
     """Base class of all layers. Subclasses implement `build`, `call` and `get_config`.
 
@@ -161,15 +214,31 @@ class Layer(nn.Module):
     # ----------------------------------------------------------------- calling
     def __call__(self, *args, **kwargs):
         # The common eager call (one tensor, plain keyword values such as training=) skips the
-        # walk for symbolic inputs.
-        if not (len(args) == 1 and isinstance(args[0], torch.Tensor)
-                and all(v is None or isinstance(v, _PLAIN) for v in kwargs.values())) and is_symbolic(
-                (args, kwargs)):
+        # walk for symbolic inputs and arrays.
+        if len(args) == 1 and isinstance(args[0], torch.Tensor) and all(
+                v is None or isinstance(v, _PLAIN) for v in kwargs.values()):
+            return super().__call__(*args, **kwargs)
+        # Keras turns arrays into backend tensors (floats in the layer's dtype) before calling.
+        args, kwargs = tree.map_structure(self._array_to_tensor, (args, kwargs))
+        if is_symbolic((args, kwargs)):
             return self._call_symbolic(*args, **kwargs)
         return super().__call__(*args, **kwargs)
 
+    def _array_to_tensor(self, value):
+        if not isinstance(value, np.ndarray):
+            return value
+        device = next(self.parameters(), torch.empty(0)).device
+        dtype = self.compute_dtype if np.issubdtype(value.dtype, np.floating) else None
+        return torch.as_tensor(value, dtype=dtype, device=device)
+
     def forward(self, inputs, *args, training=None, mask=None, **kwargs):
-        if not self.built:
+        if args or kwargs:
+            tensor_args = _tensor_arguments(type(self), inputs, args, kwargs)
+            if not self.built:
+                self._build_for(tree.map_structure(_shape_of, tensor_args))
+            if len(tensor_args) > 1:
+                _fill_masks(type(self), tensor_args, kwargs)
+        elif not self.built:
             self.build_from_shape(tree.map_structure(_shape_of, inputs))
         spec = self.input_spec
         if spec is not None:
@@ -187,6 +256,19 @@ class Layer(nn.Module):
                     t._lamina_mask = out_mask
         return outputs
 
+    def _build_for(self, shapes: dict) -> None:
+        """Build from the shapes of a call's tensor arguments, as Keras: a `build` with one
+        parameter gets the first argument's shape; one with several gets `<argument>_shape`
+        keywords (MultiHeadAttention's `build(query_shape, value_shape, key_shape)`)."""
+        first = next(iter(shapes.values()))
+        keywords = _build_keywords(type(self), shapes)
+        if self.built or not keywords:
+            self.build_from_shape(first)
+            return
+        self.build(**keywords)
+        self._build_input_shape = first
+        self.built = True
+
     def _mode_kwargs(self, training, mask) -> dict:
         takes_training, takes_mask = _call_accepts(type(self))
         kwargs = {}
@@ -199,18 +281,62 @@ class Layer(nn.Module):
         return kwargs
 
     def _call_symbolic(self, inputs, *args, **kwargs):
-        shapes = tree.map_structure(lambda t: t.shape if isinstance(t, SymbolicTensor) else t, inputs)
-        self.build_from_shape(shapes)
+        tensor_args = _tensor_arguments(type(self), inputs, args, kwargs)
+        shapes = tree.map_structure(lambda t: t.shape if isinstance(t, SymbolicTensor) else t,
+                                    tensor_args)
+        self._build_for(shapes)
         if self.input_spec is not None:
             self._check_input(inputs)
-        dtype = tree.flatten(inputs)[0].dtype
-        out_shapes = self.compute_output_shape(shapes)
-        out_dtype = self._output_dtype(dtype)
-        outputs = tree.map_shapes(lambda s: SymbolicTensor(s, out_dtype), out_shapes)
+        if len(tensor_args) == 1 and not set(kwargs) - {"training", "mask"}:
+            dtype = tree.flatten(inputs)[0].dtype
+            out_shapes = self.compute_output_shape(shapes[next(iter(shapes))])
+            out_dtype = self._output_dtype(dtype)
+            outputs = tree.map_shapes(lambda s: SymbolicTensor(s, out_dtype), out_shapes)
+        else:
+            outputs = self._dry_run(inputs, args, kwargs)
         node = Node(self, (inputs, *args), kwargs, outputs)
         for t in tree.flatten(outputs):
             t.node = node
+        self.__dict__.setdefault("_inbound_nodes", []).append(node)
         return outputs
+
+    def _dry_run(self, inputs, args, kwargs):
+        """Symbolic outputs of a call with several tensor arguments or options (which may change
+        the outputs' structure, as return_attention_scores), found by running `call` on zeros of
+        the inputs' shapes (a batch of 2, unknown axes 1)."""
+        def zeros(t):
+            if not isinstance(t, SymbolicTensor):
+                return t
+            shape = tuple(2 if i == 0 and d is None else (1 if d is None else d)
+                          for i, d in enumerate(t.shape))
+            return torch.zeros(shape, dtype=t.dtype)
+
+        inputs, args, kwargs = tree.map_structure(zeros, (inputs, args, kwargs))
+        with torch.no_grad(), state_updates_disabled():
+            out = self.call(inputs, *args, **kwargs, **self._mode_kwargs(False, None))
+        return tree.map_structure(
+            lambda t: SymbolicTensor((None, *tuple(t.shape)[1:]), t.dtype), out)
+
+    # Keras' graph bookkeeping: the tensors of the layer's first call on symbolic inputs.
+    @property
+    def input(self):
+        """The input tensor(s) of the layer's first call in a functional graph."""
+        args, kwargs = self._first_node().args, self._first_node().kwargs
+        tensors = [t for t in tree.flatten((args, kwargs)) if isinstance(t, SymbolicTensor)]
+        return tensors[0] if len(tensors) == 1 else tensors
+
+    @property
+    def output(self):
+        """The output tensor(s) of the layer's first call in a functional graph."""
+        return self._first_node().outputs
+
+    def _first_node(self):
+        nodes = self.__dict__.get("_inbound_nodes")
+        if not nodes:
+            # torch's Module.__getattr__ then reports the attribute as missing, as Keras does
+            # for a layer never called in a graph.
+            raise AttributeError("input/output")
+        return nodes[0]
 
     def _output_dtype(self, input_dtype):
         return self.compute_dtype if input_dtype.is_floating_point else torch.float32
@@ -373,11 +499,11 @@ def _marks_built(build):
     marks the layer built, and a second call is a no-op instead of re-creating the weights."""
 
     @functools.wraps(build)
-    def wrapper(self, input_shape=None):
+    def wrapper(self, *shapes, **named_shapes):
         if self.built:
             return
-        build(self, input_shape)
-        self._build_input_shape = input_shape
+        build(self, *shapes, **named_shapes)
+        self._build_input_shape = (shapes or (*named_shapes.values(), None))[0]
         self.built = True
 
     return wrapper
