@@ -14,3 +14,13 @@ def test_forecast_airline_runs_and_draws(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "test MAE over the last 24 months" in done.stdout
     assert out.stat().st_size > 10_000
+
+
+def test_transformer_norms_runs_and_draws(tmp_path):
+    out = tmp_path / "norms.png"
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "transformer_norms.py"),
+                           "--batch-sizes", "32", "--epochs", "1", "-o", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "LayerNormalization" in done.stdout and "BatchNormalization" in done.stdout
+    assert out.stat().st_size > 10_000
