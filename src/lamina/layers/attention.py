@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from lamina import initializers, regularizers
 from lamina.layers.base import Layer
+from lamina.layers.conv import positive_int
 from lamina.layers.dropout import Dropout
 
 __all__ = ["MultiHeadAttention", "Attention"]
@@ -38,12 +39,6 @@ class _Projection(Layer):
     def call(self, inputs):
         out = torch.tensordot(inputs, self.kernel, dims=len(self.in_dims))
         return out + self.bias if self.use_bias else out
-
-
-def _positive_int(layer, name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{layer}: `{name}` must be a positive int. Received: {name}={value!r}")
-    return value
 
 
 def _masked_softmax(scores, mask):
@@ -123,10 +118,9 @@ class MultiHeadAttention(Layer):
                            ("bias_constraint", bias_constraint)):
             if value is not None:
                 raise ValueError(f"{where}: `{arg}` is not supported by lamina. Received: {value!r}")
-        self.num_heads = _positive_int(where, "num_heads", num_heads)
-        self.key_dim = _positive_int(where, "key_dim", key_dim)
-        self.value_dim = _positive_int(where, "value_dim", value_dim if value_dim is not None
-                                       else key_dim)
+        self.num_heads = positive_int(self, num_heads, "num_heads")
+        self.key_dim = positive_int(self, key_dim, "key_dim")
+        self.value_dim = positive_int(self, key_dim if value_dim is None else value_dim, "value_dim")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"{where}: `dropout` must be in [0, 1). Received: dropout={dropout!r}")
         self.dropout = float(dropout)
