@@ -232,7 +232,8 @@ class Layer(nn.Module):
         return torch.as_tensor(value, dtype=dtype, device=device)
 
     def forward(self, inputs, *args, training=None, mask=None, **kwargs):
-        if args or kwargs:
+        # Plain options (BN's _relu=True, return_state flags) skip the walk for more tensors.
+        if args or not all(v is None or isinstance(v, _SCALARS) for v in kwargs.values()):
             tensor_args = _tensor_arguments(type(self), inputs, args, kwargs)
             if not self.built:
                 self._build_for(tree.map_structure(_shape_of, tensor_args))
@@ -521,8 +522,9 @@ def _to_keras(t, layout):
     return t if layout is None else layout.to_keras(t)
 
 
-# Keyword values that cannot hold a symbolic tensor.
+# Keyword values that cannot hold a symbolic tensor, and those that are no tensor at all.
 _PLAIN = (bool, int, float, str, torch.Tensor)
+_SCALARS = (bool, int, float, str)
 
 
 def _mask_of(inputs):
