@@ -90,3 +90,25 @@ def test_symbolic_shapes_and_bad_cells():
 
     with pytest.raises(ValueError, match="state_size"):
         lamina.layers.RNN(NoState())
+
+
+@pytest.mark.parametrize("cell, kwargs", [
+    ("SimpleRNNCell", {}),
+    ("LSTMCell", {}),
+    ("LSTMCell", {"unit_forget_bias": False, "use_bias": False}),
+    ("GRUCell", {}),
+    ("GRUCell", {"reset_after": False}),
+])
+def test_builtin_cells_in_rnn_match_keras(cell, kwargs):
+    tokens = np.array([[1, 2, 3, 0, 0, 0], [4, 5, 6, 7, 8, 1], [0, 0, 2, 3, 0, 4]])
+    models = []
+    for lib in (keras, lamina):
+        inp = lib.Input((6,), dtype="int32")
+        x = lib.layers.Embedding(9, 3, mask_zero=True)(inp)
+        out = lib.layers.RNN(getattr(lib.layers, cell)(4, **kwargs), return_sequences=True,
+                             return_state=True)(x)
+        models.append(lib.Model(inp, list(out)))
+    assert [w.shape for w in models[1].get_weights()] == [w.shape for w in models[0].get_weights()]
+    models[1].set_weights(models[0].get_weights())
+    for k, lam in zip(models[0].predict(tokens, verbose=0), models[1].predict(tokens, verbose=0)):
+        np.testing.assert_allclose(lam, k, atol=1e-5)
