@@ -144,3 +144,48 @@ def test_summary_show_trainable_column():
     rows = {line.split()[1]: line for line in text.splitlines() if "(Dense)" in line or "(Input" in line}
     assert rows["frozen"].rstrip(" │").endswith("N") and rows["head"].rstrip(" │").endswith("Y")
     assert "Non-trainable params: 8" in text
+
+
+@pytest.mark.parametrize("lib", [keras, lamina])
+def test_a_graph_gives_a_custom_call_its_mask_as_keras_masking_guide(lib):
+    class TemporalSoftmax(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.supports_masking = True
+
+        def call(self, inputs, mask=None):
+            assert mask is not None  # also while the graph is being built
+            keep = torch.as_tensor(mask).to(inputs.dtype).unsqueeze(-1)
+            exp = torch.exp(inputs - inputs.max(dim=1, keepdim=True).values) * keep
+            return exp / exp.sum(dim=1, keepdim=True)
+
+    tokens = lib.Input((None,), dtype="int32")
+    x = lib.layers.Embedding(10, 4, mask_zero=True)(tokens)
+    out = TemporalSoftmax()(lib.layers.Dense(1)(x))
+    model = lib.Model(tokens, out)
+    probs = model.predict(np.array([[3, 4, 0, 0], [1, 2, 3, 5]]), verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all(probs[0, 2:] == 0)
+
+
+def test_sequential_built_inside_predict_has_ordinary_weights():
+    model = lamina.Sequential([layers.Embedding(10, 4), layers.Dense(2)])
+    x = np.array([[1, 2], [3, 4]])
+    before = model.predict(x, verbose=0)
+    model.set_weights([w * 2 for w in model.get_weights()])
+    # Both factors double and the bias is still zero: the outputs quadruple.
+    np.testing.assert_allclose(model.predict(x, verbose=0), 4 * before, rtol=1e-5, atol=1e-6)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, np.zeros((2, 2, 2), "float32"), epochs=1, verbose=0)
+
+
+def test_masked_graph_keeps_unknown_axes_and_records_masks():
+    tokens = lamina.Input((None,))
+    x = layers.Embedding(50, 8, mask_zero=True)(tokens)
+    seq = layers.LSTM(4, return_sequences=True)(x)
+    attended = layers.MultiHeadAttention(2, 4)(seq, seq)
+    conv = layers.Conv1D(3, 5)(x)  # Conv1D drops the mask, as Keras
+    assert x.shape == (None, None, 8) and seq.shape == (None, None, 4)
+    assert attended.shape == (None, None, 4) and conv.shape == (None, None, 3)
+    assert x.mask_shape == seq.mask_shape == attended.mask_shape == (None, None)
+    assert conv.mask_shape is None

@@ -33,6 +33,8 @@ def _both(name, *args, images=IMAGES, **kwargs):
     ("Resizing", (20, 16), {"interpolation": "nearest"}),
     ("Resizing", (6, 6), {"crop_to_aspect_ratio": True}),
     ("Resizing", (4, 10), {"interpolation": "bicubic"}),
+    ("Resizing", (6, 6), {"pad_to_aspect_ratio": True, "fill_value": 3.0}),
+    ("Resizing", (5, 3), {"antialias": True}),
     ("CenterCrop", (5, 8), {}),
     ("CenterCrop", (12, 6), {}),  # taller than the image: Keras resizes instead
 ])

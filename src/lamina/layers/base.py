@@ -205,7 +205,10 @@ class Layer(nn.Module):
 
     def build_from_shape(self, input_shape) -> None:
         if not self.built:
-            self.build(input_shape)
+            # A first call inside predict (inference mode) must still make ordinary weights,
+            # which set_weights and the optimizer can change in place later.
+            with torch.inference_mode(False):
+                self.build(input_shape)
             # Layer.build itself is not wrapped by _marks_built: a class without its own build
             # (Activation, a subclassed Model) is marked here, with the shape it was built for.
             self._build_input_shape = input_shape
@@ -266,7 +269,8 @@ class Layer(nn.Module):
         if self.built or not keywords:
             self.build_from_shape(first)
             return
-        self.build(**keywords)
+        with torch.inference_mode(False):
+            self.build(**keywords)
         self._build_input_shape = first
         self.built = True
 
@@ -288,11 +292,14 @@ class Layer(nn.Module):
         self._build_for(shapes)
         if self.input_spec is not None:
             self._check_input(inputs)
-        if len(tensor_args) == 1 and not set(kwargs) - {"training", "mask"}:
+        masked = any(getattr(t, "mask_shape", None) is not None for t in tree.flatten(inputs))
+        shaped = type(self).compute_output_shape is not Layer.compute_output_shape
+        if len(tensor_args) == 1 and not set(kwargs) - {"training", "mask"} and (shaped or not masked):
             dtype = tree.flatten(inputs)[0].dtype
             out_shapes = self.compute_output_shape(shapes[next(iter(shapes))])
             out_dtype = self._output_dtype(dtype)
             outputs = tree.map_shapes(lambda s: SymbolicTensor(s, out_dtype), out_shapes)
+            self._record_masks(inputs, args, kwargs, outputs, masked)
         else:
             outputs = self._dry_run(inputs, args, kwargs)
         node = Node(self, (inputs, *args), kwargs, outputs)
@@ -301,22 +308,63 @@ class Layer(nn.Module):
         self.__dict__.setdefault("_inbound_nodes", []).append(node)
         return outputs
 
+    def _record_masks(self, inputs, args, kwargs, outputs, masked) -> None:
+        """Where masks flow (an input carries one, or the layer makes them), run the layer on
+        zeros as Keras runs it symbolically: a `call(inputs, mask=None)` sees a mask while the
+        graph is built, and the outputs record whether they carry one (`mask_shape`). (A layer
+        without its own compute_output_shape gets its shapes from that run itself.)"""
+        if not masked and type(self).compute_mask is Layer.compute_mask:
+            return
+        try:
+            probe = self._dry_run(inputs, args, kwargs)
+        except Exception:  # noqa: BLE001 - only the symbolic mask record is lost, never a value
+            return
+        probes = tree.flatten(probe)
+        if len(probes) == len(tree.flatten(outputs)):
+            for t, p in zip(tree.flatten(outputs), probes):
+                t.mask_shape = p.mask_shape
+
     def _dry_run(self, inputs, args, kwargs):
-        """Symbolic outputs of a call with several tensor arguments or options (which may change
-        the outputs' structure, as return_attention_scores), found by running `call` on zeros of
-        the inputs' shapes (a batch of 2, unknown axes 1)."""
+        """Symbolic outputs found by running the layer on zeros of the inputs' shapes (a batch
+        of 2; unknown axes 16, then 17 to find which output axes follow them), for calls with
+        several tensor arguments or options that may change the outputs' structure
+        (return_attention_scores). Each output records the shape of the mask it carries."""
+        flat_in = [t for t in tree.flatten((inputs, args, kwargs)) if isinstance(t, SymbolicTensor)]
+        unknown = any(d is None for t in flat_in for d in t.shape[1:])
+        runs = [self._run_on_zeros(inputs, args, kwargs, size) for size in ((16, 17) if unknown else (16,))]
+
+        def merged(shapes):
+            if shapes[0] is None:
+                return None
+            return (None, *[d if all(s[i] == d for s in shapes) else None
+                            for i, d in enumerate(shapes[0]) if i > 0])
+
+        flat = []
+        for tensors in zip(*[tree.flatten(r) for r in runs]):
+            result = SymbolicTensor(merged([tuple(t.shape) for t in tensors]), tensors[0].dtype)
+            masks = [getattr(t, "_lamina_mask", None) for t in tensors]
+            result.mask_shape = None if masks[0] is None else merged([tuple(m.shape) for m in masks])
+            flat.append(result)
+        it = iter(flat)
+        return tree.map_structure(lambda _: next(it), runs[0])
+
+    def _run_on_zeros(self, inputs, args, kwargs, size):
+        def concrete(shape):
+            return tuple(2 if i == 0 and d is None else (size if d is None else d)
+                         for i, d in enumerate(shape))
+
         def zeros(t):
             if not isinstance(t, SymbolicTensor):
                 return t
-            shape = tuple(2 if i == 0 and d is None else (1 if d is None else d)
-                          for i, d in enumerate(t.shape))
-            return torch.zeros(shape, dtype=t.dtype)
+            value = torch.zeros(concrete(t.shape), dtype=t.dtype)
+            if getattr(t, "mask_shape", None) is not None:
+                value._lamina_mask = torch.ones(concrete(t.mask_shape), dtype=torch.bool)
+            return value
 
         inputs, args, kwargs = tree.map_structure(zeros, (inputs, args, kwargs))
+        kwargs.pop("training", None)
         with torch.no_grad(), state_updates_disabled():
-            out = self.call(inputs, *args, **kwargs, **self._mode_kwargs(False, None))
-        return tree.map_structure(
-            lambda t: SymbolicTensor((None, *tuple(t.shape)[1:]), t.dtype), out)
+            return self.forward(inputs, *args, training=False, **kwargs)
 
     # Keras' graph bookkeeping: the tensors of the layer's first call on symbolic inputs.
     @property

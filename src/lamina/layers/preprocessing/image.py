@@ -73,18 +73,27 @@ def channels_first_batch(layer, inputs):
     return x, back
 
 
-def resize(x, size, interpolation, crop_to_aspect_ratio=False):
-    """Keras' torch resize of (batch, channels, H, W): optionally the largest centered box of the
-    target's aspect ratio, then torch's interpolate (no antialiasing, as Keras' default)."""
+def resize(x, size, interpolation, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
+           fill_value=0.0, antialias=False):
+    """Keras' torch resize of (batch, channels, H, W): optionally first the largest centered box
+    of the target's aspect ratio (crop), or the image centered in the smallest box of that
+    ratio (pad, with fill_value), then torch's interpolate."""
+    height, width = x.shape[-2:]
+    target_h, target_w = size
     if crop_to_aspect_ratio:
-        height, width = x.shape[-2:]
-        target_h, target_w = size
         crop_h = max(min(height, int(width * target_h / target_w)), 1)
         crop_w = max(min(width, int(height * target_w / target_h)), 1)
         top, left = int((height - crop_h) / 2), int((width - crop_w) / 2)
         x = x[:, :, top:top + crop_h, left:left + crop_w]
+    elif pad_to_aspect_ratio:
+        # Keras pads the same amount on both sides: int((padded - size) / 2) each.
+        pad_h = int((max(height, int(width * target_h / target_w)) - height) / 2)
+        pad_w = int((max(width, int(height * target_w / target_h)) - width) / 2)
+        x = F.pad(x, (pad_w, pad_w, pad_h, pad_h), value=fill_value)
     align = False if interpolation in ("bilinear", "bicubic") else None
-    return F.interpolate(x, size=tuple(size), mode=_MODES[interpolation], align_corners=align)
+    antialias = antialias and interpolation in ("bilinear", "bicubic")
+    return F.interpolate(x, size=tuple(size), mode=_MODES[interpolation], align_corners=align,
+                         antialias=antialias)
 
 
 class _SizedImageLayer(Layer):
@@ -118,6 +127,9 @@ class Resizing(_SizedImageLayer):
         interpolation: "bilinear" (default), "nearest", "bicubic" or "area".
         crop_to_aspect_ratio: first crop the largest centered box with the target's aspect
             ratio, so that the image is not distorted.
+        pad_to_aspect_ratio: instead, first pad the image (with `fill_value`) to the target's
+            aspect ratio. fill_mode: "constant" only, as Keras' torch backend.
+        antialias: low-pass filter when downsampling (bilinear and bicubic).
         data_format: "channels_last" (default) or "channels_first".
 
     Input shape: (batch, height, width, channels) or one image (height, width, channels).
@@ -125,6 +137,7 @@ class Resizing(_SizedImageLayer):
     """
 
     def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+                 pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0, antialias=False,
                  data_format=None, **kwargs):
         super().__init__(height, width, data_format=data_format, **kwargs)
         if interpolation not in _MODES:
@@ -132,17 +145,33 @@ class Resizing(_SizedImageLayer):
                 f"Resizing '{self.name}': `interpolation` must be one of {sorted(_MODES)}. "
                 f"Received: interpolation={interpolation!r}"
             )
+        if crop_to_aspect_ratio and pad_to_aspect_ratio:
+            raise ValueError(
+                f"Resizing '{self.name}': only one of `crop_to_aspect_ratio` and "
+                "`pad_to_aspect_ratio` can be True."
+            )
+        if fill_mode != "constant":
+            raise ValueError(
+                f"Resizing '{self.name}': `fill_mode` can only be 'constant' (as Keras' torch "
+                f"backend). Received: fill_mode={fill_mode!r}"
+            )
         self.interpolation = interpolation
         self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
+        self.pad_to_aspect_ratio = bool(pad_to_aspect_ratio)
+        self.fill_mode, self.fill_value = fill_mode, fill_value
+        self.antialias = bool(antialias)
 
     def call(self, inputs):
         image_size(self, inputs)
         x, back = channels_first_batch(self, inputs)
-        return back(resize(x, (self.height, self.width), self.interpolation, self.crop_to_aspect_ratio))
+        return back(resize(x, (self.height, self.width), self.interpolation, self.crop_to_aspect_ratio,
+                           self.pad_to_aspect_ratio, self.fill_value, self.antialias))
 
     def get_config(self):
         return {**super().get_config(), "interpolation": self.interpolation,
-                "crop_to_aspect_ratio": self.crop_to_aspect_ratio}
+                "crop_to_aspect_ratio": self.crop_to_aspect_ratio,
+                "pad_to_aspect_ratio": self.pad_to_aspect_ratio, "fill_mode": self.fill_mode,
+                "fill_value": self.fill_value, "antialias": self.antialias}
 
 
 class CenterCrop(_SizedImageLayer):
