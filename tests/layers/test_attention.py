@@ -188,3 +188,13 @@ def test_luong_attention_matches_keras(kwargs):
         grads = torch.autograd.grad((out * 1.3).sum() + scores.sum(), xs)
         results.append([out.detach().numpy(), scores.detach().numpy(), *[g.numpy() for g in grads]])
     _assert_close(*results)
+
+
+def test_predict_mc_samples_attention_dropout():
+    inp = layers.Input((5, 8))
+    out = layers.GlobalAveragePooling1D()(layers.MultiHeadAttention(2, 4, dropout=0.5)(inp, inp))
+    model = lamina.Model(inp, layers.Dense(1)(out))
+    x = RNG.normal(size=(4, 5, 8)).astype("float32")
+    mc = model.predict_mc(x, samples=20)
+    assert mc.std.max() > 0
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))

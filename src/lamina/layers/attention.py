@@ -139,6 +139,10 @@ class MultiHeadAttention(Layer):
         self._dropout_layer = Dropout(self.dropout, seed=seed, name=f"{self.name}_dropout")
 
     @property
+    def is_dropout(self) -> bool:  # predict_mc switches the layer on, as a Dropout
+        return self.dropout > 0
+
+    @property
     def attention_axes(self):
         return self._attention_axes
 
@@ -222,7 +226,6 @@ class MultiHeadAttention(Layer):
             full = (q.shape[0], *q_flat.shape[1:-3], *q_sizes, *k_sizes)
             mask = mask.expand(full).reshape(*full[:-2 * len(axes)], q_flat.shape[-2], -1)
             mask = mask.unsqueeze(-3)
-        dropping = bool(training) and self.dropout > 0
         if not return_scores and not self.dropout:
             # Keras' own fast path (dot_product_attention): masked scores get -1e9 and nothing
             # more, so a query that sees no key attends to all of them evenly. q is scaled.
@@ -232,7 +235,7 @@ class MultiHeadAttention(Layer):
                                                      scale=1.0)
             return _heads_back(context, q, axes), None
         probs = _masked_softmax(q_flat @ k_flat.transpose(-1, -2), mask)
-        dropped = self._dropout_layer(probs, training=training) if dropping else probs
+        dropped = self._dropout_layer(probs, training=bool(training)) if self.dropout else probs
         context = _heads_back(dropped @ v_flat, q, axes)
         return context, probs.reshape(*probs.shape[:-2], *q_sizes, *k_sizes)
 
