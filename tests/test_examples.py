@@ -23,3 +23,13 @@ def test_gan_trains_its_own_step_and_draws_a_grid_per_class(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "d_loss" in done.stdout and "samples per class written to" in done.stdout
     assert out.stat().st_size > 10_000
+
+
+def test_transformer_norms_runs_and_draws(tmp_path):
+    out = tmp_path / "norms.png"
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "transformer_norms.py"),
+                           "--batch-sizes", "32", "--epochs", "1", "-o", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "LayerNormalization" in done.stdout and "BatchNormalization" in done.stdout
+    assert out.stat().st_size > 10_000

@@ -153,6 +153,8 @@ def test_summary_shows_formula_and_totals():
     assert "Total params: 514" in text and "Non-trainable params: 0" in text
 
 
-def test_summary_before_build_says_how():
-    with pytest.raises(ValueError, match="not built yet"):
-        lamina.Sequential([layers.Dense(2)]).summary()
+def test_summary_before_build_lists_unbuilt_layers_as_keras():
+    lines = []
+    lamina.Sequential([layers.Dense(2, name="d")]).summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "d (Dense)" in text and "0 (unbuilt)" in text and "Total params: 0" in text

@@ -122,9 +122,22 @@ def _sequential_without_input():
     return model, _x(3)
 
 
+def _attention_cells_preprocessing():
+    inp = keras.Input((6, 4))
+    h = K.MultiHeadAttention(2, 3)(inp, inp)
+    h = K.Attention(use_scale=True)([h, inp])
+    h = K.RNN(K.LSTMCell(3), return_sequences=True)(h)
+    h = K.RNN(K.GRUCell(3), return_sequences=True)(h)
+    img = K.Reshape((6, 2, 1))(K.RNN(K.SimpleRNNCell(2), return_sequences=True)(h))
+    img = K.CenterCrop(6, 4)(K.Resizing(8, 4)(K.Rescaling(0.5, offset=0.1)(img)))
+    img = K.RandomZoom(0.2)(K.RandomRotation(0.1)(K.RandomFlip()(img)))  # identity at inference
+    return keras.Model(inp, K.Flatten()(img)), _x(6, 4)
+
+
 CASES = {f.__name__.lstrip("_"): f for f in (
     _dense_activations, _conv1d, _conv2d, _conv3d, _recurrent, _embedding, _merge,
-    _reshaping_normalization, _nested_shared_multi_output, _sequential_without_input)}
+    _reshaping_normalization, _nested_shared_multi_output, _sequential_without_input,
+    _attention_cells_preprocessing)}
 
 
 def _randomize(model):
@@ -238,7 +251,7 @@ def test_every_shared_layer_type_is_covered(saved):
             layer = stack.pop()
             used.add(type(layer).__name__)
             stack += list(getattr(layer, "layers", []))
-            for attr in ("forward_layer", "backward_layer"):
+            for attr in ("forward_layer", "backward_layer", "cell"):
                 if hasattr(layer, attr):
                     used.add(type(getattr(layer, attr)).__name__)
     shared = {name for name, cls in builtin_layers().items()

@@ -351,6 +351,18 @@ def _layer_recipes():
     for merge in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"):
         recipes[merge] = (lambda m=merge: _TwoWay(getattr(L, m)()), flat)
     recipes["Dot"] = (lambda: _TwoWay(L.Dot(axes=1)), flat)
+    recipes.update({
+        "MultiHeadAttention": (lambda: _SelfAttention(L.MultiHeadAttention(2, 3)), seq),
+        "Attention": (lambda: _TwoWay(L.Attention(use_scale=True)), seq),
+        "RNN": (lambda: L.RNN(L.LSTMCell(3), return_sequences=True), seq),
+        "LSTMCell": (lambda: L.RNN(L.LSTMCell(3, unit_forget_bias=False)), seq),
+        "GRUCell": (lambda: L.RNN(L.GRUCell(3)), seq),
+        "SimpleRNNCell": (lambda: L.RNN(L.SimpleRNNCell(3)), seq),
+        "Rescaling": (lambda: L.Rescaling(0.5, offset=1.0), flat),
+        "Resizing": (lambda: L.Resizing(4, 3), img), "CenterCrop": (lambda: L.CenterCrop(4, 4), img),
+        "RandomFlip": (lambda: L.RandomFlip(), img), "RandomRotation": (lambda: L.RandomRotation(0.1), img),
+        "RandomZoom": (lambda: L.RandomZoom(0.1), img),
+    })
     for name in _optional_recipes():
         recipes.update(name)
     return recipes
@@ -378,6 +390,16 @@ class _TwoWay:
 
     def __call__(self, x):
         return self.merge([x, layers.Dense(x.shape[-1])(x)])
+
+
+class _SelfAttention:
+    """Calls an attention layer with its input as query and value: two tensor arguments."""
+
+    def __init__(self, attention):
+        self.attention = attention
+
+    def __call__(self, x):
+        return self.attention(x, x)
 
 
 def test_a_warning_free_save(tmp_path):

@@ -87,6 +87,59 @@ def _shape_of(x):
     return tuple(x.shape) if hasattr(x, "shape") else None
 
 
+@functools.cache
+def _positional_names(cls) -> tuple[str, ...]:
+    params = list(inspect.signature(cls.call).parameters.values())[1:]
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+@functools.cache
+def _call_parameters(cls) -> frozenset:
+    return frozenset(inspect.signature(cls.call).parameters)
+
+
+def _holds_tensors(value) -> bool:
+    return any(isinstance(t, (torch.Tensor, SymbolicTensor)) for t in tree.flatten(value))
+
+
+def _tensor_arguments(cls, inputs, args, kwargs) -> dict:
+    """Keras' tensor arguments of a call, by parameter name: the first argument, then every
+    other one holding tensors (masks excepted)."""
+    names = _positional_names(cls)
+    found = {names[0] if names else "inputs": inputs}
+    named_args = zip((*names[1:], *(f"arg_{i}" for i in range(len(names), len(args) + 1))), args)
+    for name, value in (*named_args, *kwargs.items()):
+        if not (name == "mask" or name.endswith("_mask")) and _holds_tensors(value):
+            found[name] = value
+    return found
+
+
+@functools.cache
+def _build_parameters(cls) -> tuple[str, ...]:
+    return tuple(list(inspect.signature(cls.build).parameters)[1:])
+
+
+def _build_keywords(cls, shapes: dict) -> dict | None:
+    params = _build_parameters(cls)
+    if len(shapes) < 2 or len(params) < 2:
+        return None
+    keywords = {f"{name}_shape": shape for name, shape in shapes.items()
+                if f"{name}_shape" in params}
+    return keywords or None
+
+
+def _fill_masks(cls, tensor_args: dict, kwargs: dict) -> None:
+    """Keras' implicit masks for a call with several tensor arguments: `<argument>_mask`
+    parameters of `call` that the caller left empty get that argument's mask."""
+    params = _call_parameters(cls)
+    for name, value in tensor_args.items():
+        key = f"{name}_mask"
+        if key in params and kwargs.get(key) is None:
+            mask = _mask_of(value)
+            if mask is not None:
+                kwargs[key] = mask
+
+
 class Layer(nn.Module):
     """Base class of all layers. Subclasses implement `build`, `call` and `get_config`.
 
@@ -152,7 +205,10 @@ class Layer(nn.Module):
 
     def build_from_shape(self, input_shape) -> None:
         if not self.built:
-            self.build(input_shape)
+            # A first call inside predict (inference mode) must still make ordinary weights,
+            # which set_weights and the optimizer can change in place later.
+            with torch.inference_mode(False):
+                self.build(input_shape)
             # Layer.build itself is not wrapped by _marks_built: a class without its own build
             # (Activation, a subclassed Model) is marked here, with the shape it was built for.
             self._build_input_shape = input_shape
@@ -161,15 +217,32 @@ class Layer(nn.Module):
     # ----------------------------------------------------------------- calling
     def __call__(self, *args, **kwargs):
         # The common eager call (one tensor, plain keyword values such as training=) skips the
-        # walk for symbolic inputs.
-        if not (len(args) == 1 and isinstance(args[0], torch.Tensor)
-                and all(v is None or isinstance(v, _PLAIN) for v in kwargs.values())) and is_symbolic(
-                (args, kwargs)):
+        # walk for symbolic inputs and arrays.
+        if len(args) == 1 and isinstance(args[0], torch.Tensor) and all(
+                v is None or isinstance(v, _PLAIN) for v in kwargs.values()):
+            return super().__call__(*args, **kwargs)
+        # Keras turns arrays into backend tensors (floats in the layer's dtype) before calling.
+        args, kwargs = tree.map_structure(self._array_to_tensor, (args, kwargs))
+        if is_symbolic((args, kwargs)):
             return self._call_symbolic(*args, **kwargs)
         return super().__call__(*args, **kwargs)
 
+    def _array_to_tensor(self, value):
+        if not isinstance(value, np.ndarray):
+            return value
+        device = next(self.parameters(), torch.empty(0)).device
+        dtype = self.compute_dtype if np.issubdtype(value.dtype, np.floating) else None
+        return torch.as_tensor(value, dtype=dtype, device=device)
+
     def forward(self, inputs, *args, training=None, mask=None, **kwargs):
-        if not self.built:
+        # Plain options (BN's _relu=True, return_state flags) skip the walk for more tensors.
+        if args or not all(v is None or isinstance(v, _SCALARS) for v in kwargs.values()):
+            tensor_args = _tensor_arguments(type(self), inputs, args, kwargs)
+            if not self.built:
+                self._build_for(tree.map_structure(_shape_of, tensor_args))
+            if len(tensor_args) > 1:
+                _fill_masks(type(self), tensor_args, kwargs)
+        elif not self.built:
             self.build_from_shape(tree.map_structure(_shape_of, inputs))
         spec = self.input_spec
         if spec is not None:
@@ -187,6 +260,20 @@ class Layer(nn.Module):
                     t._lamina_mask = out_mask
         return outputs
 
+    def _build_for(self, shapes: dict) -> None:
+        """Build from the shapes of a call's tensor arguments, as Keras: a `build` with one
+        parameter gets the first argument's shape; one with several gets `<argument>_shape`
+        keywords (MultiHeadAttention's `build(query_shape, value_shape, key_shape)`)."""
+        first = next(iter(shapes.values()))
+        keywords = _build_keywords(type(self), shapes)
+        if self.built or not keywords:
+            self.build_from_shape(first)
+            return
+        with torch.inference_mode(False):
+            self.build(**keywords)
+        self._build_input_shape = first
+        self.built = True
+
     def _mode_kwargs(self, training, mask) -> dict:
         takes_training, takes_mask = _call_accepts(type(self))
         kwargs = {}
@@ -199,18 +286,106 @@ class Layer(nn.Module):
         return kwargs
 
     def _call_symbolic(self, inputs, *args, **kwargs):
-        shapes = tree.map_structure(lambda t: t.shape if isinstance(t, SymbolicTensor) else t, inputs)
-        self.build_from_shape(shapes)
+        tensor_args = _tensor_arguments(type(self), inputs, args, kwargs)
+        shapes = tree.map_structure(lambda t: t.shape if isinstance(t, SymbolicTensor) else t,
+                                    tensor_args)
+        self._build_for(shapes)
         if self.input_spec is not None:
             self._check_input(inputs)
-        dtype = tree.flatten(inputs)[0].dtype
-        out_shapes = self.compute_output_shape(shapes)
-        out_dtype = self._output_dtype(dtype)
-        outputs = tree.map_shapes(lambda s: SymbolicTensor(s, out_dtype), out_shapes)
+        masked = any(getattr(t, "mask_shape", None) is not None for t in tree.flatten(inputs))
+        shaped = type(self).compute_output_shape is not Layer.compute_output_shape
+        if len(tensor_args) == 1 and not set(kwargs) - {"training", "mask"} and (shaped or not masked):
+            dtype = tree.flatten(inputs)[0].dtype
+            out_shapes = self.compute_output_shape(shapes[next(iter(shapes))])
+            out_dtype = self._output_dtype(dtype)
+            outputs = tree.map_shapes(lambda s: SymbolicTensor(s, out_dtype), out_shapes)
+            self._record_masks(inputs, args, kwargs, outputs, masked)
+        else:
+            outputs = self._dry_run(inputs, args, kwargs)
         node = Node(self, (inputs, *args), kwargs, outputs)
         for t in tree.flatten(outputs):
             t.node = node
+        self.__dict__.setdefault("_inbound_nodes", []).append(node)
         return outputs
+
+    def _record_masks(self, inputs, args, kwargs, outputs, masked) -> None:
+        """Where masks flow (an input carries one, or the layer makes them), run the layer on
+        zeros as Keras runs it symbolically: a `call(inputs, mask=None)` sees a mask while the
+        graph is built, and the outputs record whether they carry one (`mask_shape`). (A layer
+        without its own compute_output_shape gets its shapes from that run itself.)"""
+        if not masked and type(self).compute_mask is Layer.compute_mask:
+            return
+        try:
+            probe = self._dry_run(inputs, args, kwargs)
+        except Exception:  # noqa: BLE001 - only the symbolic mask record is lost, never a value
+            return
+        probes = tree.flatten(probe)
+        if len(probes) == len(tree.flatten(outputs)):
+            for t, p in zip(tree.flatten(outputs), probes):
+                t.mask_shape = p.mask_shape
+
+    def _dry_run(self, inputs, args, kwargs):
+        """Symbolic outputs found by running the layer on zeros of the inputs' shapes (a batch
+        of 2; unknown axes 16, then 17 to find which output axes follow them), for calls with
+        several tensor arguments or options that may change the outputs' structure
+        (return_attention_scores). Each output records the shape of the mask it carries."""
+        flat_in = [t for t in tree.flatten((inputs, args, kwargs)) if isinstance(t, SymbolicTensor)]
+        unknown = any(d is None for t in flat_in for d in t.shape[1:])
+        runs = [self._run_on_zeros(inputs, args, kwargs, size) for size in ((16, 17) if unknown else (16,))]
+
+        def merged(shapes):
+            if shapes[0] is None:
+                return None
+            return (None, *[d if all(s[i] == d for s in shapes) else None
+                            for i, d in enumerate(shapes[0]) if i > 0])
+
+        flat = []
+        for tensors in zip(*[tree.flatten(r) for r in runs]):
+            result = SymbolicTensor(merged([tuple(t.shape) for t in tensors]), tensors[0].dtype)
+            masks = [getattr(t, "_lamina_mask", None) for t in tensors]
+            result.mask_shape = None if masks[0] is None else merged([tuple(m.shape) for m in masks])
+            flat.append(result)
+        it = iter(flat)
+        return tree.map_structure(lambda _: next(it), runs[0])
+
+    def _run_on_zeros(self, inputs, args, kwargs, size):
+        def concrete(shape):
+            return tuple(2 if i == 0 and d is None else (size if d is None else d)
+                         for i, d in enumerate(shape))
+
+        def zeros(t):
+            if not isinstance(t, SymbolicTensor):
+                return t
+            value = torch.zeros(concrete(t.shape), dtype=t.dtype)
+            if getattr(t, "mask_shape", None) is not None:
+                value._lamina_mask = torch.ones(concrete(t.mask_shape), dtype=torch.bool)
+            return value
+
+        inputs, args, kwargs = tree.map_structure(zeros, (inputs, args, kwargs))
+        kwargs.pop("training", None)
+        with torch.no_grad(), state_updates_disabled():
+            return self.forward(inputs, *args, training=False, **kwargs)
+
+    # Keras' graph bookkeeping: the tensors of the layer's first call on symbolic inputs.
+    @property
+    def input(self):
+        """The input tensor(s) of the layer's first call in a functional graph."""
+        args, kwargs = self._first_node().args, self._first_node().kwargs
+        tensors = [t for t in tree.flatten((args, kwargs)) if isinstance(t, SymbolicTensor)]
+        return tensors[0] if len(tensors) == 1 else tensors
+
+    @property
+    def output(self):
+        """The output tensor(s) of the layer's first call in a functional graph."""
+        return self._first_node().outputs
+
+    def _first_node(self):
+        nodes = self.__dict__.get("_inbound_nodes")
+        if not nodes:
+            # torch's Module.__getattr__ then reports the attribute as missing, as Keras does
+            # for a layer never called in a graph.
+            raise AttributeError("input/output")
+        return nodes[0]
 
     def _output_dtype(self, input_dtype):
         return self.compute_dtype if input_dtype.is_floating_point else torch.float32
@@ -389,11 +564,11 @@ def _marks_built(build):
     marks the layer built, and a second call is a no-op instead of re-creating the weights."""
 
     @functools.wraps(build)
-    def wrapper(self, input_shape=None):
+    def wrapper(self, *shapes, **named_shapes):
         if self.built:
             return
-        build(self, input_shape)
-        self._build_input_shape = input_shape
+        build(self, *shapes, **named_shapes)
+        self._build_input_shape = (shapes or (*named_shapes.values(), None))[0]
         self.built = True
 
     return wrapper
@@ -415,8 +590,9 @@ def _to_keras(t, layout):
     return t if layout is None else layout.to_keras(t)
 
 
-# Keyword values that cannot hold a symbolic tensor.
+# Keyword values that cannot hold a symbolic tensor, and those that are no tensor at all.
 _PLAIN = (bool, int, float, str, torch.Tensor)
+_SCALARS = (bool, int, float, str)
 
 
 def _mask_of(inputs):

@@ -116,6 +116,28 @@ class Model(Trainer, Layer):
     def outputs(self):
         return self._flat_outputs if self._graph else None
 
+    # Keras' `model.input` / `model.output`: the structure the model was made with (a single
+    # tensor, a list or a dict); a Sequential's single input and output are plain tensors.
+    @property
+    def input(self):
+        if self._graph:
+            return self._inputs_struct
+        return self._single_or_list(self.inputs, "input")
+
+    @property
+    def output(self):
+        if self._graph:
+            return self._outputs_struct
+        return self._single_or_list(self.outputs, "output")
+
+    def _single_or_list(self, tensors, what):
+        if not tensors:
+            raise AttributeError(
+                f"Model '{self.name}' has no symbolic {what}: it was not built from "
+                "layers.Input (give it an Input, or call it on data first)."
+            )
+        return tensors[0] if len(tensors) == 1 else tensors
+
     def call(self, inputs, training=None, mask=None):
         if not self._graph:
             raise NotImplementedError(
@@ -252,8 +274,12 @@ class Model(Trainer, Layer):
         export_model(self, filepath, format=format, input_signature=input_signature,
                      opset_version=opset_version, verbose=verbose)
 
-    def summary(self, line_length=None, print_fn=None, expand_nested=False):
-        """Print a table of the layers, their output shapes and parameter counts."""
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        """Print a table of the layers, their output shapes and parameter counts (and, with
+        `show_trainable`, whether each is trainable). `line_length`, `positions` and
+        `layer_range` are accepted for Keras compatibility; the table sizes itself."""
         from lamina.models.summary import print_summary
 
-        print_summary(self, print_fn=print_fn, expand_nested=expand_nested)
+        print_summary(self, print_fn=print_fn, expand_nested=expand_nested,
+                      show_trainable=show_trainable)

@@ -38,21 +38,33 @@ def param_formula(layer) -> str:
     return total if terms == [total] else f"{' + '.join(terms)} = {total}"
 
 
-def print_summary(model, print_fn=None, expand_nested=False):
+def _param_count(layer) -> str:
+    if isinstance(layer, Layer) and not layer.built:
+        return "0 (unbuilt)"  # as Keras: the weights come with the first call
+    return f"{sum(t.numel() for t in layer.weights) if isinstance(layer, Layer) else 0:,}"
+
+
+def _trainable_flag(layer) -> str:
+    """Keras' Trainable column: '-' for a layer without weights, else Y or N."""
+    if not (isinstance(layer, Layer) and layer.weights):
+        return "-"
+    return "Y" if layer.trainable else "N"
+
+
+def print_summary(model, print_fn=None, expand_nested=False, show_trainable=False):
+    """Print the table; a model not built yet lists its layers with "?" shapes and
+    "0 (unbuilt)" counts, as Keras does."""
     table = Table(title=f'Model: "{model.name}"', title_justify="left")
     table.add_column("Layer (type)")
     table.add_column("Output Shape")
     table.add_column("Param #", justify="right")
     table.add_column("Formula")
-    if not model.built:
-        raise ValueError(
-            f"Model '{model.name}' is not built yet, so its shapes are unknown. Start it with "
-            "layers.Input(shape), or call it on data (fit does) before summary()."
-        )
+    if show_trainable:
+        table.add_column("Trainable", justify="center")
     for layer in model.layers:
-        count = sum(t.numel() for t in layer.weights) if isinstance(layer, Layer) else 0
-        table.add_row(f"{layer.name} ({type(layer).__name__})", _shape_str(layer, model),
-                      f"{count:,}", param_formula(layer))
+        row = [f"{layer.name} ({type(layer).__name__})", _shape_str(layer, model) if model.built else "?",
+               _param_count(layer), param_formula(layer)]
+        table.add_row(*row, *([_trainable_flag(layer)] if show_trainable else []))
     trainable = sum(t.numel() for t in model.trainable_weights)
     total = sum(t.numel() for t in model.weights)
     buffer = io.StringIO() if print_fn is not None else None

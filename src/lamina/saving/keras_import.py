@@ -37,7 +37,8 @@ _MODEL_CLASSES = ("Functional", "Model", "Sequential")
 _INERT_ARGUMENTS = {"implementation", "unroll", "seed", "renorm_momentum", "autocast", "ema_momentum",
                     "input_dtype", "synchronized", "time_major"}
 # The order in which Keras' get_weights lists the layers a layer holds (others: by name).
-_CHILD_ORDER = {"forward_layer": 0, "backward_layer": 1}
+_CHILD_ORDER = {"forward_layer": 0, "backward_layer": 1,
+                "query_dense": 0, "key_dense": 1, "value_dense": 2, "output_dense": 3}
 
 
 def _h5py():
