@@ -16,6 +16,7 @@ from lamina import (
     losses,
     metrics,
     mixed_precision,
+    ops,
     optimizers,
     plots,
     regularizers,
@@ -32,4 +33,5 @@ __all__ = [
     "Input", "Model", "Sequential", "MCResult", "activations", "callbacks", "datasets", "initializers",
     "layers", "losses", "metrics", "optimizers", "plots", "regularizers", "utils", "saving", "load_model",
     "config", "distributed", "mixed_precision",
+    "ops",
 ]

@@ -42,6 +42,8 @@ class OpLayer(Layer):
     layer itself is just the op's name.
     """
 
+    is_op = True  # Model.layers leaves it out, as Keras lists only layers, not ops
+
     def __init__(self, function, name=None, **kwargs):
         if function not in _OPS:
             raise ValueError(f"OpLayer: unknown op {function!r}. Known ops: {sorted(_OPS)}")
