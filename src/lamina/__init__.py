@@ -19,6 +19,7 @@ from lamina import (
     ops,
     optimizers,
     plots,
+    random,
     regularizers,
     saving,
     utils,
@@ -33,5 +34,5 @@ __all__ = [
     "Input", "Model", "Sequential", "MCResult", "activations", "callbacks", "datasets", "initializers",
     "layers", "losses", "metrics", "optimizers", "plots", "regularizers", "utils", "saving", "load_model",
     "config", "distributed", "mixed_precision",
-    "ops",
+    "ops", "random",
 ]
