@@ -27,6 +27,7 @@ from lamina import (
 from lamina.layers import Input
 from lamina.models import MCResult, Model, Sequential
 from lamina.saving import load_model
+from lamina.variables import Variable
 
 __version__ = "0.1.0"
 
@@ -34,5 +35,5 @@ __all__ = [
     "Input", "Model", "Sequential", "MCResult", "activations", "callbacks", "datasets", "initializers",
     "layers", "losses", "metrics", "optimizers", "plots", "regularizers", "utils", "saving", "load_model",
     "config", "distributed", "mixed_precision",
-    "ops", "random",
+    "ops", "random", "Variable",
 ]

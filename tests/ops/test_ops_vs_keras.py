@@ -176,6 +176,7 @@ def test_op_matches_keras(name, args, kwargs):
     assert len(exp_leaves) == len(got_leaves)
     for e, g in zip(exp_leaves, got_leaves):
         assert _dtype_name(g) == _dtype_name(e), f"{name}: dtype {_dtype_name(g)} vs Keras {_dtype_name(e)}"
+        assert _numpy(g).shape == _numpy(e).shape, name
         np.testing.assert_allclose(_numpy(g), _numpy(e), rtol=1e-5, atol=1e-6, err_msg=name)
 
 

@@ -46,7 +46,8 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
             array = array.astype(np.int32)
     if array.dtype.kind in "US":
         raise TypeError(f"convert_to_tensor: strings cannot become tensors. Received: {x!r}")
-    tensor = torch.from_numpy(np.ascontiguousarray(array)).to(get_device())
+    # (np.ascontiguousarray would turn a 0-d array into 1-d)
+    tensor = torch.from_numpy(array if array.flags.c_contiguous else array.copy()).to(get_device())
     return tensor if dtype is None else tensor.to(dtype)
 
 
