@@ -146,6 +146,15 @@ CASES = [
 ]
 
 
+IMAGE_CASES = [
+    ("resize", (IMG, (9, 4)), {}), ("resize", (IMG, (3, 3)), {"interpolation": "nearest"}),
+    ("resize", (IMG, (3, 4)), {"antialias": True}),
+    ("resize", (IMG[0], (8, 8)), {"interpolation": "bicubic"}),
+    ("extract_patches", (IMG, 2), {}), ("extract_patches", (IMG, (3, 2)), {"strides": (1, 2)}),
+    ("extract_patches", (IMG[0], 3), {}),
+]
+
+
 def _leaves(out):
     if isinstance(out, (list, tuple)) and not (out and isinstance(out[0], int)):
         return [leaf for item in out for leaf in _leaves(item)]
@@ -193,3 +202,12 @@ def test_average_pool_same_with_stride_counts_only_cells_inside():
     out = ops.average_pool(image, 3, strides=2, padding="same")[0, ..., 0].numpy()
     assert out[0, 2] == pytest.approx((4 + 5 + 10 + 11 + 16 + 17) / 6)
     assert out[2, 2] == pytest.approx((28 + 29 + 34 + 35) / 4)
+
+
+@pytest.mark.parametrize("name, args, kwargs", IMAGE_CASES,
+                         ids=[f"{i}-{c[0]}" for i, c in enumerate(IMAGE_CASES)])
+def test_image_op_matches_keras(name, args, kwargs):
+    expected = getattr(keras.ops.image, name)(*args, **kwargs)
+    got = getattr(ops.image, name)(*args, **kwargs)
+    assert tuple(got.shape) == tuple(expected.shape)
+    np.testing.assert_allclose(got.numpy(), _numpy(expected), rtol=1e-5, atol=1e-5, err_msg=name)

@@ -3,10 +3,11 @@
 `ops.mean`, `ops.concatenate`, `ops.nn.relu`, … take torch tensors, numpy arrays or numbers and
 return torch tensors (gradients flow through them). Called on the symbolic tensors of a functional
 model they add a node to the graph instead (see `_dispatch`). The sub-modules are Keras' own:
-`ops.numpy`, `ops.nn`, `ops.math`, `ops.linalg`, `ops.core`; every op is also at `ops.` itself.
+`ops.numpy`, `ops.nn`, `ops.math`, `ops.linalg`, `ops.core`, `ops.image`; every op but the
+image ones is also at `ops.` itself, as in Keras.
 """
 
-from lamina.ops import core, linalg, math, nn, numpy
+from lamina.ops import core, image, linalg, math, nn, numpy
 from lamina.ops._dispatch import OpLayer
 
 
@@ -23,5 +24,5 @@ for _module in (core, linalg, math, nn, numpy):
 
 del _module
 
-__all__ = ["OpLayer", "core", "linalg", "math", "nn", "numpy",
+__all__ = ["OpLayer", "core", "image", "linalg", "math", "nn", "numpy",
            *sorted({n for m in (core, linalg, math, nn, numpy) for n in m.__all__})]
