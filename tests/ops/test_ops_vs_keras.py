@@ -27,6 +27,7 @@ Q = rng.normal(size=(2, 5, 2, 4)).astype("float32")
 K = rng.normal(size=(2, 6, 2, 4)).astype("float32")
 V = rng.normal(size=(2, 6, 2, 4)).astype("float32")
 ATT_MASK = rng.uniform(size=(2, 2, 5, 6)) > 0.3
+NAN = np.where(F > 1.0, np.nan, F).astype("float32")
 
 # (op name, args, kwargs): the same call is made on keras.ops and lamina.ops.
 CASES = [
@@ -143,6 +144,27 @@ CASES = [
     ("scatter", (np.array([[0, 1], [2, 2], [0, 1]]), np.array([1.0, 2.0, 3.0], "float32"), (3, 3)), {}),
     ("scatter_update", (F, np.array([[0, 1], [2, 2]]), np.array([9.0, 8.0], "float32")), {}),
     ("unstack", (X3,), {"axis": 1}), ("get_item", (X3, 1), {}),
+    *[(name, (F,), {}) for name in ("fabs", "deg2rad", "rad2deg", "signbit", "fliplr", "flipud",
+                                     "ptp", "nonzero", "erfc")],
+    *[(name, (F, G), {}) for name in ("hypot", "fmod", "fmax", "fmin", "logaddexp", "logaddexp2",
+                                       "heaviside", "allclose", "kron")],
+    ("vdot", (F[0], G[0]), {}),
+    ("isneginf", (np.array([-np.inf, 1.0, np.inf], "float32"),), {}),
+    ("isposinf", (np.array([-np.inf, 1.0, np.inf], "float32"),), {}),
+    ("isin", (I, np.array([1, 3], "int32")), {}), ("ptp", (X3,), {"axis": 1}),
+    ("percentile", (F, 30.0), {"axis": 0}), ("nansum", (NAN,), {"axis": 1}), ("nanmean", (NAN,), {}),
+    ("nanmax", (NAN,), {"axis": 0}), ("nanmin", (NAN,), {}),
+    ("vsplit", (F, 3), {}), ("hsplit", (F, 2), {}), ("dstack", ([F, G],), {}), ("rot90", (F,), {}),
+    ("rot90", (X3,), {"k": 2, "axes": (1, 2)}),
+    ("searchsorted", (np.array([1.0, 2.0, 3.0], "float32"), F), {}),
+    ("searchsorted", (np.array([1, 2, 3], "int32"), I), {"side": "right"}),
+    ("digitize", (F, np.array([-1.0, 0.0, 1.0], "float32")), {}),
+    ("bincount", (np.array([0, 2, 2, 5], "int32"),), {}),
+    ("bincount", (np.array([0, 2, 2], "int32"),), {"weights": np.array([0.5, 1.0, 2.0], "float32"),
+                                                    "minlength": 4}),
+    ("layer_normalization", (X3,), {}), ("layer_normalization", (X3, P[0], G[0]), {"epsilon": 1e-5}),
+    ("rms_normalization", (X3,), {}), ("rms_normalization", (X3, P[0]), {"epsilon": 1e-5}),
+    ("pinv", (SQ,), {}), ("slogdet", (SQ,), {}), ("svd", (SQ,), {"compute_uv": False}),
 ]
 
 
@@ -211,3 +233,18 @@ def test_image_op_matches_keras(name, args, kwargs):
     got = getattr(ops.image, name)(*args, **kwargs)
     assert tuple(got.shape) == tuple(expected.shape)
     np.testing.assert_allclose(got.numpy(), _numpy(expected), rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_namespaces_are_keras():
+    """Each op at Keras' paths: ops.X, ops.numpy.X / ops.nn.X / ops.math.X / ops.linalg.X /
+    ops.core.X, and the nn functions at the top level too."""
+    for module in ("numpy", "nn", "math", "linalg", "core", "image"):
+        keras_names = {n for n in dir(getattr(keras.ops, module, None)) if not n.startswith("_")}
+        ours = set(getattr(ops, module).__all__)
+        for name in ours & keras_names:
+            if module != "image":
+                assert getattr(ops, name) is getattr(getattr(ops, module), name), name
+    assert ops.nn.relu is ops.relu and ops.numpy.mean is ops.mean and ops.math.top_k is ops.top_k
+    import lamina
+
+    assert lamina.ops is ops

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
 from lamina.layers.base import Layer, state_updates_disabled
@@ -28,11 +29,21 @@ def op(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if is_symbolic((args, kwargs)):
+        if _any_symbolic(args) or (kwargs and _any_symbolic(kwargs.values())):
             return OpLayer(fn.__name__)(*args, **kwargs)
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+def _any_symbolic(values) -> bool:
+    # The eager call (tensors and numbers) is the common one: only containers are walked.
+    for value in values:
+        if isinstance(value, SymbolicTensor):
+            return True
+        if isinstance(value, (list, tuple, dict)) and is_symbolic(value):
+            return True
+    return False
 
 
 class OpLayer(Layer):
@@ -71,6 +82,8 @@ class OpLayer(Layer):
         node = Node(self, args, kwargs, outputs)
         for t in tree.flatten(outputs):
             t.node = node
+        self._constant_argument = next((t for t in tree.flatten((args, kwargs))
+                                        if isinstance(t, (torch.Tensor, np.ndarray))), None)
         return outputs
 
     def _dummy_run(self, args, kwargs, size):
@@ -94,6 +107,15 @@ class OpLayer(Layer):
         )
 
     def get_config(self) -> dict:
+        constant = getattr(self, "_constant_argument", None)
+        if constant is not None:
+            from lamina.saving.errors import SavingError
+
+            raise SavingError(
+                f"ops.{self.function} ('{self.name}') was called in the model on a constant array "
+                f"of shape {tuple(constant.shape)}, which a model config cannot hold. Make it a "
+                "weight of a Layer (add_weight), or build it inside a Layer's call."
+            )
         return {**super().get_config(), "function": self.function}
 
 

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from lamina.ops._dispatch import op
 from lamina.ops.numpy import _float
 
+__all__ = ["resize", "extract_patches"]
+
 _MODES = {"bilinear": "bilinear", "nearest": "nearest-exact", "bicubic": "bicubic", "area": "area"}
 
 

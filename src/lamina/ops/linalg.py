@@ -41,3 +41,25 @@ def solve(a, b):
 @op
 def cholesky(x, upper=False):
     return torch.linalg.cholesky(_float(x), upper=upper)
+
+
+@op
+def pinv(x, rcond=1e-15):
+    return torch.linalg.pinv(_float(x), rtol=rcond)
+
+
+@op
+def slogdet(x):
+    return tuple(torch.linalg.slogdet(_float(x)))
+
+
+@op
+def svd(x, full_matrices=True, compute_uv=True):
+    if not compute_uv:
+        return torch.linalg.svdvals(_float(x))
+    return tuple(torch.linalg.svd(_float(x), full_matrices=full_matrices))
+
+
+@op
+def qr(x, mode="reduced"):
+    return tuple(torch.linalg.qr(_float(x), mode=mode))

@@ -46,6 +46,11 @@ def erf(x):
 
 
 @op
+def erfc(x):
+    return torch.erfc(_float(x))
+
+
+@op
 def erfinv(x):
     return torch.erfinv(_float(x))
 

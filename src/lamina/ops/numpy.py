@@ -127,6 +127,14 @@ isnan = _elementwise("isnan", torch.isnan)
 isinf = _elementwise("isinf", torch.isinf)
 isfinite = _elementwise("isfinite", torch.isfinite)
 logical_not = _elementwise("logical_not", torch.logical_not)
+fabs = _elementwise("fabs", torch.abs, to_float=True)
+deg2rad = _elementwise("deg2rad", torch.deg2rad, to_float=True)
+rad2deg = _elementwise("rad2deg", torch.rad2deg, to_float=True)
+signbit = _elementwise("signbit", torch.signbit)
+isneginf = _elementwise("isneginf", torch.isneginf)
+isposinf = _elementwise("isposinf", torch.isposinf)
+fliplr = _elementwise("fliplr", torch.fliplr)
+flipud = _elementwise("flipud", torch.flipud)
 copy = _elementwise("copy", torch.clone)
 
 add = _binary("add", torch.add)
@@ -149,6 +157,24 @@ less_equal = _binary("less_equal", torch.le)
 logical_and = _binary("logical_and", torch.logical_and, tensors=True)
 logical_or = _binary("logical_or", torch.logical_or, tensors=True)
 logical_xor = _binary("logical_xor", torch.logical_xor, tensors=True)
+hypot = _binary("hypot", torch.hypot, to_float=True)
+fmod = _binary("fmod", torch.fmod, tensors=True)
+fmax = _binary("fmax", torch.fmax, tensors=True)
+fmin = _binary("fmin", torch.fmin, tensors=True)
+logaddexp = _binary("logaddexp", torch.logaddexp, to_float=True)
+logaddexp2 = _binary("logaddexp2", torch.logaddexp2, to_float=True)
+heaviside = _binary("heaviside", torch.heaviside, to_float=True)
+
+
+@op
+def allclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
+    return all(isclose(x1, x2, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+@op
+def isin(x1, x2, assume_unique=False, invert=False):
+    x1, x2 = _tensors(x1, x2)
+    return torch.isin(x1, x2, assume_unique=assume_unique, invert=invert)
 
 
 @op
@@ -289,6 +315,48 @@ def _reduce_many(torch_fn, x, axes, keepdims):
     for a in sorted((a % x.ndim for a in axes), reverse=True):
         out = torch_fn(out, dim=a, keepdim=keepdims)
     return out
+
+
+def _ignoring_nan(torch_fn, fill):
+    """A reduction that skips NaN entries by putting `fill` in their place first."""
+
+    def fn(x, axis=None, keepdims=False):
+        x = _float(x)
+        return torch_fn(torch.where(torch.isnan(x), fill, x), axis=axis, keepdims=keepdims)
+
+    return fn
+
+
+@op
+def nansum(x, axis=None, keepdims=False):
+    return _ignoring_nan(sum, 0.0)(x, axis, keepdims)
+
+
+@op
+def nanmax(x, axis=None, keepdims=False):
+    return _ignoring_nan(max, -float("inf"))(x, axis, keepdims)
+
+
+@op
+def nanmin(x, axis=None, keepdims=False):
+    return _ignoring_nan(min, float("inf"))(x, axis, keepdims)
+
+
+@op
+def nanmean(x, axis=None, keepdims=False):
+    x = _float(x)
+    counts = sum(~torch.isnan(x), axis=axis, keepdims=keepdims)
+    return nansum(x, axis, keepdims) / counts
+
+
+@op
+def ptp(x, axis=None, keepdims=False):
+    return max(x, axis=axis, keepdims=keepdims) - min(x, axis=axis, keepdims=keepdims)
+
+
+@op
+def percentile(x, q, axis=None, method="linear", keepdims=False):
+    return quantile(x, _float(q) / 100.0, axis=axis, method=method, keepdims=keepdims)
 
 
 @op
@@ -508,6 +576,26 @@ def split(x, indices_or_sections, axis=0):
 
 
 @op
+def vsplit(x, indices_or_sections):
+    return split(x, indices_or_sections, axis=0)
+
+
+@op
+def hsplit(x, indices_or_sections):
+    return split(x, indices_or_sections, axis=1 if _t(x).ndim > 1 else 0)
+
+
+@op
+def dstack(xs):
+    return torch.dstack(_joined(xs))
+
+
+@op
+def rot90(array, k=1, axes=(0, 1)):
+    return torch.rot90(_t(array), k, dims=tuple(axes))
+
+
+@op
 def array_split(x, indices_or_sections, axis=0):
     return list(torch.tensor_split(_t(x), indices_or_sections, dim=axis))
 
@@ -597,6 +685,17 @@ def tensordot(x1, x2, axes=2):
 
 
 @op
+def kron(x1, x2):
+    return torch.kron(*_joined((x1, x2)))
+
+
+@op
+def vdot(x1, x2):
+    x1, x2 = _joined((x1, x2))
+    return torch.dot(x1.flatten(), x2.flatten())
+
+
+@op
 def outer(x1, x2):
     x1, x2 = _joined((x1, x2))
     return torch.outer(x1.flatten(), x2.flatten())
@@ -663,6 +762,32 @@ def encoded_key(key):
         return k
 
     return {"index": [encode(k) for k in (key if isinstance(key, tuple) else (key,))]}
+
+
+@op
+def nonzero(x):
+    """The indices of the non-zero entries: one row of int32 indices per axis."""
+    return _index_dtype(torch.nonzero(_t(x)).T)
+
+
+@op
+def searchsorted(sorted_sequence, values, side="left"):
+    sorted_sequence, values = _t(sorted_sequence), _t(values)
+    return _index_dtype(torch.searchsorted(sorted_sequence, values.to(sorted_sequence.dtype),
+                                           right=side == "right"))
+
+
+@op
+def digitize(x, bins):
+    x, bins = _t(x), _t(bins)
+    return _index_dtype(torch.bucketize(x, bins.to(x.dtype), right=True))
+
+
+@op
+def bincount(x, weights=None, minlength=0, sparse=False):
+    x = _t(x).to(torch.int64)
+    out = torch.bincount(x, weights=None if weights is None else _t(weights), minlength=minlength)
+    return _index_dtype(out) if weights is None else out
 
 
 @op
