@@ -8,7 +8,8 @@ add methods: every torch op on them returns a plain tensor, as on a Parameter.
 
 Differences from Keras: `.dtype` is the torch dtype (torch.float32), and `.shape` is torch's
 storage order, which for a few layers' weights (conv kernels, recurrent kernels) is a permutation
-of Keras' shape; `.value`, `.numpy()` and `assign` use Keras' shape, as `get_weights` does.
+of Keras' shape; `.value`, `.numpy()` and `assign` use Keras' shape, as `get_weights` does
+(`np.asarray(w)` and torch's `w.numpy(force=True)` keep torch's order, which torch relies on).
 """
 
 from __future__ import annotations
@@ -57,8 +58,16 @@ class _KerasVariableAPI:
             )
         self.requires_grad_(bool(value))
 
-    def numpy(self):
+    def numpy(self, *args, **kwargs):
+        """The value as a numpy array in Keras' shape. Called with torch's arguments
+        (`numpy(force=True)`, as torch's exporters do) it is torch's numpy(): storage order."""
+        if args or kwargs:
+            return torch.Tensor.numpy(self, *args, **kwargs)
         return self.value.detach().cpu().numpy()
+
+    def __array__(self, *args, **kwargs):
+        # numpy's view of the tensor stays torch's (storage order, as torch code expects).
+        return torch.Tensor.__array__(self.detach(), *args, **kwargs)
 
     def assign(self, value):
         """Set the weight to `value` (Keras' shape), in place: optimizers and the model keep

@@ -118,6 +118,8 @@ def test_layer_weights_value_and_assign_speak_keras_shapes(rng):
     kernel = conv.kernel
     assert kernel.value.shape == (3, 2, 4) and kernel.path == f"{conv.name}/kernel"
     np.testing.assert_array_equal(kernel.numpy(), conv.get_weights()[0])
+    # torch's own calls (its ONNX exporter's numpy(force=True), np.asarray) see torch's order.
+    assert kernel.numpy(force=True).shape == np.asarray(kernel).shape == tuple(kernel.shape) == (4, 2, 3)
     new = rng.normal(size=(3, 2, 4)).astype("float32")
     kernel.assign(new)
     np.testing.assert_array_equal(conv.get_weights()[0], new)
