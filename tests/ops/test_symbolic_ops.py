@@ -138,3 +138,20 @@ def test_symbolic_tensor_cannot_be_iterated_or_tested():
     with pytest.raises(TypeError, match="condition"):
         bool(inp > 0)
     assert {inp: 1}[inp] == 1  # hashable, compared by identity
+
+
+def test_op_layer_with_fixed_arguments_round_trips_its_config(tmp_path, rng):
+    """An OpLayer made from a config that keeps the op's options (as Keras' configs do)."""
+    from lamina.ops import OpLayer
+
+    inp = lamina.layers.Input((5, 3))
+    mean = OpLayer("mean", arguments={"axis": 1, "keepdims": True})
+    model = lamina.Model(inp, mean(inp))
+    assert model.outputs[0].shape == (None, 1, 3)
+    x = _data((5, 3), "float32", rng)
+    np.testing.assert_allclose(model.predict(x, verbose=0), x.mean(axis=1, keepdims=True), rtol=1e-6)
+    model.save(tmp_path / "mean.lamina")
+    np.testing.assert_allclose(lamina.load_model(tmp_path / "mean.lamina").predict(x, verbose=0),
+                               x.mean(axis=1, keepdims=True), rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown op 'nope'"):
+        OpLayer("nope")

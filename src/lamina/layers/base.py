@@ -235,7 +235,8 @@ class Layer(nn.Module):
         `add_weight("kernel", shape)`, or as Keras 3 does, `add_weight(shape=..., initializer=...)`
         or `add_weight((3, 2), "zeros")`: a weight without a name gets Keras' "variable",
         "variable_1", …, which is also its state_dict key; the attribute it is assigned to
-        (`self.w = self.add_weight(...)`) refers to the same tensor.
+        (`self.w = self.add_weight(...)`) refers to the same tensor. `autocast`, `aggregation`
+        and `overwrite_with_gradient` are accepted for Keras code and have no effect here.
         """
         from lamina.variables import BufferVariable, Variable
 
@@ -248,9 +249,7 @@ class Layer(nn.Module):
             )
         auto_named = name is None
         if auto_named:
-            taken = {n for n, _, _ in self._weight_specs}
-            name = next(f"variable{'' if i == 0 else f'_{i}'}" for i in range(len(taken) + 1)
-                        if f"variable{'' if i == 0 else f'_{i}'}" not in taken)
+            name = self._free_weight_name()
         shape = () if shape is None else ((shape,) if isinstance(shape, int) else tuple(shape))
         dtype = _torch_dtype(dtype) if dtype is not None else self.compute_dtype
         if initializer is None:
@@ -273,6 +272,12 @@ class Layer(nn.Module):
 
             self._regularizers.append((name, regularizers.get(regularizer)))
         return weight
+
+    def _free_weight_name(self) -> str:
+        """Keras' name for an unnamed weight: "variable", then "variable_1", … (unique here)."""
+        taken = {n for n, _, _ in self._weight_specs}
+        candidates = ("variable" if i == 0 else f"variable_{i}" for i in range(len(taken) + 1))
+        return next(n for n in candidates if n not in taken)
 
     def add_variable(self, shape, initializer, dtype=None, trainable=True, autocast=True,
                      regularizer=None, constraint=None, name=None):

@@ -50,20 +50,24 @@ class OpLayer(Layer):
     """One call of an op (e.g. `ops.mean`, `x + y`, `x[:, 0]`) inside a functional model.
 
     The op's non-tensor arguments are stored in the node, as a layer's call arguments are, so the
-    layer itself is just the op's name.
+    layer itself is just the op's name. `arguments` holds keyword arguments given to every call
+    instead (Keras' own configs keep e.g. `axis` there: an importer can pass them on).
     """
 
     is_op = True  # Model.layers leaves it out, as Keras lists only layers, not ops
 
-    def __init__(self, function, name=None, **kwargs):
+    def __init__(self, function, arguments=None, name=None, **kwargs):
         if function not in _OPS:
             raise ValueError(f"OpLayer: unknown op {function!r}. Known ops: {sorted(_OPS)}")
         super().__init__(name=name or unique_name(function), **kwargs)
         self.function = function
+        self.arguments = dict(arguments or {})
         self.built = True
 
     def __call__(self, *args, training=None, **kwargs):
         # `training` is what a model passes to every node; an op has no mode.
+        if self.arguments:
+            kwargs = {**self.arguments, **kwargs}
         if is_symbolic((args, kwargs)):
             return self._symbolic_node(args, kwargs)
         return _OPS[self.function](*args, **kwargs)
@@ -116,7 +120,8 @@ class OpLayer(Layer):
                 f"of shape {tuple(constant.shape)}, which a model config cannot hold. Make it a "
                 "weight of a Layer (add_weight), or build it inside a Layer's call."
             )
-        return {**super().get_config(), "function": self.function}
+        config = {**super().get_config(), "function": self.function}
+        return {**config, "arguments": self.arguments} if self.arguments else config
 
 
 def _merged_shape(a, b):
