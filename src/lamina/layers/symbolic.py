@@ -45,7 +45,7 @@ class SymbolicTensor:
     def __getitem__(self, key):
         from lamina import ops
 
-        return ops.get_item(self, ops.numpy.encoded_key(key))
+        return ops.get_item(self, ops.numpy._encoded_key(key))
 
     # Arithmetic and comparisons call the ops, which add a node to the graph (no __eq__, as in
     # Keras: symbolic tensors stay hashable and comparable by identity).

@@ -752,7 +752,7 @@ def _decoded_key(key):
     return _t(key)
 
 
-def encoded_key(key):
+def _encoded_key(key):
     """An indexing key (ints, slices, Ellipsis, None) in the JSON form `_decoded_key` reads."""
     def encode(k):
         if isinstance(k, builtins.slice):
