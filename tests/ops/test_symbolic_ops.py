@@ -138,6 +138,9 @@ def test_symbolic_tensor_cannot_be_iterated_or_tested():
     with pytest.raises(TypeError, match="condition"):
         bool(inp > 0)
     assert {inp: 1}[inp] == 1  # hashable, compared by identity
+    for convert in (lamina.ops.convert_to_numpy, lamina.ops.convert_to_tensor):
+        with pytest.raises(TypeError, match="no value"):
+            convert(inp)
 
 
 def test_op_layer_with_fixed_arguments_round_trips_its_config(tmp_path, rng):

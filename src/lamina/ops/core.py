@@ -54,6 +54,11 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
 def convert_to_numpy(x):
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
+    if isinstance(x, SymbolicTensor):
+        raise TypeError(
+            "convert_to_numpy got a symbolic tensor (from layers.Input): it has no value until the "
+            "model is called on data."
+        )
     return np.asarray(x)
 
 
