@@ -393,14 +393,22 @@ def quantile(x, q, axis=None, method="linear", keepdims=False):
     return torch.quantile(x, q, dim=axis, keepdim=keepdims, interpolation=method)
 
 
+def _arg_extremum(torch_fn, x, axis, keepdims):
+    x = _t(x)
+    if axis is None:  # the index into the flattened tensor
+        out = torch_fn(x)
+        return _index_dtype(out.reshape((1,) * x.ndim) if keepdims else out)
+    return _index_dtype(torch_fn(x, dim=axis, keepdim=keepdims))
+
+
 @op
 def argmax(x, axis=None, keepdims=False):
-    return _index_dtype(torch.argmax(_t(x), dim=axis, keepdim=keepdims if axis is not None else False))
+    return _arg_extremum(torch.argmax, x, axis, keepdims)
 
 
 @op
 def argmin(x, axis=None, keepdims=False):
-    return _index_dtype(torch.argmin(_t(x), dim=axis, keepdim=keepdims if axis is not None else False))
+    return _arg_extremum(torch.argmin, x, axis, keepdims)
 
 
 @op
@@ -457,8 +465,9 @@ def ravel(x):
 @op
 def expand_dims(x, axis):
     x = _t(x)
-    for a in sorted(a % (x.ndim + 1 + i) if a < 0 else a
-                    for i, a in enumerate((axis,) if isinstance(axis, int) else axis)):
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    rank = x.ndim + len(axes)  # negative axes count from the end of the result
+    for a in sorted(a % rank for a in axes):
         x = x.unsqueeze(a)
     return x
 
