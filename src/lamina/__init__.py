@@ -16,8 +16,10 @@ from lamina import (
     losses,
     metrics,
     mixed_precision,
+    ops,
     optimizers,
     plots,
+    random,
     regularizers,
     saving,
     utils,
@@ -25,6 +27,7 @@ from lamina import (
 from lamina.layers import Input
 from lamina.models import MCResult, Model, Sequential
 from lamina.saving import load_model
+from lamina.variables import Variable
 
 __version__ = "0.1.0"
 
@@ -32,4 +35,5 @@ __all__ = [
     "Input", "Model", "Sequential", "MCResult", "activations", "callbacks", "datasets", "initializers",
     "layers", "losses", "metrics", "optimizers", "plots", "regularizers", "utils", "saving", "load_model",
     "config", "distributed", "mixed_precision",
+    "ops", "random", "Variable",
 ]

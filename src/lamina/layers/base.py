@@ -398,28 +398,98 @@ class Layer(nn.Module):
                 spec.check(self, tuple(x.shape), i)
 
     # ----------------------------------------------------------------- weights
-    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True, layout=None,
-                   regularizer=None, dtype=None):
+    def add_weight(self, name=None, shape=None, initializer=None, trainable=True, layout=None,
+                   regularizer=None, dtype=None, constraint=None, autocast=True, aggregation=None,
+                   overwrite_with_gradient=False):
         """Create a weight of Keras shape `shape`, kept in torch's order by `layout` (an axis
         permutation tuple, or an object with to_keras/from_keras).
 
-        Trainable weights are Parameters; the others (moving statistics) are buffers, so both
-        appear in `state_dict()`.
+        Trainable weights are `lamina.Variable`s (nn.Parameters); the others (moving statistics)
+        are buffers (`BufferVariable`), so both appear in `state_dict()`. Both also speak Keras'
+        Variable API (`.value`, `.assign`, `.numpy()`, ...). Called as lamina does,
+        `add_weight("kernel", shape)`, or as Keras 3 does, `add_weight(shape=..., initializer=...)`
+        or `add_weight((3, 2), "zeros")`: a weight without a name gets Keras' "variable",
+        "variable_1", …, which is also its state_dict key; the attribute it is assigned to
+        (`self.w = self.add_weight(...)`) refers to the same tensor. `autocast`, `aggregation`
+        and `overwrite_with_gradient` are accepted for Keras code and have no effect here.
         """
-        value = initializers.get(initializer)(tuple(shape), dtype or self.compute_dtype)
+        from lamina.variables import BufferVariable, Variable
+
+        if name is not None and not isinstance(name, str):  # Keras' order: (shape, initializer, ...)
+            name, shape, initializer = None, name, initializer if shape is None else shape
+        if constraint is not None:
+            raise NotImplementedError(
+                f"Layer '{self.name}': weight constraints are not supported by lamina; leave "
+                "`constraint` as None."
+            )
+        auto_named = name is None
+        if auto_named:
+            name = self._free_weight_name()
+        shape = () if shape is None else ((shape,) if isinstance(shape, int) else tuple(shape))
+        dtype = _torch_dtype(dtype) if dtype is not None else self.compute_dtype
+        if initializer is None:
+            initializer = "glorot_uniform" if dtype.is_floating_point else "zeros"
+        value = initializers.get(initializer)(shape, dtype)
         layout = _layout(layout)
         if layout is not None:
             value = layout.from_keras(value).contiguous()
+        path = f"{self.name}/{name}"
         if trainable:
-            self.register_parameter(name, nn.Parameter(value, requires_grad=self._trainable))
+            weight = Variable.of(value, self._trainable, name, path, layout)
+            self.register_parameter(name, weight)
         else:
-            self.register_buffer(name, value)
+            weight = BufferVariable.of(value, name, path, layout)
+            self.register_buffer(name, weight)
+        weight._auto_named = auto_named
         self._weight_specs.append((name, layout, trainable))
         if regularizer is not None:
             from lamina import regularizers
 
             self._regularizers.append((name, regularizers.get(regularizer)))
-        return getattr(self, name)
+        return weight
+
+    def _free_weight_name(self) -> str:
+        """Keras' name for an unnamed weight: "variable", then "variable_1", … (unique here)."""
+        taken = {n for n, _, _ in self._weight_specs}
+        candidates = ("variable" if i == 0 else f"variable_{i}" for i in range(len(taken) + 1))
+        return next(n for n in candidates if n not in taken)
+
+    def add_variable(self, shape, initializer, dtype=None, trainable=True, autocast=True,
+                     regularizer=None, constraint=None, name=None):
+        """Keras' alias of add_weight with the shape first."""
+        return self.add_weight(name=name, shape=shape, initializer=initializer, dtype=dtype,
+                               trainable=trainable, regularizer=regularizer, constraint=constraint)
+
+    def register_parameter(self, name, param) -> None:
+        # `self.w = self.add_weight(shape=...)` registers a Parameter under the attribute's name
+        # too; a weight add_weight named (Keras' "variable_1") keeps that one registration, so
+        # state_dict has it once, and the attribute is a plain reference to it.
+        if (param is not None and param.__dict__.get("_auto_named")
+                and self._parameters.get(param.__dict__.get("_keras_name")) is param):
+            object.__setattr__(self, name, param)
+            return
+        super().register_parameter(name, param)
+
+    def _apply(self, fn, *args, **kwargs):
+        # A device or dtype move replaces each buffer with fn(buffer), a plain tensor: it becomes
+        # a BufferVariable again, and attributes that referred to the old one (see
+        # register_parameter) follow it.
+        from lamina.variables import BufferVariable
+
+        before = {n: b for n, b in self._buffers.items() if isinstance(b, BufferVariable)}
+        result = super()._apply(fn, *args, **kwargs)
+        for name, old in before.items():
+            new = self._buffers.get(name)
+            if new is None or new is old:
+                continue
+            if not isinstance(new, BufferVariable):
+                new = self._buffers[name] = BufferVariable.of(new, old.name, old.path,
+                                                              old.__dict__.get("_keras_layout"))
+                new._auto_named = old.__dict__.get("_auto_named", False)
+            for attr, value in list(self.__dict__.items()):
+                if value is old:
+                    object.__setattr__(self, attr, new)
+        return result
 
     def _own_weights(self, trainable):
         return [(getattr(self, n), layout) for n, layout, t in self._weight_specs if t == trainable]

@@ -94,7 +94,8 @@ class Model(Trainer, Layer):
     @property
     def layers(self) -> list:
         if self._graph:
-            return list(self._graph_layers)
+            # As in Keras, the ops of the graph (`x + y`, `ops.mean`) are nodes, not layers.
+            return [layer for layer in self._graph_layers if not getattr(layer, "is_op", False)]
         return [m for m in self.children() if isinstance(m, Layer)]
 
     def get_layer(self, name=None, index=None):
