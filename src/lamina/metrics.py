@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from lamina import initializers, losses
+from lamina.utils.config_dicts import from_config_dict, to_config_dict
 from lamina.utils.naming import lookup, to_snake_case
 
 __all__ = [
@@ -689,15 +690,12 @@ for _metric_class in (MeanMetricWrapper, Metric, Mean, Sum):
 
 def serialize(metric) -> dict:
     """Keras' config dict of a metric object."""
-    return {"module": "keras.metrics", "class_name": type(metric).__name__,
-            "config": metric.get_config(), "registered_name": None}
+    return to_config_dict(metric, "keras.metrics", _CLASSES)
 
 
 def deserialize(config, custom_objects=None) -> Metric:
     """A metric from `serialize`'s dict (Keras' format)."""
-    classes = {**_CLASSES, **(custom_objects or {})}
-    cls = lookup("metric", config["class_name"], classes)
-    return cls.from_config(config.get("config") or {})
+    return from_config_dict("metric", config, _CLASSES, custom_objects)
 
 
 def get(identifier, y_true=None, y_pred=None, loss=None) -> Metric:

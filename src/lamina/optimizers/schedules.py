@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import math
 
-from lamina.utils.naming import lookup
+from lamina.utils.config_dicts import from_config_dict, to_config_dict
 
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "PolynomialDecay",
            "InverseTimeDecay", "CosineDecay", "CosineDecayRestarts", "serialize", "deserialize"]
@@ -201,18 +201,9 @@ def serialize(learning_rate_schedule) -> dict:
     if not isinstance(learning_rate_schedule, LearningRateSchedule):
         raise TypeError("serialize: expected a LearningRateSchedule. "
                         f"Received: {type(learning_rate_schedule).__name__}")
-    cls = type(learning_rate_schedule)
-    builtin = _CLASSES.get(cls.__name__) is cls
-    return {"module": "keras.optimizers.schedules" if builtin else cls.__module__,
-            "class_name": cls.__name__, "config": learning_rate_schedule.get_config(),
-            "registered_name": None if builtin else cls.__name__}
+    return to_config_dict(learning_rate_schedule, "keras.optimizers.schedules", _CLASSES)
 
 
 def deserialize(config, custom_objects=None) -> LearningRateSchedule:
     """A schedule from `serialize`'s dict (Keras' format, with or without "module")."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError("deserialize: expected a dict with 'class_name' and 'config'. "
-                         f"Received: {config!r}")
-    classes = {**_CLASSES, **(custom_objects or {})}
-    cls = lookup("learning rate schedule", config["class_name"], classes)
-    return cls.from_config(config.get("config") or {})
+    return from_config_dict("learning rate schedule", config, _CLASSES, custom_objects)
