@@ -101,3 +101,16 @@ def test_fit_applies_the_scheduled_rate_of_each_step_as_keras(optimizer):
     for ours, theirs in zip(l_weights, k_weights):
         # Adam/RMSprop place epsilon differently from torch: ~1e-5 apart at these rates.
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=2e-5)
+
+
+def test_a_schedule_is_saved_with_the_model_and_resumes_from_the_step_count(tmp_path):
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((16, 3)).astype("float32"), rng.standard_normal((16, 1)).astype("float32")
+    model = lamina.Sequential([lamina.layers.Input((3,)), lamina.layers.Dense(1)])
+    model.compile(lamina.optimizers.SGD(schedules.ExponentialDecay(0.1, 5, 0.5)), "mse")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    model.save(tmp_path / "m.lamina")
+    loaded = lamina.load_model(tmp_path / "m.lamina")
+    assert isinstance(loaded.optimizer._schedule, schedules.ExponentialDecay)
+    assert loaded.optimizer.iterations == 4
+    assert loaded.optimizer.learning_rate == pytest.approx(0.1 * 0.5 ** (4 / 5))
