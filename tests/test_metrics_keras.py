@@ -66,6 +66,11 @@ CASES = [
     ("R2Score", {}, "regression"),
     ("R2Score", {"class_aggregation": "variance_weighted_average"}, "regression"),
     ("R2Score", {"class_aggregation": None, "num_regressors": 2}, "regression"),
+    ("IoU", {"num_classes": 4, "target_class_ids": [0, 2], "sparse_y_pred": False}, "sparse"),
+    ("MeanIoU", {"num_classes": 4, "sparse_y_pred": False, "ignore_class": 1}, "sparse"),
+    ("BinaryIoU", {"threshold": 0.3}, "binary"),
+    ("OneHotIoU", {"num_classes": 4, "target_class_ids": [1, 3]}, "onehot"),
+    ("OneHotMeanIoU", {"num_classes": 4}, "onehot"),
 ]
 
 
@@ -192,3 +197,16 @@ def test_bad_arguments_are_named():
         metrics.MeanSquaredError(from_logits=True)
     with pytest.raises(ValueError, match="Did you mean"):
         metrics.get("mapee")
+
+
+def test_iou_counts_in_its_dtype_as_keras():
+    y_true, y_pred = np.array([0, 1, 1, 0]), np.array([0.2, 0.7, 0.4, 0.9])
+    w = np.array([1.0, 2.0, 0.5, 0.25])
+    truncating = metrics.BinaryIoU()
+    with pytest.warns(UserWarning, match="truncated"):
+        truncating.update_state(y_true, y_pred, sample_weight=w)
+    np.testing.assert_array_equal(truncating.total_cm.numpy(), [[1, 0], [0, 2]])
+    exact, theirs = metrics.BinaryIoU(dtype="float32"), keras.metrics.BinaryIoU(dtype="float32")
+    exact.update_state(y_true, y_pred, sample_weight=w)
+    theirs.update_state(y_true, y_pred, sample_weight=w)
+    assert float(exact.result()) == pytest.approx(float(theirs.result()), rel=1e-6)

@@ -7,6 +7,8 @@ state comes from `add_variable(shape, initializer, dtype, name)`, updated with `
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from lamina import initializers, losses
@@ -669,6 +671,126 @@ class R2Score(Metric):
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype, "class_aggregation": self.class_aggregation,
                 "num_regressors": self.num_regressors}
+
+
+class IoU(Metric):
+    """Intersection over union, TP / (TP + FP + FN) per class from a weighted confusion matrix,
+    averaged over `target_class_ids` (classes never seen nor predicted are left out).
+
+    Args:
+        num_classes: the number of classes; ids outside [0, num_classes) are ignored.
+        target_class_ids: the classes whose IoU is averaged.
+        ignore_class: a target id to leave out (a "void" class).
+        sparse_y_true, sparse_y_pred: False for one-hot / score rows (argmax along `axis`).
+    """
+
+    state_names = ("total_cm",)
+
+    def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None,
+                 sparse_y_true=True, sparse_y_pred=True, axis=-1):
+        target_class_ids = list(target_class_ids)
+        if max(target_class_ids, default=-1) >= num_classes or min(target_class_ids, default=0) < 0:
+            raise ValueError(f"{type(self).__name__}: `target_class_ids` must be in [0, {num_classes}). "
+                             f"Received: target_class_ids={target_class_ids}")
+        super().__init__(name, dtype or "int32")  # Keras' default: counts are integers
+        self.num_classes, self.target_class_ids = num_classes, target_class_ids
+        self.ignore_class = ignore_class
+        self.sparse_y_true, self.sparse_y_pred, self.axis = sparse_y_true, sparse_y_pred, axis
+        self.reset_state()
+
+    def reset_state(self):
+        self.total_cm = torch.zeros(self.num_classes, self.num_classes, dtype=torch.float64)
+
+    def _class_ids(self, y_true, y_pred):
+        if not self.sparse_y_true:
+            y_true = y_true.argmax(self.axis)
+        if not self.sparse_y_pred:
+            y_pred = y_pred.argmax(self.axis)
+        return y_true, y_pred
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred = _as_tensors(y_true, y_pred)
+        y_true, y_pred = self._class_ids(y_true, y_pred)
+        y_true, y_pred = y_true.reshape(-1).long(), y_pred.reshape(-1).long()
+        w = torch.ones((), dtype=torch.float64, device=y_pred.device)
+        if sample_weight is not None:
+            w = torch.as_tensor(sample_weight, device=y_pred.device).to(torch.float64)
+            w = w.reshape(-1) if w.ndim > 1 else w
+            if "int" in str(self.dtype) and bool((w != w.trunc()).any()):
+                # Keras counts in the metric's dtype, int by default: fractional weights truncate.
+                warnings.warn(f"{type(self).__name__}: sample weights are truncated to integers in "
+                              f"dtype {self.dtype} (as Keras does); pass dtype='float32' to keep them.",
+                              stacklevel=2)
+                w = w.trunc()
+        w = torch.broadcast_to(w, y_true.shape)
+        keep = (y_true >= 0) & (y_true < self.num_classes) & (y_pred >= 0) & (y_pred < self.num_classes)
+        if self.ignore_class is not None:
+            keep &= y_true != self.ignore_class
+        cells = (y_true * self.num_classes + y_pred)[keep]
+        counts = torch.bincount(cells, weights=w[keep], minlength=self.num_classes ** 2)
+        self.total_cm = self.total_cm.to(y_pred.device) + counts.reshape(self.num_classes, self.num_classes)
+
+    def result(self):
+        tp = self.total_cm.diagonal()
+        denominator = self.total_cm.sum(0) + self.total_cm.sum(1) - tp
+        ids = torch.as_tensor(self.target_class_ids, device=tp.device)
+        tp, denominator = tp[ids], denominator[ids]
+        valid = (denominator > 1e-9).sum()
+        iou = tp / (denominator + _KERAS_EPSILON)
+        return (iou.sum() / (valid + _KERAS_EPSILON)).float()
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "num_classes": self.num_classes,
+                "target_class_ids": self.target_class_ids, "ignore_class": self.ignore_class,
+                "sparse_y_true": self.sparse_y_true, "sparse_y_pred": self.sparse_y_pred, "axis": self.axis}
+
+
+class MeanIoU(IoU):
+    """IoU averaged over every class."""
+
+    def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_true=True,
+                 sparse_y_pred=True, axis=-1):
+        super().__init__(num_classes, range(num_classes), name, dtype, ignore_class, sparse_y_true,
+                         sparse_y_pred, axis)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["target_class_ids"]
+        return config
+
+
+class BinaryIoU(IoU):
+    """IoU of classes 0 and/or 1 for one probability (or logit) per sample, class 1 at or above
+    `threshold`."""
+
+    def __init__(self, target_class_ids=(0, 1), threshold=0.5, name=None, dtype=None):
+        super().__init__(2, target_class_ids, name, dtype)
+        self.threshold = threshold
+
+    def _class_ids(self, y_true, y_pred):
+        return y_true, (y_pred >= self.threshold).long()
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "target_class_ids": self.target_class_ids,
+                "threshold": self.threshold}
+
+
+class OneHotIoU(IoU):
+    """IoU for one-hot targets and score rows."""
+
+    def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None,
+                 sparse_y_pred=False, axis=-1):
+        super().__init__(num_classes, target_class_ids, name, dtype, ignore_class, False, sparse_y_pred, axis)
+
+
+class OneHotMeanIoU(MeanIoU):
+    """MeanIoU for one-hot targets and score rows."""
+
+    def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_pred=False, axis=-1):
+        super().__init__(num_classes, name, dtype, ignore_class, False, sparse_y_pred, axis)
+
+
+__all__ += ["IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU"]
 
 
 _CLASSES = {name: globals()[name] for name in __all__ if name[0].isupper()}
