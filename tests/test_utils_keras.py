@@ -199,3 +199,12 @@ def test_plot_model_without_graphviz_names_what_to_install(tmp_path, monkeypatch
         utils.plot_model(_two_branch_model(), to_file=tmp_path / "m.png")
     utils.plot_model(_two_branch_model(), to_file=tmp_path / "m.dot")  # the source needs no Graphviz
     assert (tmp_path / "m.dot").read_text().startswith("digraph")
+
+
+def test_model_to_dot_of_a_sequential_built_from_data():
+    model = lamina.Sequential([lamina.layers.Dense(3, name="first"), lamina.layers.Dense(1, name="second")])
+    assert "first (Dense)" in utils.model_to_dot(model)  # drawable before it is built
+    model.predict(np.zeros((2, 4), "float32"), verbose=0)
+    source = utils.model_to_dot(model, show_shapes=True)
+    assert "Input shape: (None, 4)\\nOutput shape: (None, 3)" in source
+    assert source.count("->") == 2

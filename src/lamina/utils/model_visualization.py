@@ -43,16 +43,16 @@ def _layer_edges(model):
     if outputs is None:
         return None
     start = getattr(model, "_input_tensor", None)
-    rows, previous = [], None
+    out_shapes = [t.shape for t in outputs]  # empty until a Sequential without Input is built
+    rows, previous, in_shape = [], None, None
     if start is not None:
-        previous = start.node.layer
-        rows.append((previous, [], [start.shape], []))
-    shapes = [start.shape if start is not None else None, *[t.shape for t in outputs]]
+        previous, in_shape = start.node.layer, start.shape
+        rows.append((previous, [], [in_shape], []))
     for i, layer in enumerate(model.layers):
-        out = [shapes[i + 1]] if i + 1 < len(shapes) and shapes[i + 1] is not None else []
-        ins = [shapes[i]] if shapes[i] is not None else []
-        rows.append((layer, ins, out, [previous] if previous is not None else []))
-        previous = layer
+        out_shape = out_shapes[i] if i < len(out_shapes) else None
+        rows.append((layer, [in_shape] if in_shape else [], [out_shape] if out_shape else [],
+                     [previous] if previous is not None else []))
+        previous, in_shape = layer, out_shape
     return rows
 
 
