@@ -114,3 +114,20 @@ def test_a_schedule_is_saved_with_the_model_and_resumes_from_the_step_count(tmp_
     assert isinstance(loaded.optimizer._schedule, schedules.ExponentialDecay)
     assert loaded.optimizer.iterations == 4
     assert loaded.optimizer.learning_rate == pytest.approx(0.1 * 0.5 ** (4 / 5))
+
+
+def test_a_rate_changed_between_fits_moves_momentum_sgd_as_keras():
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((12, 3)).astype("float32"), rng.standard_normal((12, 2)).astype("float32")
+    weights = [rng.standard_normal((3, 2)).astype("float32"), np.zeros(2, "float32")]
+    results = []
+    for lib in (keras, lamina):
+        model = lib.Sequential([lib.layers.Input((3,)), lib.layers.Dense(2)])
+        model.set_weights(weights)
+        model.compile(optimizer=lib.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+        model.optimizer.learning_rate = 0.02  # as ReduceLROnPlateau does
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+        results.append([np.asarray(w) for w in model.get_weights()])
+    for theirs, ours in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)

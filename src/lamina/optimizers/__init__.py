@@ -94,22 +94,21 @@ class Optimizer:
     def _sync_torch_lr(self) -> None:
         """Give the torch optimizer the rate of the coming update."""
         if self._schedule is not None:
-            lr = float(self._schedule(self.iterations))
-            if self.torch_optimizer is not None and lr != self._lr:
-                self._rescale_momentum(self._lr, lr)
-            self._lr = lr
+            self._lr = float(self._schedule(self.iterations))
         if self.torch_optimizer is not None:
             for group in self.torch_optimizer.param_groups:
-                group["lr"] = self._lr
+                if group["lr"] != self._lr:
+                    self._rescale_momentum(group, group["lr"], self._lr)
+                    group["lr"] = self._lr
 
-    def _rescale_momentum(self, old: float, new: float) -> None:
+    def _rescale_momentum(self, group, old: float, new: float) -> None:
         """Keras' momentum (SGD, RMSprop) accumulates rate-scaled steps, v = m·v - lr·g; torch's
         accumulates gradients and scales at the update, w -= lr·(m·b + g). They agree while the
-        rate is constant; scaling torch's buffer by old/new keeps them equal when a schedule
-        changes it. (A rate of exactly 0 cannot be represented this way and is left as torch's.)"""
-        if new > 0:
-            for state in self.torch_optimizer.state.values():
-                buffer = state.get("momentum_buffer")
+        rate is constant; scaling torch's buffer by old/new keeps them equal when a schedule or a
+        callback changes it. (A rate of exactly 0 cannot be represented this way.)"""
+        if new > 0 and old > 0:
+            for p in group["params"]:
+                buffer = self.torch_optimizer.state.get(p, {}).get("momentum_buffer")
                 if buffer is not None:
                     buffer.mul_(old / new)
 
