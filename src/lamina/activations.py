@@ -25,7 +25,7 @@ __all__ = [
     "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish",
     "relu", "relu6", "selu", "sigmoid", "silu", "swish", "soft_shrink", "softmax", "softplus",
     "softsign", "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "tanh", "tanh_shrink",
-    "threshold", "get", "serialize", "apply",
+    "threshold", "get", "serialize", "deserialize", "apply",
 ]
 
 
@@ -257,6 +257,16 @@ def serialize(fn) -> str:
         if f is base and name not in ALIASES:
             return name
     return getattr(fn, "__name__", repr(fn))
+
+
+def deserialize(config, custom_objects=None):
+    """The activation function named by `config`: a Keras name or config dict, or a name in
+    `custom_objects`."""
+    name = config.get("config") if isinstance(config, dict) else config
+    name = name.get("name") if isinstance(name, dict) else name
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    return get(config)
 
 
 def apply(fn, x):

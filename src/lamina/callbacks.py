@@ -500,3 +500,113 @@ class BackupAndRestore(Callback):
 
 
 __all__ += ["ModelCheckpoint", "BackupAndRestore"]
+
+
+class TensorBoard(Callback):
+    """Writes the logs as TensorBoard event files, under Keras 3's names and folders.
+
+    `log_dir/train` receives `epoch_<name>` for every training log (and `epoch_learning_rate`)
+    at step = epoch, `log_dir/validation` the `val_` logs without the prefix; with `update_freq`
+    "batch" or N, `batch_<name>` every N training batches (step = global batch, from 1);
+    `evaluation_<name>_vs_iterations` after each evaluation (step = optimizer iterations);
+    `histogram_freq` N: a histogram of every weight every N epochs; `write_graph`: the model's
+    summary as text. Needs the `tensorboard` package: `pip install "lamina[tensorboard]"`.
+
+    Args:
+        log_dir, histogram_freq, write_graph, write_images, write_steps_per_second, update_freq,
+        profile_batch, embeddings_freq, embeddings_metadata: as Keras'. Images, profiling and
+        embeddings are not written (a nonzero `profile_batch` is refused, as Keras' torch
+        backend does).
+    """
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
+                 write_steps_per_second=False, update_freq="epoch", profile_batch=0, embeddings_freq=0,
+                 embeddings_metadata=None):
+        super().__init__()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise ImportError(
+                "TensorBoard needs the `tensorboard` package: pip install \"lamina[tensorboard]\" "
+                "(or pip install tensorboard)."
+            ) from e
+        if update_freq != "epoch" and update_freq != "batch" and not (
+                isinstance(update_freq, int) and update_freq > 0):
+            raise ValueError("TensorBoard: `update_freq` must be 'epoch', 'batch' or a positive int. "
+                             f"Received: update_freq={update_freq!r}")
+        if profile_batch:
+            raise ValueError("TensorBoard: profiling is not available with lamina (nor with Keras' "
+                             f"torch backend). Received: profile_batch={profile_batch} (must be 0)")
+        self._writer_class = SummaryWriter
+        self.log_dir, self.histogram_freq, self.write_graph = str(log_dir), histogram_freq, write_graph
+        self.write_images, self.write_steps_per_second = write_images, write_steps_per_second
+        self.update_freq = 1 if update_freq == "batch" else update_freq
+        self.embeddings_freq, self.embeddings_metadata = embeddings_freq, embeddings_metadata
+        self._writers = {}
+        self._global_train_batch = 0
+        self._graph_written = False
+
+    def _writer(self, kind):
+        """The event writer of log_dir/train or log_dir/validation, opened when first needed."""
+        if kind not in self._writers:
+            self._writers[kind] = self._writer_class(os.path.join(self.log_dir, kind))
+        return self._writers[kind]
+
+    def on_train_begin(self, logs=None):
+        self._global_train_batch = 0
+        self._graph_written = not self.write_graph
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._global_train_batch += 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self._graph_written:  # the model is built by now
+            lines = []
+            self.model.summary(print_fn=lines.append)
+            self._writer("train").add_text("keras", "\n".join(lines), global_step=0)
+            self._graph_written = True
+        if self.update_freq != "epoch" and self._global_train_batch % self.update_freq == 0:
+            self._scalars("train", "batch_", logs, self._global_train_batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        if self.model.optimizer is not None:
+            train.setdefault("learning_rate", self.model.optimizer.learning_rate)
+        self._scalars("train", "epoch_", train, epoch)
+        self._scalars("validation", "epoch_", {k[4:]: v for k, v in logs.items() if k.startswith("val_")},
+                      epoch)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            writer = self._writer("train")
+            for layer in self.model.layers:
+                for name, weight in layer.named_parameters():
+                    tag = f"{layer.name}/{name.replace('.', '/')}/histogram"
+                    writer.add_histogram(tag, weight.detach().cpu(), global_step=epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_test_end(self, logs=None):
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None and logs:
+            self._scalars("validation", "evaluation_", {f"{k}_vs_iterations": v for k, v in logs.items()},
+                          optimizer.iterations)
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+    def _scalars(self, kind, prefix, logs, step):
+        if not logs:
+            return
+        writer = self._writer(kind)
+        for name, value in logs.items():
+            if np.ndim(_to_float_array(value)) == 0:  # per-threshold metrics have no scalar to plot
+                writer.add_scalar(f"{prefix}{name}", float(_to_float_array(value)), global_step=int(step))
+
+
+def _to_float_array(value):
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value, dtype=float)
+
+
+__all__ += ["TensorBoard"]

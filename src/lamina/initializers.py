@@ -10,12 +10,13 @@ import math
 
 import torch
 
+from lamina.utils.config_dicts import from_config_dict, to_config_dict
 from lamina.utils.naming import lookup
 
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal",
     "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform",
-    "LecunNormal", "Orthogonal", "Identity", "get",
+    "LecunNormal", "Orthogonal", "Identity", "get", "serialize", "deserialize",
 ]
 
 # A standard normal truncated at two standard deviations has this standard deviation.
@@ -99,7 +100,11 @@ class TruncatedNormal(Initializer):
 
 
 class VarianceScaling(Initializer):
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
+                 input_axes=None, output_axes=None):
+        if input_axes is not None or output_axes is not None:  # Keras 3.13+'s custom fan axes
+            raise ValueError(f"{type(self).__name__}: lamina computes fans from the last two axes only; "
+                             f"input_axes/output_axes must be None. Received: {input_axes}, {output_axes}")
         if scale <= 0:
             raise ValueError(f"VarianceScaling: `scale` must be positive. Received: scale={scale}")
         if mode not in ("fan_in", "fan_out", "fan_avg"):
@@ -131,8 +136,8 @@ class VarianceScaling(Initializer):
 
 
 def _scaling(name, scale, mode, distribution):
-    def __init__(self, seed=None):
-        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+    def __init__(self, seed=None, input_axes=None, output_axes=None):
+        VarianceScaling.__init__(self, scale, mode, distribution, seed, input_axes, output_axes)
 
     def get_config(self):
         return {"seed": self.seed}
@@ -215,19 +220,22 @@ def get(identifier) -> Initializer:
     if isinstance(identifier, Initializer) or callable(identifier) and not isinstance(identifier, type):
         return identifier
     if isinstance(identifier, dict):
-        cls = lookup("initializer", identifier["class_name"], _by_class_name())
-        return cls.from_config(identifier.get("config", {}))
+        return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     return lookup("initializer", identifier, _NAMES)()
 
 
-def serialize(initializer) -> dict | str:
-    for name, cls in _NAMES.items():
-        if type(initializer) is cls and not initializer.get_config().get("seed"):
-            if initializer.get_config() == cls().get_config():
-                return name
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+def serialize(initializer) -> dict:
+    """Keras' config dict of an initializer: {"module": "keras.initializers", "class_name", ...}."""
+    return to_config_dict(initializer, "keras.initializers", _by_class_name())
+
+
+def deserialize(config, custom_objects=None) -> Initializer:
+    """An initializer from a Keras name or config dict (as `serialize` writes and Keras saves)."""
+    if isinstance(config, str):
+        return get(config)
+    return from_config_dict("initializer", config, _by_class_name(), custom_objects)
 
 
 def _by_class_name():

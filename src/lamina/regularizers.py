@@ -1,10 +1,12 @@
-"""Weight regularizers with Keras' names: L1, L2, L1L2, OrthogonalRegularizer-free subset."""
+"""Weight regularizers with Keras' names: L1, L2, L1L2 (and l1, l2, l1_l2), get/serialize/deserialize.
+OrthogonalRegularizer is not provided."""
 
 from __future__ import annotations
 
+from lamina.utils.config_dicts import from_config_dict, to_config_dict
 from lamina.utils.naming import lookup
 
-__all__ = ["Regularizer", "L1", "L2", "L1L2", "get"]
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize", "deserialize"]
 
 
 class Regularizer:
@@ -51,20 +53,33 @@ class L2(L1L2):
         return {"l2": self.l2}
 
 
+# Keras' lowercase names are the classes themselves: regularizers.l2(1e-4) is L2(1e-4).
+l1, l2, l1_l2 = L1, L2, L1L2
+
 _NAMES = {"l1": L1, "l2": L2, "l1_l2": L1L2}
+_CLASSES = {c.__name__: c for c in (L1, L2, L1L2)}
 
 
 def get(identifier):
+    """A regularizer from a Keras name, a config dict, a class or a callable `w -> penalty`."""
     if identifier is None or callable(identifier) and not isinstance(identifier, type):
         return identifier
     if isinstance(identifier, dict):
-        classes = {c.__name__: c for c in _NAMES.values()}
-        return lookup("regularizer", identifier["class_name"], classes).from_config(
-            identifier.get("config", {}))
+        return deserialize(identifier)
+    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
+        return identifier()
     return lookup("regularizer", identifier, _NAMES)()
 
 
 def serialize(regularizer):
+    """Keras' config dict of a regularizer (None for None)."""
     if regularizer is None:
         return None
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return to_config_dict(regularizer, "keras.regularizers", _CLASSES)
+
+
+def deserialize(config, custom_objects=None):
+    """A regularizer from a Keras name or config dict."""
+    if isinstance(config, str):
+        return get(config)
+    return from_config_dict("regularizer", config, _CLASSES, custom_objects)

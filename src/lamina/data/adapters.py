@@ -1,7 +1,8 @@
 """Data adapters: whatever the user passes to fit/evaluate/predict, as batches of torch tensors.
 
 Arrays (numpy, torch, pandas, lists, dicts of them) are converted once, checked once (lengths,
-NaN, emptiness) and then sliced per batch. A torch Dataset or DataLoader is iterated as it is.
+NaN, emptiness) and then sliced per batch. A torch Dataset or DataLoader is iterated as it is, and
+a `lamina.utils.PyDataset` batch by batch, with its epoch hooks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lamina.utils import tree
+from lamina.utils.py_dataset import PyDataset
 
 
 def to_tensor(a, what: str) -> torch.Tensor:
@@ -21,7 +23,8 @@ def to_tensor(a, what: str) -> torch.Tensor:
         t = a
     else:
         if hasattr(a, "to_numpy"):  # pandas DataFrame / Series
-            a = a.to_numpy()
+            # A Series is one column: (n, 1), as Keras reads it.
+            a = a.to_numpy()[:, None] if getattr(a, "ndim", 2) == 1 else a.to_numpy()
         arr = np.asarray(a)
         if arr.dtype == object:
             raise ValueError(
@@ -197,8 +200,54 @@ class LoaderData:
                    None if w is None else to_tensor(w, "sample_weight"))
 
 
+def match_input_rank(x: torch.Tensor, expected_shape) -> torch.Tensor:
+    """Keras 3's rule for data one axis off the model's Input (Functional._adjust_input_rank):
+    a missing trailing axis is added where the Input's last size is 1 ((n, 5) into Input((5, 1))),
+    and an extra trailing size-1 axis is dropped ((n, 5, 1) into Input((5,))). Anything else is
+    returned as it is, for the caller's shape check to report."""
+    rank, expected_rank = x.ndim, len(expected_shape)
+    if rank == expected_rank + 1 and x.shape[-1] == 1:
+        return x.squeeze(-1)
+    if rank == expected_rank - 1 and expected_shape[-1] == 1:
+        return x.unsqueeze(-1)
+    return x
+
+
+class PyDatasetData(LoaderData):
+    """A lamina.utils.PyDataset: batches by index (in a new random order each pass when
+    shuffling, as Keras), `on_epoch_begin`/`on_epoch_end` around each complete pass."""
+
+    def __init__(self, dataset: PyDataset, shuffle=False):
+        self.dataset, self.shuffle = dataset, shuffle
+
+    def __len__(self):
+        return self.dataset.num_batches or 0
+
+    @property
+    def loader(self):
+        """The batches of one pass, for LoaderData's unpacking."""
+        n = self.dataset.num_batches
+        if n is None:
+            return iter(self.dataset)
+        order = torch.randperm(n).tolist() if self.shuffle else range(n)
+        return (self.dataset[i] for i in order)
+
+    def peek(self):
+        return next(super().__iter__())
+
+    def __iter__(self):
+        self.dataset.on_epoch_begin()
+        yield from super().__iter__()
+        self.dataset.on_epoch_end()
+
+
 def adapt(x, y=None, sample_weight=None, batch_size=None, shuffle=False, check_values=True):
     """The adapter for what the user passed."""
+    if isinstance(x, PyDataset):
+        if y is not None or sample_weight is not None:
+            raise ValueError("`y` and `sample_weight` must be None when `x` is a PyDataset: its "
+                             "__getitem__ returns (x, y) or (x, y, sample_weight) batches itself.")
+        return PyDatasetData(x, shuffle)
     if isinstance(x, (Dataset, DataLoader)):
         if y is not None:
             raise ValueError(

@@ -28,6 +28,7 @@ from lamina.losses.regression import *  # noqa: F403
 from lamina.losses.regression import __all__ as _regression
 from lamina.losses.segmentation import *  # noqa: F403
 from lamina.losses.segmentation import __all__ as _segmentation
+from lamina.utils.config_dicts import from_config_dict, to_config_dict
 from lamina.utils.naming import lookup, to_snake_case
 
 _PUBLIC = [*_probabilistic, *_regression, *_margin, *_segmentation]
@@ -53,10 +54,7 @@ def get(identifier) -> Loss:
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     if isinstance(identifier, dict):
-        if identifier.get("class_name") == "function":  # a Keras-serialized loss function
-            return lookup("loss", identifier.get("config"), _NAMES)()
-        cls = lookup("loss", identifier.get("class_name"), _CLASSES)
-        return cls.from_config(identifier.get("config") or {})
+        return deserialize(identifier)
     if isinstance(identifier, str):
         return (_CLASSES.get(identifier) or lookup("loss", identifier, _NAMES))()
     if identifier in _FUNCTIONS:
@@ -66,5 +64,26 @@ def get(identifier) -> Loss:
     return lookup("loss", identifier, _NAMES)()
 
 
+def serialize(loss) -> dict | str:
+    """Keras' config dict of a Loss object; the name of a loss function."""
+    if not isinstance(loss, Loss):
+        name = getattr(loss, "__name__", None)
+        if name in _NAMES:
+            return name
+        raise ValueError(f"losses.serialize: {loss!r} is neither a Loss nor a Keras loss function.")
+    return to_config_dict(loss, "keras.losses", _CLASSES)
+
+
+def deserialize(config, custom_objects=None) -> Loss:
+    """A Loss from a Keras name or config dict; `custom_objects` adds classes by name."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "function":  # a Keras-serialized loss function
+            return lookup("loss", config.get("config"), _NAMES)()
+        return from_config_dict("loss", config, _CLASSES, custom_objects)
+    if custom_objects and isinstance(config, str) and config in custom_objects:
+        return get(custom_objects[config])
+    return get(config)
+
+
 __all__ = ["Loss", "CustomLoss", "AutoLoss", "EPSILON", "REDUCTIONS", "reduce_weighted", "get",
-           "check", *_PUBLIC]
+           "serialize", "deserialize", "check", *_PUBLIC]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lamina.data.adapters import match_input_rank
 from lamina.layers.base import Layer
 from lamina.layers.input_layer import Input, InputLayer
 from lamina.layers.symbolic import SymbolicTensor
@@ -143,6 +144,7 @@ class Sequential(Model):
 
     def forward(self, inputs, training=None, mask=None):
         if self._input_tensor is not None and hasattr(inputs, "shape"):
+            inputs = match_input_rank(inputs, self._input_tensor.shape)
             self._check_data(inputs)
             if inputs.is_floating_point() and inputs.dtype != self._input_tensor.dtype:
                 inputs = inputs.to(self._input_tensor.dtype)

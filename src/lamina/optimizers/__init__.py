@@ -12,17 +12,19 @@ import inspect
 import torch
 from torch.optim import optimizer as torch_optim
 
+from lamina.optimizers import schedules
 from lamina.utils.naming import lookup
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Nadam",
-           "Adamax", "get"]
+           "Adamax", "get", "schedules"]
 
 
 class Optimizer:
     """Base: a learning rate (float or schedule `step -> lr`), gradient clipping, a torch optimizer.
 
     Args:
-        learning_rate: float, or a callable taking the step number.
+        learning_rate: float, a `schedules.LearningRateSchedule`, or a callable taking the step
+            number; the update at step k (from 0) uses `schedule(k)`, as in Keras.
         clipnorm: clip each weight's gradient to this norm. clipvalue: clip elementwise.
         global_clipnorm: clip all gradients together to this norm.
         weight_decay: decoupled weight decay where the torch optimizer supports it.
@@ -36,19 +38,14 @@ class Optimizer:
             raise ValueError(
                 f"{type(self).__name__}: use only one of clipnorm, clipvalue and global_clipnorm."
             )
-        if not callable(learning_rate) and float(learning_rate) <= 0:
-            raise ValueError(
-                f"{type(self).__name__}: `learning_rate` must be positive. "
-                f"Received: learning_rate={learning_rate}"
-            )
         self.name = name or type(self).__name__.lower()
-        self._schedule = learning_rate if callable(learning_rate) else None
-        self._lr = float(learning_rate) if self._schedule is None else float(learning_rate(0))
+        self.iterations = 0
+        self.torch_optimizer: torch.optim.Optimizer | None = None
+        self._schedule = None
+        self.learning_rate = learning_rate
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.weight_decay = weight_decay
         self.hyper = hyper
-        self.iterations = 0
-        self.torch_optimizer: torch.optim.Optimizer | None = None
 
     def _torch_kwargs(self) -> dict:
         """This optimizer's Keras hyperparameters in torch's names."""
@@ -68,14 +65,52 @@ class Optimizer:
 
     @property
     def learning_rate(self) -> float:
-        return self._lr
+        """The rate the next update uses: with a schedule, `schedule(iterations)`."""
+        return self._lr if self._schedule is None else float(self._schedule(self.iterations))
 
     @learning_rate.setter
     def learning_rate(self, value) -> None:
-        self._lr = float(value)
+        """A float, a LearningRateSchedule or a callable `step -> lr`. A float cannot replace a
+        schedule (Keras refuses it too): callbacks that change the rate would silently fight it."""
+        if isinstance(value, dict):
+            value = schedules.deserialize(value)
+        if callable(value):
+            self._schedule = value
+            self._lr = float(value(self.iterations))
+        elif self._schedule is not None:
+            raise TypeError(
+                f"{type(self).__name__} was created with a learning-rate schedule "
+                f"({type(self._schedule).__name__}), so its learning_rate cannot be set to a number. "
+                "Build the optimizer with a float learning_rate to change it from a callback."
+            )
+        else:
+            value = float(value)
+            if not value > 0:
+                raise ValueError(f"{type(self).__name__}: `learning_rate` must be positive. "
+                                 f"Received: learning_rate={value}")
+            self._lr = value
+        self._sync_torch_lr()
+
+    def _sync_torch_lr(self) -> None:
+        """Give the torch optimizer the rate of the coming update."""
+        if self._schedule is not None:
+            self._lr = float(self._schedule(self.iterations))
         if self.torch_optimizer is not None:
             for group in self.torch_optimizer.param_groups:
-                group["lr"] = self._lr
+                if group["lr"] != self._lr:
+                    self._rescale_momentum(group, group["lr"], self._lr)
+                    group["lr"] = self._lr
+
+    def _rescale_momentum(self, group, old: float, new: float) -> None:
+        """Keras' momentum (SGD, RMSprop) accumulates rate-scaled steps, v = m·v - lr·g; torch's
+        accumulates gradients and scales at the update, w -= lr·(m·b + g). They agree while the
+        rate is constant; scaling torch's buffer by old/new keeps them equal when a schedule or a
+        callback changes it. (A rate of exactly 0 cannot be represented this way.)"""
+        if new > 0 and old > 0:
+            for p in group["params"]:
+                buffer = self.torch_optimizer.state.get(p, {}).get("momentum_buffer")
+                if buffer is not None:
+                    buffer.mul_(old / new)
 
     def zero_grad(self) -> None:
         """torch's zero_grad(set_to_none=True), without its per-call profiling bookkeeping (a
@@ -88,7 +123,7 @@ class Optimizer:
         """Apply the gradients. With a torch GradScaler (float16 loss scaling) they are unscaled
         before clipping, and the update is skipped when they overflowed."""
         if self._schedule is not None:
-            self.learning_rate = self._schedule(self.iterations)
+            self._sync_torch_lr()
         if grad_scaler is not None:
             grad_scaler.unscale_(self.torch_optimizer)
         if self.clipvalue is not None:
@@ -153,7 +188,10 @@ class Optimizer:
         self.torch_optimizer.step()
 
     def get_config(self) -> dict:
-        return {"name": self.name, "learning_rate": self._lr, "clipnorm": self.clipnorm,
+        lr = self._schedule if self._schedule is not None else self._lr
+        if isinstance(lr, schedules.LearningRateSchedule):
+            lr = schedules.serialize(lr)
+        return {"name": self.name, "learning_rate": lr, "clipnorm": self.clipnorm,
                 "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm,
                 "weight_decay": self.weight_decay, **self.hyper}
 

@@ -27,7 +27,8 @@ def compile_config(model) -> dict | None:
     if not getattr(model, "compiled", False):
         return None
     try:
-        if getattr(model.optimizer, "_schedule", None) is not None:
+        schedule = getattr(model.optimizer, "_schedule", None)
+        if schedule is not None and not isinstance(schedule, optimizers.schedules.LearningRateSchedule):
             raise _NotDescribable("the optimizer's learning_rate schedule (a Python callable)")
         config = {
             "optimizer": _describe(model.optimizer, "optimizer"),
@@ -140,7 +141,8 @@ def restore_optimizer(model, description: dict, tensors: dict, where: str) -> No
     optimizer = model.optimizer
     try:
         optimizer.iterations = int(description["iterations"])
-        optimizer.learning_rate = float(description["learning_rate"])
+        if optimizer._schedule is None:  # a schedule gives the rate from the iterations
+            optimizer.learning_rate = float(description["learning_rate"])
         saved = description.get("torch")
         if saved is None:
             return
