@@ -9,11 +9,8 @@ is rebuilt by lamina's own deserializer, and each layer receives Keras' arrays t
 statistics). Keras' optimizer variables are not imported: a compiled model starts with a fresh
 optimizer.
 
-Where Keras 3 keeps a layer's arrays in `model.weights.h5`: under "layers/<snake_case class
-name>" (numbered "_1", "_2", ... among equal class names, in the order of the model's layers),
-its own arrays in "vars/0", "vars/1", ..., and those of the layers it holds in subgroups named
-after the attribute that holds them ("cell" of an RNN; "forward_layer" and "backward_layer" of
-Bidirectional).
+Where Keras 3 keeps a layer's arrays in `model.weights.h5` is described in keras_layout.py, which
+the writer (keras_export.py) shares.
 """
 
 from __future__ import annotations
@@ -28,16 +25,13 @@ import numpy as np
 
 from lamina import initializers, regularizers
 from lamina.saving import config as config_mod
-from lamina.saving import registry
+from lamina.saving import keras_layout, registry
 from lamina.saving.errors import SavingError
-from lamina.utils.naming import to_snake_case
+from lamina.saving.keras_layout import MODEL_CLASSES as _MODEL_CLASSES
 
-_MODEL_CLASSES = ("Functional", "Model", "Sequential")
 # Arguments Keras records that do not change what a layer computes, whatever their value.
 _INERT_ARGUMENTS = {"implementation", "unroll", "seed", "renorm_momentum", "autocast", "ema_momentum",
                     "input_dtype", "synchronized", "time_major"}
-# The order in which Keras' get_weights lists the layers a layer holds (others: by name).
-_CHILD_ORDER = {"forward_layer": 0, "backward_layer": 1}
 
 
 def _h5py():
@@ -301,16 +295,11 @@ def _open_h5(data: bytes, path):
 
 def _keras_paths(keras_entry) -> list[tuple[dict, str]]:
     """(Keras layer entry, its group name under "layers/") for a model's layers, in Keras' order."""
-    config = keras_entry["config"]
     sequential = keras_entry.get("class_name") == "Sequential"
-    used, out = {}, []
-    for entry in config["layers"]:
-        if sequential and entry.get("class_name") == "InputLayer" or _is_operation(entry):
-            continue  # a Sequential's `layers` leaves its InputLayer out, and ops are no layers
-        base = to_snake_case(entry.get("class_name", ""))
-        used[base] = used.get(base, -1) + 1
-        out.append((entry, base if used[base] == 0 else f"{base}_{used[base]}"))
-    return out
+    # a Sequential's `layers` leaves its InputLayer out, and operations are no layers
+    entries = [e for e in keras_entry["config"]["layers"]
+               if not (sequential and e.get("class_name") == "InputLayer" or _is_operation(e))]
+    return list(zip(entries, keras_layout.numbered(e.get("class_name", "") for e in entries)))
 
 
 def _assign_tree(model, keras_entry, group, where) -> None:
@@ -337,7 +326,7 @@ def _collect(group) -> list:
         out += [own[k] for k in sorted(own, key=_numeric)]
     children = [k for k in group if k != "vars" and not k.startswith("seed_generator")
                 and hasattr(group[k], "keys")]
-    for k in sorted(children, key=lambda k: (_CHILD_ORDER.get(k, 2), k)):
+    for k in sorted(children, key=lambda k: (keras_layout.CHILD_ORDER.get(k, 2), k)):
         out += _collect(group[k])
     return out
 
@@ -381,20 +370,9 @@ def load_h5_weights(model, path) -> None:
 
 def _assign_by_structure(model, group, where) -> None:
     """Keras 3 .weights.h5 into a lamina model: group names from the model's own layers."""
-    from lamina.layers.input_layer import InputLayer
     from lamina.models.model import Model
-    from lamina.models.sequential import Sequential
 
-    layers = model.layers
-    if isinstance(model, Sequential):
-        layers = [layer for layer in layers if not isinstance(layer, InputLayer)]
-    used = {}
-    for layer in layers:
-        cls = "Functional" if isinstance(layer, Model) and layer._graph and \
-            registry.is_builtin(type(layer)) else type(layer).__name__
-        base = to_snake_case(cls)
-        used[base] = used.get(base, -1) + 1
-        key = base if used[base] == 0 else f"{base}_{used[base]}"
+    for layer, key in keras_layout.layer_groups(model):
         sub = group["layers"].get(key) if key in group["layers"] else None
         if isinstance(layer, Model):
             _assign_by_structure(layer, sub if sub is not None else {"layers": {}}, where)

@@ -68,7 +68,17 @@ def get_registered_object(name: str, custom_objects: dict | None = None):
     """The class saved under `name` (a registered "package>name" or a custom object's key)."""
     if custom_objects and name in custom_objects:
         return custom_objects[name]
-    return _CUSTOM_OBJECTS.get(name)
+    if name in _CUSTOM_OBJECTS:
+        return _CUSTOM_OBJECTS[name]
+    return _lamina_only_layers().get(name)
+
+
+def _lamina_only_layers() -> dict[str, type]:
+    """lamina's layers that Keras lacks, by the "lamina>Name" they are saved under for Keras."""
+    from lamina.saving import keras_layout
+
+    builtin = builtin_layers()
+    return {keras_layout.lamina_only_name(name): builtin[name] for name in keras_layout.LAMINA_ONLY}
 
 
 def _public_subclasses(base) -> dict[str, type]:
