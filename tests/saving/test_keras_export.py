@@ -216,3 +216,54 @@ def test_checkpoint_writes_keras_formats(tmp_path):
     _same(restored.predict(x, verbose=0), model.predict(x))
     with pytest.raises(ValueError, match=r"\.weights\.h5"):
         lamina.callbacks.ModelCheckpoint(str(tmp_path / "w.keras"), save_weights_only=True)
+
+
+# ----------------------------------------------------------------------------- one layer at a time
+SINGLE_LAYERS = {
+    "conv2d_transpose": ((6, 6, 2), lambda: layers.Conv2DTranspose(3, 3, strides=2, padding="same")),
+    "conv3d": ((4, 4, 4, 2), lambda: layers.Conv3D(3, 2)),
+    "separable_conv1d": ((6, 5), lambda: layers.SeparableConv1D(4, 3, depth_multiplier=2)),
+    "depthwise_conv2d": ((6, 6, 2), lambda: layers.DepthwiseConv2D(3, depth_multiplier=2)),
+    "grouped_conv2d": ((6, 6, 2), lambda: layers.Conv2D(4, 3, groups=2, activation="relu")),
+    "prelu": ((6, 5), lambda: layers.PReLU()),
+    "permute": ((6, 5), lambda: layers.Permute((2, 1))),
+    "cropping1d": ((6, 5), lambda: layers.Cropping1D((1, 2))),
+    "upsampling1d": ((6, 5), lambda: layers.UpSampling1D(2)),
+    "spatial_dropout1d": ((6, 5), lambda: layers.SpatialDropout1D(0.2)),
+    "masking": ((6, 5), lambda: layers.Masking(0.0)),
+    "layer_norm_two_axes": ((6, 5), lambda: layers.LayerNormalization(axis=[1, 2])),
+    "gru_reset_before": ((6, 5), lambda: layers.GRU(3, reset_after=False)),
+    "lstm_no_bias_backwards": ((6, 5), lambda: layers.LSTM(3, use_bias=False, go_backwards=True)),
+    "bidirectional_ave": ((6, 5), lambda: layers.Bidirectional(layers.SimpleRNN(2), merge_mode="ave")),
+    "dense_objects": ((5,), lambda: layers.Dense(
+        3, kernel_initializer=lamina.initializers.RandomNormal(stddev=0.1),
+        kernel_regularizer=lamina.regularizers.L1L2(0.1, 0.2))),
+    "normalization": ((6,), lambda: layers.Normalization(mean=[1.0] * 6, variance=[2.0] * 6)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE_LAYERS))
+def test_single_layer_models_open_in_keras(name, tmp_path):
+    shape, make = SINGLE_LAYERS[name]
+    model = _randomize(lamina.Sequential([layers.Input(shape), make()]))
+    x = _x(*shape)
+    model.save(tmp_path / "m.keras")
+    restored = keras.saving.load_model(tmp_path / "m.keras")
+    _same(restored.predict(x, verbose=0), model.predict(x))
+    restored.set_weights([w * 0 for w in restored.get_weights()])
+    model.save_weights(tmp_path / "w.weights.h5")
+    restored.load_weights(tmp_path / "w.weights.h5")
+    _same(restored.predict(x, verbose=0), model.predict(x))
+
+
+def test_weights_h5_load_is_all_or_nothing(tmp_path):
+    def model(last):
+        return lamina.Sequential([layers.Input((4,)), layers.Dense(3), layers.Dense(last)])
+
+    model(2).save_weights(tmp_path / "w.weights.h5")
+    target = model(5)
+    before = target.get_weights()
+    with pytest.raises(SavingError, match=r"layer '.*' \(h5 group 'layers/dense_1'\)"):
+        target.load_weights(tmp_path / "w.weights.h5")
+    for a, b in zip(before, target.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the first Dense, which matched, was not assigned

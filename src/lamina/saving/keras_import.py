@@ -337,6 +337,12 @@ def _numeric(key: str):
 
 def _set_weights(layer, datasets, where) -> None:
     """Check the count and shapes before reading any array, then set them."""
+    _check_weights(layer, datasets, where)
+    if datasets:
+        layer.set_weights([np.asarray(ds[()]) for ds in datasets])
+
+
+def _check_weights(layer, datasets, where) -> None:
     expected = [w.shape for w in layer.get_weights()]
     if len(datasets) != len(expected):
         raise SavingError(f"{where}: the file holds {len(datasets)} arrays, but lamina's "
@@ -348,8 +354,6 @@ def _set_weights(layer, datasets, where) -> None:
                 f"{where}: array {i} is {getattr(ds, 'shape', '?')} {getattr(ds, 'dtype', '?')}, "
                 f"but lamina's {type(layer).__name__} expects shape {tuple(shape)} (numbers)."
             )
-    if expected:
-        layer.set_weights([np.asarray(ds[()]) for ds in datasets])
 
 
 def load_h5_weights(model, path) -> None:
@@ -365,20 +369,29 @@ def load_h5_weights(model, path) -> None:
         if "layers" not in f:
             raise SavingError(f"Cannot load weights from '{path}': it is an HDF5 file, but not a "
                               "Keras weights file.")
-        _assign_by_structure(model, f, f"'{path}'")
+        # All or nothing: every layer's arrays are checked and read before any is assigned.
+        plan = _plan_by_structure(model, f, f"'{path}'")
+        arrays = [(layer, [np.asarray(ds[()]) for ds in datasets]) for layer, datasets in plan]
+    for layer, values in arrays:
+        if values:
+            layer.set_weights(values)
 
 
-def _assign_by_structure(model, group, where) -> None:
-    """Keras 3 .weights.h5 into a lamina model: group names from the model's own layers."""
+def _plan_by_structure(model, group, where) -> list:
+    """(layer, its checked h5 datasets) for a Keras 3 .weights.h5 read into a lamina model;
+    group names from the model's own layers."""
     from lamina.models.model import Model
 
+    plan = []
     for layer, key in keras_layout.layer_groups(model):
         sub = group["layers"].get(key) if key in group["layers"] else None
         if isinstance(layer, Model):
-            _assign_by_structure(layer, sub if sub is not None else {"layers": {}}, where)
+            plan += _plan_by_structure(layer, sub if sub is not None else {"layers": {}}, where)
         else:
-            _set_weights(layer, _collect(sub) if sub is not None else [],
-                         f"{where}, layer '{layer.name}' (h5 group 'layers/{key}')")
+            datasets = _collect(sub) if sub is not None else []
+            _check_weights(layer, datasets, f"{where}, layer '{layer.name}' (h5 group 'layers/{key}')")
+            plan.append((layer, datasets))
+    return plan
 
 
 # ----------------------------------------------------------------------------- legacy .h5
