@@ -165,13 +165,31 @@ def test_lamina_only_layers_round_trip_and_keras_names_them(tmp_path):
     model, x = _lamina_only()
     _randomize(model)
     path = tmp_path / "m.keras"
-    model.save(path)
+    with pytest.warns(UserWarning, match="lamina>ConditionalBatchNormalization, lamina>Instance"):
+        model.save(path)
     _same(lamina.load_model(path).predict(x), model.predict(x))
     config = json.loads(zipfile.ZipFile(path).read("config.json"))
     names = {e["class_name"]: e["registered_name"] for e in config["config"]["layers"]}
     assert names["SwitchableNormalization"] == "lamina>SwitchableNormalization"
-    with pytest.raises(Exception, match="SwitchableNormalization"):
+    with pytest.raises(TypeError, match="Could not locate class 'SwitchableNormalization'"):
         keras.saving.load_model(path)
+
+
+def test_keras_opens_lamina_only_layers_once_a_twin_is_registered(tmp_path):
+    """The documented way for a Keras user: register a Keras class under the lamina name."""
+    model = _randomize(lamina.Sequential([layers.Input((6, 4)), layers.InstanceNormalization()]))
+    with pytest.warns(UserWarning, match="lamina>InstanceNormalization"):
+        model.save(tmp_path / "m.keras")
+
+    class InstanceNormalization(keras.layers.GroupNormalization):  # per-channel groups
+        def __init__(self, **kwargs):
+            super().__init__(groups=-1, **kwargs)
+
+    with keras.saving.custom_object_scope(
+            {"lamina>InstanceNormalization": InstanceNormalization}):
+        restored = keras.saving.load_model(tmp_path / "m.keras")
+    x = _x(6, 4)
+    _same(restored.predict(x, verbose=0), model.predict(x))
 
 
 def test_lamina_only_list_is_what_keras_lacks():
@@ -203,8 +221,7 @@ def test_checkpoint_writes_keras_formats(tmp_path):
     model, x = _sequential_conv1d()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     y = np.array([0, 1, 1])
-    callbacks = [lamina.callbacks.ModelCheckpoint(str(tmp_path / "best.keras"), monitor="loss",
-                                                  save_best_only=True),
+    callbacks = [lamina.callbacks.ModelCheckpoint(str(tmp_path / "best.keras"), monitor="loss"),
                  lamina.callbacks.ModelCheckpoint(str(tmp_path / "w.weights.h5"),
                                                   save_weights_only=True)]
     model.fit(x, y, epochs=2, verbose=0, callbacks=callbacks)

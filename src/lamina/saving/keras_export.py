@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import warnings
 
 import numpy as np
 
@@ -43,6 +44,7 @@ _KERAS_LACKS = {
 def save_keras_archive(model, path, include_optimizer=True) -> None:
     """Write `model` as a Keras 3 .keras archive at `path`, atomically."""
     entry = keras_entry(config.serialize(model), f"model '{model.name}'")
+    _warn_lamina_only(entry, path)
     settings = compile_state.compile_config(model) if include_optimizer else None
     if settings is not None:
         entry["compile_config"] = _keras_compile_config(settings)
@@ -51,6 +53,28 @@ def save_keras_archive(model, path, include_optimizer=True) -> None:
     weights = h5_bytes(model, optimizer=model.optimizer if settings is not None else None)
     archive.write_archive(path, {"metadata.json": archive.dumps(metadata),
                                  "config.json": archive.dumps(entry), "model.weights.h5": weights})
+
+
+def _warn_lamina_only(entry, path) -> None:
+    """Say, when saving, which layers Keras will not find (Keras' own error names only one)."""
+    found = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            if value.get("module") == "lamina.layers":
+                found.add(value["registered_name"])
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(entry)
+    if found:
+        warnings.warn(
+            f"'{path}' holds layers Keras 3 does not have ({', '.join(sorted(found))}): lamina "
+            "loads it, but Keras refuses it ('Could not locate class ...') unless a Keras class is "
+            "registered under each of these names. See docs/saving.md.", stacklevel=4)
 
 
 def save_keras_weights(model, path) -> None:
