@@ -15,6 +15,7 @@ from lamina.saving.config import CustomObjectScope, custom_object_scope, deseria
 from lamina.saving.errors import SavingError
 from lamina.saving.native import load_model, load_weights, save_model, save_weights
 from lamina.saving.registry import (
+    get_custom_objects,
     get_registered_name,
     get_registered_object,
     register_keras_serializable,
@@ -29,6 +30,6 @@ from lamina.saving.serialization import (
 
 __all__ = ["SavingError", "load_model", "save_model", "save_weights", "load_weights",
            "register_serializable", "register_keras_serializable", "get_registered_object",
-           "get_registered_name", "custom_object_scope", "CustomObjectScope", "serialize",
-           "deserialize", "serialize_keras_object", "deserialize_keras_object", "clone_model",
-           "model_from_json"]
+           "get_registered_name", "get_custom_objects", "custom_object_scope", "CustomObjectScope",
+           "serialize", "deserialize", "serialize_keras_object", "deserialize_keras_object",
+           "clone_model", "model_from_json"]

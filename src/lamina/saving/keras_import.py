@@ -305,6 +305,11 @@ def _keras_paths(keras_entry) -> list[tuple[dict, str]]:
 def _assign_tree(model, keras_entry, group, where) -> None:
     from lamina.models.sequential import Sequential
 
+    if not isinstance(keras_entry["config"].get("layers"), list):  # a subclassed model
+        for layer, datasets in _plan_by_structure(model, group, where):
+            if datasets:
+                layer.set_weights([np.asarray(ds[()]) for ds in datasets])
+        return
     layers_group = group.get("layers") if "layers" in group else {}
     targets = model.layers if isinstance(model, Sequential) else None
     for i, (entry, key) in enumerate(_keras_paths(keras_entry)):
@@ -384,7 +389,7 @@ def _plan_by_structure(model, group, where) -> list:
 
     plan = []
     for layer, key in keras_layout.layer_groups(model):
-        sub = group["layers"].get(key) if key in group["layers"] else None
+        sub = keras_layout.layer_group(group, model, layer, key)
         if isinstance(layer, Model):
             plan += _plan_by_structure(layer, sub if sub is not None else {"layers": {}}, where)
         else:

@@ -8,6 +8,8 @@ Keras 3 keeps a model's arrays in an HDF5 tree that mirrors the model's objects:
     layers/<group>/forward_layer/..., backward_layer/...    Bidirectional's two RNNs
     layers/<group>/layers/...         a nested model's layers, recursively
     vars                              the model's own (empty) group
+    <attribute>/vars/...              Keras' subclassed models: a layer under the attribute
+                                      that holds it (Keras reads either form)
 
 A layer's group is its class name in snake_case, numbered "_1", "_2", ... among equal names, in
 the order of the model's `layers` (a Sequential's InputLayer is not among them; a functional
@@ -60,6 +62,15 @@ def layer_groups(model) -> list[tuple]:
     if isinstance(model, Sequential):
         layers = [layer for layer in layers if not isinstance(layer, InputLayer)]
     return list(zip(layers, numbered(keras_class_name(layer) for layer in layers)))
+
+
+def layer_group(group, model, layer, key):
+    """The h5 group of `layer` (of `model`), or None: "layers/<key>", or, as Keras writes a
+    subclassed model's layers, the name of the attribute that holds the layer."""
+    if "layers" in group and key in group["layers"]:
+        return group["layers"][key]
+    attribute = next((name for name, child in model.named_children() if child is layer), None)
+    return group[attribute] if attribute is not None and attribute in group else None
 
 
 def weight_groups(layer, count: int) -> list[tuple[str, int]]:

@@ -62,6 +62,12 @@ def register_serializable(package: str = "Custom", name: str | None = None):
 register_keras_serializable = register_serializable
 
 
+def get_custom_objects() -> dict:
+    """The registry itself ({"package>name": class or function}), as Keras' `get_custom_objects`:
+    adding to it registers, clearing it forgets every registration."""
+    return _CUSTOM_OBJECTS
+
+
 def get_registered_name(obj) -> str:
     """The name `obj` (a class or function) is saved under: its registered "package>name", or
     else its own name, as Keras' `get_registered_name`."""

@@ -11,7 +11,7 @@ __all__ = ["to_categorical", "set_random_seed", "timeseries_dataset_from_array",
 # which need lamina.utils).
 _SAVING_NAMES = ("register_keras_serializable", "custom_object_scope", "CustomObjectScope",
                  "serialize_keras_object", "deserialize_keras_object", "get_registered_name",
-                 "get_registered_object")
+                 "get_registered_object", "get_custom_objects")
 __all__ += list(_SAVING_NAMES)
 
 
