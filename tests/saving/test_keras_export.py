@@ -284,3 +284,19 @@ def test_weights_h5_load_is_all_or_nothing(tmp_path):
         target.load_weights(tmp_path / "w.weights.h5")
     for a, b in zip(before, target.get_weights()):
         np.testing.assert_array_equal(a, b)  # the first Dense, which matched, was not assigned
+
+
+def test_compile_objects_reach_keras(tmp_path):
+    model = lamina.Sequential([layers.Input((4,)), layers.Dense(3)])
+    model.compile(optimizer=lamina.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+                  loss=lamina.losses.Huber(delta=2.0),
+                  metrics=[lamina.metrics.MeanSquaredError()])
+    model.save(tmp_path / "m.keras")
+    with pytest.warns(UserWarning, match="optimizer"):
+        restored = keras.saving.load_model(tmp_path / "m.keras")
+    optimizer = restored.optimizer.get_config()
+    assert (type(restored.optimizer).__name__, optimizer["momentum"], optimizer["nesterov"]) == \
+        ("SGD", 0.9, True)
+    assert float(restored.optimizer.learning_rate) == pytest.approx(0.1)
+    assert type(restored.loss).__name__ == "Huber" and restored.loss.fn.__name__ == "huber"
+    assert restored.loss._fn_kwargs == {"delta": 2.0}
