@@ -23,7 +23,11 @@ from lamina.utils.naming import to_snake_case
 
 MODEL_CLASSES = ("Functional", "Model", "Sequential")
 # The order in which Keras' get_weights lists the layers a layer holds (others: by name).
-CHILD_ORDER = {"forward_layer": 0, "backward_layer": 1}
+CHILD_ORDER = {"forward_layer": 0, "backward_layer": 1,
+               "query_dense": 0, "key_dense": 1, "value_dense": 2, "output_dense": 3}
+# MultiHeadAttention keeps its four projections' arrays (kernel and, with use_bias, bias each)
+# in these subgroups, in this order.
+_ATTENTION_GROUPS = ("query_dense", "key_dense", "value_dense", "output_dense")
 # lamina's layers that Keras 3 does not have: written under "lamina>Name" as Keras'
 # register_keras_serializable names a class, so that Keras' refusal names the class.
 LAMINA_ONLY = ("InstanceNormalization", "SwitchableNormalization", "ConditionalBatchNormalization")
@@ -84,4 +88,6 @@ def weight_groups(layer, count: int) -> list[tuple[str, int]]:
         return [("forward_layer/cell", half), ("backward_layer/cell", count - half)]
     if isinstance(layer, Recurrent):
         return [("cell", count)]
+    if type(layer).__name__ == "MultiHeadAttention" and count % 4 == 0:
+        return [(name, count // 4) for name in _ATTENTION_GROUPS]
     return [("", count)]
