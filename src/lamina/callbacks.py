@@ -278,9 +278,10 @@ class ModelCheckpoint(Callback):
 
     Args:
         filepath: where to save; may hold `{epoch}` (1-based), `{batch}` and any log key, e.g.
-            "ckpt-{epoch:02d}-{val_loss:.3f}.lamina". It must end in ".lamina" (whole model:
-            config, weights, compile settings and optimizer state) or, with
-            save_weights_only=True, in ".safetensors".
+            "ckpt-{epoch:02d}-{val_loss:.3f}.keras". The suffix picks the format, as
+            `model.save` / `model.save_weights` do: ".keras" (a Keras 3 archive) or ".lamina"
+            (lamina's own, with the optimizer state) for the whole model; with
+            save_weights_only=True, ".weights.h5" (Keras' weights file) or ".safetensors".
         monitor: the log value that save_best_only compares ("val_loss", "val_accuracy", ...).
         verbose: 1 prints a line at each save.
         save_best_only: save only when `monitor` improves on the best value so far.
@@ -293,7 +294,7 @@ class ModelCheckpoint(Callback):
 
     Example:
         >>> model.fit(x, y, epochs=10, validation_split=0.2, callbacks=[
-        ...     ModelCheckpoint("best.lamina", monitor="val_loss", save_best_only=True)])
+        ...     ModelCheckpoint("best.keras", monitor="val_loss", save_best_only=True)])
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
@@ -301,11 +302,11 @@ class ModelCheckpoint(Callback):
                  initial_value_threshold=None):
         super().__init__()
         self.filepath = os.fspath(filepath)
-        suffix = ".safetensors" if save_weights_only else ".lamina"
-        if not self.filepath.endswith(suffix):
+        suffixes = (".weights.h5", ".safetensors") if save_weights_only else (".keras", ".lamina")
+        if not self.filepath.endswith(suffixes):
             raise ValueError(
                 f"ModelCheckpoint: with save_weights_only={save_weights_only}, `filepath` must end "
-                f"in '{suffix}'. Received: filepath={self.filepath!r}"
+                f"in {' or '.join(suffixes)}. Received: filepath={self.filepath!r}"
             )
         if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
             raise ValueError(

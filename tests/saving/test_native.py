@@ -253,9 +253,9 @@ def test_unsaveable_layers_are_named(tmp_path, make, needle):
 
 def test_file_names_and_overwrite(tmp_path):
     model, _ = _sequential_built_by_data()
-    with pytest.raises(SavingError, match=r"must end with \.lamina"):
-        model.save(tmp_path / "m.keras")
-    with pytest.raises(SavingError, match=r"must end with \.safetensors"):
+    with pytest.raises(SavingError, match=r"must end with \.lamina or \.keras"):
+        model.save(tmp_path / "m.safetensors")
+    with pytest.raises(SavingError, match=r"must end with \.weights\.h5 or \.safetensors"):
         model.save_weights(tmp_path / "w.h5")
     model.save(tmp_path / "m.lamina")
     with pytest.raises(SavingError, match="overwrite=False"):

@@ -3,5 +3,7 @@
 from lamina.models.model import Model
 from lamina.models.sequential import Sequential
 from lamina.models.training import MCResult
+from lamina.saving import clone_model, load_model, model_from_json, save_model
 
-__all__ = ["Model", "Sequential", "MCResult"]
+__all__ = ["Model", "Sequential", "MCResult", "load_model", "save_model", "clone_model",
+           "model_from_json"]

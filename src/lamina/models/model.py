@@ -230,8 +230,9 @@ class Model(Trainer, Layer):
 
     # ----------------------------------------------------------------- saving
     def save(self, filepath, overwrite=True, include_optimizer=True):
-        """Save the model to one .lamina file (see `lamina.saving.save_model`). In data-parallel
-        training, rank 0 alone writes."""
+        """Save the model to one file; the suffix picks the format: ".keras" (a Keras 3 archive
+        that Keras itself loads) or ".lamina" (lamina's own, with the optimizer state). See
+        `lamina.saving.save_model`. In data-parallel training, rank 0 alone writes."""
         from lamina.saving import save_model
 
         if not distributed.is_main_process():
@@ -239,7 +240,8 @@ class Model(Trainer, Layer):
         save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
-        """Save the weights (the state_dict) to a .safetensors file (rank 0 alone writes in
+        """Save the weights to a ".weights.h5" file in Keras 3's layout (Keras' `load_weights`
+        reads it) or to a ".safetensors" file of the state_dict (rank 0 alone writes in
         data-parallel training)."""
         from lamina.saving import save_weights
 
@@ -252,6 +254,13 @@ class Model(Trainer, Layer):
         from lamina.saving import load_weights
 
         load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def to_json(self, **kwargs) -> str:
+        """The architecture as Keras 3's JSON; `lamina.models.model_from_json` (or Keras' own)
+        rebuilds it with new weights. `kwargs` go to `json.dumps`."""
+        from lamina.saving.serialization import model_to_json
+
+        return model_to_json(self, **kwargs)
 
     def export(self, filepath, format=None, verbose=True, input_signature=None, opset_version=None):
         """Export the model for inference, as Keras' `model.export`: format "onnx" (the default

@@ -9,7 +9,6 @@ Sequential's lists its layers in order. Rebuilding replays those calls on Input 
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
 import math
@@ -30,15 +29,33 @@ _custom_objects: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
     "lamina_custom_objects", default=None)
 
 
-@contextlib.contextmanager
-def custom_object_scope(custom_objects: dict | None):
-    """Within this block, configs may also name the classes in `custom_objects` (name -> class)."""
-    merged = {**(_custom_objects.get() or {}), **(custom_objects or {})}
-    token = _custom_objects.set(merged)
-    try:
-        yield
-    finally:
-        _custom_objects.reset(token)
+class CustomObjectScope:
+    """Within this block, configs may also name the classes and functions in the given dicts
+    (name -> object), as Keras' `CustomObjectScope` / `custom_object_scope`.
+
+    Example:
+        >>> with lamina.saving.custom_object_scope({"Scale": Scale}):
+        ...     model = lamina.load_model("scaled.keras")
+    """
+
+    def __init__(self, *custom_objects):
+        for objects in custom_objects:
+            if objects is not None and not isinstance(objects, dict):
+                raise TypeError(f"custom_object_scope takes dicts of name -> class or function. "
+                                f"Received: {objects!r:.80}")
+        self.custom_objects = {k: v for objects in custom_objects if objects for k, v in objects.items()}
+        self._tokens = []
+
+    def __enter__(self):
+        merged = {**(_custom_objects.get() or {}), **self.custom_objects}
+        self._tokens.append(_custom_objects.set(merged))
+        return self
+
+    def __exit__(self, *exc):
+        _custom_objects.reset(self._tokens.pop())
+
+
+custom_object_scope = CustomObjectScope
 
 
 # ----------------------------------------------------------------------------- serialize
@@ -255,26 +272,32 @@ def _shape_structure(value, where):
     raise SavingError(f"{where}: expected a shape (list of ints or nulls), found {_short(value)}.")
 
 
-def model_from_config(cls, config: dict):
-    """A model of class `cls` from its config: functional, Sequential or subclassed."""
+def model_from_config(cls, config: dict, make_layer=None):
+    """A model of class `cls` from its config: functional, Sequential or subclassed.
+    `make_layer(entry)` gives the layer each entry stands for (default: a new one, unbuilt)."""
     from lamina.models.sequential import Sequential
 
     if not isinstance(config, dict):
         raise SavingError(f"The config of a {cls.__name__} must be a dict, found {_short(config)}.")
+    make_layer = make_layer or _new_layer
     if issubclass(cls, Sequential):
-        return _sequential_from_config(cls, config)
+        return _sequential_from_config(cls, config, make_layer)
     if "layers" in config and "input_layers" in config:
-        return _functional_from_config(cls, config)
+        return _functional_from_config(cls, config, make_layer)
     return cls(**config)
 
 
-def _sequential_from_config(cls, config):
+def _new_layer(entry, where):
+    return deserialize(entry, build=False, where=where)
+
+
+def _sequential_from_config(cls, config, make_layer):
     name = config.get("name")
     where = f"Sequential '{name}'"
     entries = _list_of(config, "layers", where)
     model = cls(name=name, trainable=config.get("trainable", True))
     for i, entry in enumerate(entries):
-        layer = deserialize(entry, build=False, where=f"{where}, layer {i}")
+        layer = make_layer(entry, f"{where}, layer {i}")
         try:
             model.add(layer)
         except (ValueError, TypeError) as e:
@@ -285,12 +308,12 @@ def _sequential_from_config(cls, config):
     return model
 
 
-def _functional_from_config(cls, config):
+def _functional_from_config(cls, config, make_layer):
     name = config.get("name")
     where = f"Model '{name}'"
     layers, outputs_of, pending = {}, {}, {}
     for i, entry in enumerate(_list_of(config, "layers", where)):
-        layer = deserialize(entry, build=False, where=f"{where}, layer {i}")
+        layer = make_layer(entry, f"{where}, layer {i}")
         layer_name = entry.get("name", layer.name)
         if not isinstance(layer_name, str) or layer_name in layers:
             raise SavingError(f"{where}: layer {i} has a missing or repeated name {layer_name!r}.")

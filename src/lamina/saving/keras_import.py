@@ -9,11 +9,8 @@ is rebuilt by lamina's own deserializer, and each layer receives Keras' arrays t
 statistics). Keras' optimizer variables are not imported: a compiled model starts with a fresh
 optimizer.
 
-Where Keras 3 keeps a layer's arrays in `model.weights.h5`: under "layers/<snake_case class
-name>" (numbered "_1", "_2", ... among equal class names, in the order of the model's layers),
-its own arrays in "vars/0", "vars/1", ..., and those of the layers it holds in subgroups named
-after the attribute that holds them ("cell" of an RNN; "forward_layer" and "backward_layer" of
-Bidirectional).
+Where Keras 3 keeps a layer's arrays in `model.weights.h5` is described in keras_layout.py, which
+the writer (keras_export.py) shares.
 """
 
 from __future__ import annotations
@@ -28,17 +25,13 @@ import numpy as np
 
 from lamina import initializers, regularizers
 from lamina.saving import config as config_mod
-from lamina.saving import registry
+from lamina.saving import keras_layout, registry
 from lamina.saving.errors import SavingError
-from lamina.utils.naming import to_snake_case
+from lamina.saving.keras_layout import MODEL_CLASSES as _MODEL_CLASSES
 
-_MODEL_CLASSES = ("Functional", "Model", "Sequential")
 # Arguments Keras records that do not change what a layer computes, whatever their value.
 _INERT_ARGUMENTS = {"implementation", "unroll", "seed", "renorm_momentum", "autocast", "ema_momentum",
                     "input_dtype", "synchronized", "time_major"}
-# The order in which Keras' get_weights lists the layers a layer holds (others: by name).
-_CHILD_ORDER = {"forward_layer": 0, "backward_layer": 1,
-                "query_dense": 0, "key_dense": 1, "value_dense": 2, "output_dense": 3}
 
 
 def _h5py():
@@ -302,21 +295,21 @@ def _open_h5(data: bytes, path):
 
 def _keras_paths(keras_entry) -> list[tuple[dict, str]]:
     """(Keras layer entry, its group name under "layers/") for a model's layers, in Keras' order."""
-    config = keras_entry["config"]
     sequential = keras_entry.get("class_name") == "Sequential"
-    used, out = {}, []
-    for entry in config["layers"]:
-        if sequential and entry.get("class_name") == "InputLayer" or _is_operation(entry):
-            continue  # a Sequential's `layers` leaves its InputLayer out, and ops are no layers
-        base = to_snake_case(entry.get("class_name", ""))
-        used[base] = used.get(base, -1) + 1
-        out.append((entry, base if used[base] == 0 else f"{base}_{used[base]}"))
-    return out
+    # a Sequential's `layers` leaves its InputLayer out, and operations are no layers
+    entries = [e for e in keras_entry["config"]["layers"]
+               if not (sequential and e.get("class_name") == "InputLayer" or _is_operation(e))]
+    return list(zip(entries, keras_layout.numbered(e.get("class_name", "") for e in entries)))
 
 
 def _assign_tree(model, keras_entry, group, where) -> None:
     from lamina.models.sequential import Sequential
 
+    if not isinstance(keras_entry["config"].get("layers"), list):  # a subclassed model
+        for layer, datasets in _plan_by_structure(model, group, where):
+            if datasets:
+                layer.set_weights([np.asarray(ds[()]) for ds in datasets])
+        return
     layers_group = group.get("layers") if "layers" in group else {}
     targets = model.layers if isinstance(model, Sequential) else None
     for i, (entry, key) in enumerate(_keras_paths(keras_entry)):
@@ -338,7 +331,7 @@ def _collect(group) -> list:
         out += [own[k] for k in sorted(own, key=_numeric)]
     children = [k for k in group if k != "vars" and not k.startswith("seed_generator")
                 and hasattr(group[k], "keys")]
-    for k in sorted(children, key=lambda k: (_CHILD_ORDER.get(k, 2), k)):
+    for k in sorted(children, key=lambda k: (keras_layout.CHILD_ORDER.get(k, 2), k)):
         out += _collect(group[k])
     return out
 
@@ -349,6 +342,12 @@ def _numeric(key: str):
 
 def _set_weights(layer, datasets, where) -> None:
     """Check the count and shapes before reading any array, then set them."""
+    _check_weights(layer, datasets, where)
+    if datasets:
+        layer.set_weights([np.asarray(ds[()]) for ds in datasets])
+
+
+def _check_weights(layer, datasets, where) -> None:
     expected = [w.shape for w in layer.get_weights()]
     if len(datasets) != len(expected):
         raise SavingError(f"{where}: the file holds {len(datasets)} arrays, but lamina's "
@@ -360,8 +359,6 @@ def _set_weights(layer, datasets, where) -> None:
                 f"{where}: array {i} is {getattr(ds, 'shape', '?')} {getattr(ds, 'dtype', '?')}, "
                 f"but lamina's {type(layer).__name__} expects shape {tuple(shape)} (numbers)."
             )
-    if expected:
-        layer.set_weights([np.asarray(ds[()]) for ds in datasets])
 
 
 def load_h5_weights(model, path) -> None:
@@ -377,31 +374,29 @@ def load_h5_weights(model, path) -> None:
         if "layers" not in f:
             raise SavingError(f"Cannot load weights from '{path}': it is an HDF5 file, but not a "
                               "Keras weights file.")
-        _assign_by_structure(model, f, f"'{path}'")
+        # All or nothing: every layer's arrays are checked and read before any is assigned.
+        plan = _plan_by_structure(model, f, f"'{path}'")
+        arrays = [(layer, [np.asarray(ds[()]) for ds in datasets]) for layer, datasets in plan]
+    for layer, values in arrays:
+        if values:
+            layer.set_weights(values)
 
 
-def _assign_by_structure(model, group, where) -> None:
-    """Keras 3 .weights.h5 into a lamina model: group names from the model's own layers."""
-    from lamina.layers.input_layer import InputLayer
+def _plan_by_structure(model, group, where) -> list:
+    """(layer, its checked h5 datasets) for a Keras 3 .weights.h5 read into a lamina model;
+    group names from the model's own layers."""
     from lamina.models.model import Model
-    from lamina.models.sequential import Sequential
 
-    layers = model.layers
-    if isinstance(model, Sequential):
-        layers = [layer for layer in layers if not isinstance(layer, InputLayer)]
-    used = {}
-    for layer in layers:
-        cls = "Functional" if isinstance(layer, Model) and layer._graph and \
-            registry.is_builtin(type(layer)) else type(layer).__name__
-        base = to_snake_case(cls)
-        used[base] = used.get(base, -1) + 1
-        key = base if used[base] == 0 else f"{base}_{used[base]}"
-        sub = group["layers"].get(key) if key in group["layers"] else None
+    plan = []
+    for layer, key in keras_layout.layer_groups(model):
+        sub = keras_layout.layer_group(group, model, layer, key)
         if isinstance(layer, Model):
-            _assign_by_structure(layer, sub if sub is not None else {"layers": {}}, where)
+            plan += _plan_by_structure(layer, sub if sub is not None else {"layers": {}}, where)
         else:
-            _set_weights(layer, _collect(sub) if sub is not None else [],
-                         f"{where}, layer '{layer.name}' (h5 group 'layers/{key}')")
+            datasets = _collect(sub) if sub is not None else []
+            _check_weights(layer, datasets, f"{where}, layer '{layer.name}' (h5 group 'layers/{key}')")
+            plan.append((layer, datasets))
+    return plan
 
 
 # ----------------------------------------------------------------------------- legacy .h5

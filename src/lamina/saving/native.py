@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from lamina.saving import archive, compile_state, config, keras_import, weights
+from lamina.saving import archive, compile_state, config, keras_export, keras_import, weights
 from lamina.saving.errors import SavingError
 
 FORMAT = "lamina"
@@ -32,15 +32,22 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True) -> None:
     """Save a model (architecture, weights, and compile settings + optimizer state) to one
     .lamina file, atomically: an existing file is replaced only once the new one is complete.
 
+    The suffix picks the format, as in Keras: ".lamina" is lamina's own (every layer, and the
+    optimizer state); ".keras" is a Keras 3 archive that Keras itself loads (see
+    keras_export.py; the optimizer starts afresh there).
+
     Args:
         model: a lamina Model or Sequential (a subclassed model must be registered with
             `@lamina.saving.register_serializable()` and implement `get_config`).
-        filepath: path ending in ".lamina".
+        filepath: path ending in ".lamina" or ".keras".
         overwrite: whether an existing file may be replaced.
         include_optimizer: also save compile() settings and the optimizer state, so that the
             loaded model continues training exactly where this one stopped.
     """
-    path = _target(filepath, (".lamina",), "save", "model.save('model.lamina')", overwrite)
+    path = _target(filepath, (".lamina", ".keras"), "save", "model.save('model.keras')", overwrite)
+    if path.endswith(".keras"):
+        keras_export.save_keras_archive(model, path, include_optimizer=include_optimizer)
+        return
     entries = {"config.json": archive.dumps(config.serialize(model))}
     entries.update(state_entries(model, include_optimizer))
     archive.write_archive(path, {"metadata.json": _metadata("model"), **entries})
@@ -70,8 +77,10 @@ def _metadata(kind: str) -> bytes:
 def _target(filepath, suffixes, verb, example, overwrite) -> str:
     path = os.fspath(filepath)
     if not path.endswith(suffixes):
+        legacy = " (lamina does not write Keras' legacy .h5 format)" if path.endswith(
+            (".h5", ".hdf5")) and not path.endswith(".weights.h5") else ""
         raise SavingError(
-            f"{verb}: the file name must end with {' or '.join(suffixes)} (e.g. {example}). "
+            f"{verb}: the file name must end with {' or '.join(suffixes)} (e.g. {example}){legacy}. "
             f"Received: filepath={path!r}"
         )
     if not overwrite and os.path.exists(path):
@@ -80,14 +89,19 @@ def _target(filepath, suffixes, verb, example, overwrite) -> str:
 
 
 def save_weights(model, filepath, overwrite=True) -> None:
-    """Save the model's weights (its state_dict) to a .safetensors file, atomically."""
-    path = _target(filepath, (".safetensors",), "save_weights",
-                   "model.save_weights('model.weights.safetensors')", overwrite)
+    """Save the model's weights, atomically: to a ".weights.h5" file in Keras 3's layout (Keras'
+    `load_weights` reads it), or to a ".safetensors" file of the model's state_dict (torch's
+    names and layouts)."""
+    path = _target(filepath, (".weights.h5", ".safetensors"), "save_weights",
+                   "model.save_weights('model.weights.h5')", overwrite)
     if not model.built:
         raise SavingError(
             f"save_weights: model '{model.name}' has no weights yet; build it (call it on data, or "
             "give it an Input) first."
         )
+    if path.endswith(".weights.h5"):
+        keras_export.save_keras_weights(model, path)
+        return
     data = weights.to_bytes(weights.model_tensors(model), metadata=_weights_metadata())
     archive.atomic_write(path, lambda f: f.write(data))
 

@@ -44,9 +44,10 @@ def register_serializable(package: str = "Custom", name: str | None = None):
         )
 
     def decorator(cls):
-        if not inspect.isclass(cls):
+        if not (inspect.isclass(cls) or callable(cls)) or not hasattr(cls, "__name__"):
             raise TypeError(
-                f"register_serializable decorates classes (layers and models). Received: {cls!r}"
+                "register_serializable decorates classes (layers, models, losses, ...) and "
+                f"functions. Received: {cls!r}"
             )
         key = f"{package}>{name or cls.__name__}"
         # Registering again under the same key replaces the class: re-running a notebook cell
@@ -58,17 +59,46 @@ def register_serializable(package: str = "Custom", name: str | None = None):
     return decorator
 
 
+register_keras_serializable = register_serializable
+
+
+def get_custom_objects() -> dict:
+    """The registry itself ({"package>name": class or function}), as Keras' `get_custom_objects`:
+    adding to it registers, clearing it forgets every registration."""
+    return _CUSTOM_OBJECTS
+
+
+def get_registered_name(obj) -> str:
+    """The name `obj` (a class or function) is saved under: its registered "package>name", or
+    else its own name, as Keras' `get_registered_name`."""
+    return registered_name(obj) or obj.__name__
+
+
 def registered_name(cls) -> str | None:
     """The name `cls` was registered under, or None for lamina's own and unregistered classes."""
     key = cls.__dict__.get("_lamina_registered_name")
     return key if key is not None and _CUSTOM_OBJECTS.get(key) is cls else None
 
 
-def get_registered_object(name: str, custom_objects: dict | None = None):
-    """The class saved under `name` (a registered "package>name" or a custom object's key)."""
-    if custom_objects and name in custom_objects:
-        return custom_objects[name]
-    return _CUSTOM_OBJECTS.get(name)
+def get_registered_object(name: str, custom_objects: dict | None = None, module_objects=None):
+    """The class or function saved under `name` (a registered "package>name", a custom object's
+    key, or one of `module_objects`), as Keras' `get_registered_object`; None if none is."""
+    from lamina.saving.config import _custom_objects
+
+    for objects in (custom_objects, _custom_objects.get(), module_objects):
+        if objects and name in objects:
+            return objects[name]
+    if name in _CUSTOM_OBJECTS:
+        return _CUSTOM_OBJECTS[name]
+    return _lamina_only_layers().get(name)
+
+
+def _lamina_only_layers() -> dict[str, type]:
+    """lamina's layers that Keras lacks, by the "lamina>Name" they are saved under for Keras."""
+    from lamina.saving import keras_layout
+
+    builtin = builtin_layers()
+    return {keras_layout.lamina_only_name(name): builtin[name] for name in keras_layout.LAMINA_ONLY}
 
 
 def _public_subclasses(base) -> dict[str, type]:
