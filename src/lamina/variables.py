@@ -41,9 +41,28 @@ class _KerasVariableAPI:
 
     @property
     def value(self) -> torch.Tensor:
-        """The weight as a tensor in Keras' shape (autograd flows through it)."""
+        """The weight as a tensor in Keras' shape (autograd flows through it). For a weight kept
+        permuted, the view carries the weight's gradient in Keras' shape too, so the torch guide's
+        `v.value.grad` after `loss.backward()` reads it (see `storage_gradient`)."""
         layout = self.__dict__.get("_keras_layout")
-        return self if layout is None else layout.to_keras(self)
+        if layout is None:
+            return self
+        view = layout.to_keras(self)
+        if self.grad is not None:
+            view.grad = layout.to_keras(self.grad)
+        return view
+
+    def storage_gradient(self, grad):
+        """`grad` in the weight's own (torch) order: a gradient read as `.value.grad`, or any
+        gradient of Keras' shape, is permuted back; the weight's own `.grad` is taken as it is."""
+        layout = self.__dict__.get("_keras_layout")
+        if layout is None or grad is None or grad is self.grad:
+            return grad
+        if grad._base is not None and grad._base is self.grad:  # a `.value.grad` view
+            return self.grad
+        if tuple(grad.shape) == tuple(self.shape) and tuple(self.value.shape) != tuple(self.shape):
+            return grad
+        return layout.from_keras(grad)
 
     @property
     def trainable(self) -> bool:

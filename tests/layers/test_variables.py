@@ -192,3 +192,23 @@ def test_layer_trainable_false_freezes_variables():
     bn.build((None, 2))
     with pytest.raises(ValueError, match="non-trainable buffer"):
         bn.moving_mean.trainable = True
+
+
+def test_value_grad_of_a_permuted_square_kernel_is_in_keras_shape_and_applies_back():
+    """The torch guide reads `v.value.grad` and hands it to `optimizer.apply`. A Dense kernel is
+    kept transposed; with a square kernel the two orders share a shape, so only the mapping in
+    `storage_gradient` keeps the update right. Oracle: numpy's gradient of sum(x @ W * c)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4)).astype("float32")
+    c = rng.standard_normal((1, 4)).astype("float32")
+    dense = lamina.layers.Dense(4, use_bias=False)
+    dense.build((None, 4))
+    kernel = rng.standard_normal((4, 4)).astype("float32")
+    dense.set_weights([kernel])
+    (dense(torch.from_numpy(x)) * torch.from_numpy(c)).sum().backward()
+    expected_grad = x.T @ np.ones((5, 1), "float32") * c  # d/dW of sum((x @ W) * c), Keras' (in, units)
+    np.testing.assert_allclose(dense.kernel.value.grad.numpy(), expected_grad, rtol=1e-5)
+    sgd = lamina.optimizers.SGD(learning_rate=0.1)
+    with torch.no_grad():
+        sgd.apply([dense.kernel.value.grad], [dense.kernel])
+    np.testing.assert_allclose(dense.get_weights()[0], kernel - 0.1 * expected_grad, rtol=1e-5)

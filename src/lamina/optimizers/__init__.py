@@ -171,6 +171,8 @@ class Optimizer:
         for p, _ in held:
             p.grad = None
         for p, g in zip(params, grads):
+            if hasattr(p, "storage_gradient"):
+                g = p.storage_gradient(g)
             if g is not p.grad:
                 p.grad = None if g is None else g.to(p.dtype)
         with torch.no_grad():
