@@ -11,9 +11,10 @@ import warnings
 
 import torch
 
-from lamina import initializers, losses
+from lamina import losses
 from lamina.utils.config_dicts import from_config_dict, to_config_dict
 from lamina.utils.naming import lookup, to_snake_case
+from lamina.variables import Variable
 
 __all__ = [
     "Metric", "Mean", "Sum", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
@@ -53,11 +54,10 @@ class Metric:
     def add_variable(self, shape, initializer, dtype=None, aggregation="sum", name=None):
         """A state tensor (Keras 3's custom-metric API) with `.assign`, `.assign_add`, `.value`;
         `reset_state()` zeros it."""
-        dtype = getattr(torch, str(dtype or self.dtype).replace("torch.", ""))
-        value = initializers.get(initializer)(tuple(shape), dtype=dtype)
-        variable = StateVariable(value, name or f"variable_{len(self.variables)}")
         if not hasattr(self, "_variables"):
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before add_variable().")
+        variable = Variable(initializer, shape=tuple(shape), dtype=dtype or self.dtype, trainable=False,
+                            name=name or f"variable_{len(self.variables)}")
         self._variables.append(variable)
         return variable
 
@@ -86,44 +86,6 @@ class Metric:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-class StateVariable(torch.Tensor):
-    """A metric's state: a plain tensor with Keras' Variable methods. Updates move the new value
-    to the state's device and dtype, so a metric created on the CPU follows a model on the GPU."""
-
-    __torch_function__ = torch._C._disabled_torch_function_impl  # results are plain tensors
-
-    def __new__(cls, value, name):
-        variable = torch.Tensor._make_subclass(cls, value.detach())
-        variable._variable_name = name
-        return variable
-
-    @property
-    def name(self) -> str:
-        return self._variable_name
-
-    @property
-    def value(self) -> torch.Tensor:
-        return self.as_subclass(torch.Tensor)
-
-    def _coerce(self, value):
-        return torch.as_tensor(value).detach().to(self.device, self.dtype)
-
-    def assign(self, value):
-        self.copy_(self._coerce(value))
-        return self
-
-    def assign_add(self, value):
-        self.add_(self._coerce(value))
-        return self
-
-    def assign_sub(self, value):
-        self.sub_(self._coerce(value))
-        return self
-
-    def numpy(self):
-        return self.value.detach().cpu().numpy()
 
 
 class Mean(Metric):
