@@ -45,11 +45,10 @@ def normalization(kind):
 
 def encoder_block(x, kind):
     attended = layers.MultiHeadAttention(num_heads=HEADS, key_dim=WIDTH // HEADS, dropout=0.1)(x, x)
-    # Residual adds as layers.Add(); `x + attended` reads the same once symbolic arithmetic lands.
-    x = normalization(kind)(layers.Add()([x, attended]))
+    x = normalization(kind)(x + attended)  # residual connections, as in Keras' transformer examples
     fed = layers.Dense(FEED_FORWARD, activation="relu")(x)
     fed = layers.Dense(WIDTH)(layers.Dropout(0.1)(fed))
-    return normalization(kind)(layers.Add()([x, fed]))
+    return normalization(kind)(x + fed)
 
 
 def transformer(kind, steps, features, classes, blocks=2):
