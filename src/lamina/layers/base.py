@@ -156,7 +156,8 @@ class Layer(nn.Module):
     passes_masks_only = False
     is_dropout = False  # True for the layers that predict_mc switches on
 
-    def __init__(self, *, name=None, trainable=True, dtype=None, input_shape=None, **kwargs):
+    def __init__(self, *, name=None, trainable=True, dtype=None, input_shape=None,
+                 activity_regularizer=None, **kwargs):
         super().__init__()
         if kwargs:
             raise TypeError(
@@ -172,6 +173,7 @@ class Layer(nn.Module):
         self._trainable = bool(trainable)
         self._weight_specs: list[tuple[str, tuple | None, bool]] = []
         self._regularizers: list[tuple[str, object]] = []
+        self.activity_regularizer = _regularizer(activity_regularizer)
         self._build_input_shape = None
         # Keras 2 style `input_shape=` on the first layer of a Sequential: kept for Sequential.
         self._declared_input_shape = tuple(input_shape) if input_shape is not None else None
@@ -253,12 +255,21 @@ class Layer(nn.Module):
         if mask is None:
             mask = _mask_of(inputs)
         outputs = self.call(inputs, *args, **kwargs, **self._mode_kwargs(training, mask))
+        if self.activity_regularizer is not None:
+            self._add_activity_losses(outputs)
         out_mask = self.compute_mask(inputs, mask)
         if out_mask is not None:
             for t in tree.flatten(outputs):
                 if isinstance(t, torch.Tensor):
                     t._lamina_mask = out_mask
         return outputs
+
+    def _add_activity_losses(self, outputs) -> None:
+        # As Keras 3: the penalty of each output, divided by its batch size.
+        for output in tree.flatten(outputs):
+            if isinstance(output, torch.Tensor):
+                penalty = self.activity_regularizer(output)
+                self.add_loss(penalty / output.shape[0] if output.ndim > 0 and output.shape[0] else penalty)
 
     def _build_for(self, shapes: dict) -> None:
         """Build from the shapes of a call's tensor arguments, as Keras: a `build` with one
@@ -597,6 +608,10 @@ class Layer(nn.Module):
         config = {"name": self.name, "trainable": self.trainable}
         if self.compute_dtype != torch.float32:
             config["dtype"] = str(self.compute_dtype).removeprefix("torch.")
+        if self.activity_regularizer is not None:
+            from lamina import regularizers
+
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     @classmethod
@@ -670,6 +685,14 @@ def _mask_of(inputs):
         return getattr(inputs, "_lamina_mask", None)
     masks = [getattr(t, "_lamina_mask", None) for t in tree.flatten(inputs)]
     return None if all(m is None for m in masks) else masks
+
+
+def _regularizer(identifier):
+    if identifier is None:
+        return None
+    from lamina import regularizers
+
+    return regularizers.get(identifier)
 
 
 def _torch_dtype(dtype) -> torch.dtype:

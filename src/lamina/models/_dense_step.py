@@ -72,6 +72,7 @@ class DenseStackStep:
                     activations.linear, activations.relu)
                 weights = [w for w in (layer.kernel, _bias(layer)) if w is not None]
                 if (layer.activation not in allowed or layer._regularizers
+                        or layer.activity_regularizer is not None
                         or not all(w.requires_grad and w.dtype == torch.float32
                                    and w.device.type == "cpu" for w in weights)):
                     return None
