@@ -390,3 +390,17 @@ def test_class_weight_times_sample_weight_by_hand(rng):
                        for c, w, p in zip(labels, sample_weight, probabilities)])
     value = model.train_on_batch(x, labels, sample_weight=sample_weight, class_weight=CLASS_WEIGHT)
     assert value == pytest.approx(by_hand, rel=1e-5)
+
+
+@pytest.mark.parametrize("name, y_true, y_pred", [
+    ("mean_absolute_percentage_error", [4.0, 5.0], [3.0, 5.5]),
+    ("mean_squared_error", [[1.0, 2.0]], [[0.5, 2.5]]),
+    ("binary_crossentropy", [[1.0, 0.0]], [[0.7, 0.2]]),
+    ("categorical_crossentropy", [[0.0, 1.0], [1.0, 0.0]], [[0.2, 0.8], [0.6, 0.4]]),
+    ("sparse_categorical_crossentropy", [1, 0], [[0.2, 0.8], [0.6, 0.4]]),
+])
+def test_loss_functions_take_numpy_arrays_as_keras(name, y_true, y_pred):
+    y_true, y_pred = np.array(y_true), np.array(y_pred, dtype="float32")
+    got = getattr(lamina.losses, name)(y_true, y_pred)
+    want = np.asarray(getattr(keras.losses, name)(y_true, y_pred))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)

@@ -18,6 +18,8 @@ Example:
     tensor(0.1054)
 """
 
+import functools
+
 from lamina.losses.base import EPSILON, REDUCTIONS, CustomLoss, Loss, reduce_weighted
 from lamina.losses.checks import AutoLoss, check
 from lamina.losses.margin import *  # noqa: F403
@@ -32,6 +34,24 @@ from lamina.utils.config_dicts import from_config_dict, to_config_dict
 from lamina.utils.naming import lookup, to_snake_case
 
 _PUBLIC = [*_probabilistic, *_regression, *_margin, *_segmentation]
+
+
+def _taking_arrays(function):
+    """A loss function that also takes numpy arrays and lists, as Keras' do (converted with
+    Keras' dtype rules); the Loss classes call the unwrapped function."""
+
+    @functools.wraps(function)
+    def loss_function(y_true, y_pred, *args, **kwargs):
+        from lamina.ops import convert_to_tensor
+
+        return function(convert_to_tensor(y_true), convert_to_tensor(y_pred), *args, **kwargs)
+
+    return loss_function
+
+
+for _name in _PUBLIC:
+    if _name[0].islower():
+        globals()[_name] = _taking_arrays(globals()[_name])
 _CLASSES = {n: globals()[n] for n in _PUBLIC if n[0].isupper()}
 _CLASSES["AutoLoss"] = AutoLoss
 # Keras' function names, each standing for its class (loss=losses.binary_crossentropy works too).
