@@ -189,3 +189,15 @@ def test_masked_graph_keeps_unknown_axes_and_records_masks():
     assert attended.shape == (None, None, 4) and conv.shape == (None, None, 3)
     assert x.mask_shape == seq.mask_shape == attended.mask_shape == (None, None)
     assert conv.mask_shape is None
+
+
+def test_model_input_and_output_shapes_as_keras():
+    from tests.parity import keras
+
+    def shapes(k):
+        i, j = k.layers.Input((4, 3)), k.layers.Input((2,))
+        two = k.Model([i, j], [k.layers.Dense(2)(i), k.layers.Dense(5)(j)])
+        one = k.Sequential([k.layers.Input((7,)), k.layers.Dense(3)])
+        return two.input_shape, two.output_shape, one.input_shape, one.output_shape
+
+    assert shapes(lamina) == shapes(keras)

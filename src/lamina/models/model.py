@@ -132,6 +132,16 @@ class Model(Trainer, Layer):
             return self._outputs_struct
         return self._single_or_list(self.outputs, "output")
 
+    # Keras' `input_shape` / `output_shape`: the shapes of `inputs` / `outputs`, one tuple when
+    # there is one tensor.
+    @property
+    def input_shape(self):
+        return _shapes(self._single_or_list(self.inputs, "input"))
+
+    @property
+    def output_shape(self):
+        return _shapes(self._single_or_list(self.outputs, "output"))
+
     def _single_or_list(self, tensors, what):
         if not tensors:
             raise AttributeError(
@@ -295,3 +305,7 @@ class Model(Trainer, Layer):
 
         print_summary(self, print_fn=print_fn, expand_nested=expand_nested,
                       show_trainable=show_trainable)
+
+
+def _shapes(structure):
+    return tree.map_structure(lambda t: t.shape, structure)
