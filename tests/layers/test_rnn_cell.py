@@ -112,3 +112,29 @@ def test_builtin_cells_in_rnn_match_keras(cell, kwargs):
     models[1].set_weights(models[0].get_weights())
     for k, lam in zip(models[0].predict(tokens, verbose=0), models[1].predict(tokens, verbose=0)):
         np.testing.assert_allclose(lam, k, atol=1e-5)
+
+
+@pytest.mark.parametrize("return_state", [False, True])
+def test_a_list_of_cells_is_stacked_as_keras(return_state):
+    from tests.parity import keras as k
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 3)).astype("float32")
+
+    def run(lib):
+        rnn = lib.layers.RNN([lib.layers.LSTMCell(4), lib.layers.GRUCell(3), lib.layers.SimpleRNNCell(2)],
+                             return_sequences=True, return_state=return_state)
+        rnn.build((None, 5, 3))
+        return rnn
+
+    keras_rnn, lamina_rnn = run(k), run(lamina)
+    lamina_rnn.set_weights(keras_rnn.get_weights())
+    want = keras_rnn(x)
+    got = lamina_rnn(x)
+    if return_state:  # the output, then one list of states per cell, as Keras returns them
+        assert [len(s) for s in got[1:]] == [len(s) for s in want[1:]] == [2, 1, 1]
+        want, got = [want[0], *[t for s in want[1:] for t in s]], [got[0], *[t for s in got[1:] for t in s]]
+    else:
+        want, got = [want], [got]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.detach().numpy(), np.asarray(w.detach().cpu()), rtol=1e-5, atol=1e-6)

@@ -128,6 +128,7 @@ def _attention_cells_preprocessing():
     h = K.Attention(use_scale=True)([h, inp])
     h = K.RNN(K.LSTMCell(3), return_sequences=True)(h)
     h = K.RNN(K.GRUCell(3), return_sequences=True)(h)
+    h = K.RNN([K.GRUCell(3), K.LSTMCell(3)], return_sequences=True)(h)  # StackedRNNCells
     img = K.Reshape((6, 2, 1))(K.RNN(K.SimpleRNNCell(2), return_sequences=True)(h))
     img = K.CenterCrop(6, 4)(K.Resizing(8, 4)(K.Rescaling(0.5, offset=0.1)(img)))
     img = K.RandomZoom(0.2)(K.RandomRotation(0.1)(K.RandomFlip()(img)))  # identity at inference

@@ -357,6 +357,7 @@ def _layer_recipes():
         "RNN": (lambda: L.RNN(L.LSTMCell(3), return_sequences=True), seq),
         "LSTMCell": (lambda: L.RNN(L.LSTMCell(3, unit_forget_bias=False)), seq),
         "GRUCell": (lambda: L.RNN(L.GRUCell(3)), seq),
+        "StackedRNNCells": (lambda: L.RNN([L.GRUCell(3), L.SimpleRNNCell(2)]), seq),
         "SimpleRNNCell": (lambda: L.RNN(L.SimpleRNNCell(3)), seq),
         "Rescaling": (lambda: L.Rescaling(0.5, offset=1.0), flat),
         "Resizing": (lambda: L.Resizing(4, 3), img), "CenterCrop": (lambda: L.CenterCrop(4, 4), img),

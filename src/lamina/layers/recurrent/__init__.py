@@ -5,7 +5,8 @@ from lamina.layers.recurrent.bidirectional import Bidirectional
 from lamina.layers.recurrent.cells import GRUCell, LSTMCell, SimpleRNNCell
 from lamina.layers.recurrent.gru import GRU
 from lamina.layers.recurrent.lstm import LSTM
-from lamina.layers.recurrent.rnn import RNN
+from lamina.layers.recurrent.rnn import RNN, StackedRNNCells
 from lamina.layers.recurrent.simple_rnn import SimpleRNN
 
-__all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell"]
+__all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "RNN", "StackedRNNCells", "SimpleRNNCell", "LSTMCell",
+           "GRUCell"]

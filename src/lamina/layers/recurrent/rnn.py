@@ -12,7 +12,7 @@ import torch
 
 from lamina.layers.base import Layer
 
-__all__ = ["RNN"]
+__all__ = ["RNN", "StackedRNNCells"]
 
 
 class RNN(Layer):
@@ -55,10 +55,7 @@ class RNN(Layer):
                  stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(cell, (list, tuple)):
-            raise ValueError(
-                f"RNN '{self.name}': a list of cells (StackedRNNCells) is not supported yet; stack "
-                "RNN layers with return_sequences=True instead."
-            )
+            cell = StackedRNNCells(cell)
         if not callable(getattr(cell, "call", None)):
             raise ValueError(f"RNN '{self.name}': `cell` needs a `call` method. Received: cell={cell!r}")
         state_size = getattr(cell, "state_size", None)
@@ -102,8 +99,12 @@ class RNN(Layer):
         output = ((batch, sequences_shape[1], self.output_size) if self.return_sequences
                   else (batch, self.output_size))
         if self.return_state:
-            return (output, *[(batch, size) for size in self.state_size])
+            return (output, *self._per_cell([(batch, size) for size in self.state_size]))
         return output
+
+    def _per_cell(self, states) -> list:
+        """The final states as Keras returns them: one list per cell of a stack of cells."""
+        return self.cell.per_cell(states) if isinstance(self.cell, StackedRNNCells) else states
 
     def compute_mask(self, inputs, mask=None):
         # With return_state the output's mask is set in call: here it would reach the states.
@@ -151,7 +152,7 @@ class RNN(Layer):
             return result
         if self.return_sequences and mask is not None:
             result._lamina_mask = mask
-        return (result, *states)
+        return (result, *self._per_cell(states))
 
     def get_config(self):
         from lamina.saving.config import serialize  # saving imports the layers: import late
@@ -166,3 +167,83 @@ class RNN(Layer):
         from lamina.saving.config import deserialize
 
         return cls(**{**config, "cell": deserialize(config["cell"])})
+
+
+class StackedRNNCells(Layer):
+    """Several cells as one (Keras' `StackedRNNCells`; `RNN([cell_1, cell_2])` makes one): each
+    step's output of a cell is the next cell's input. The states are all the cells' states in
+    order, as one flat list; the output is the last cell's.
+
+    Args:
+        cells: the cells, each following the cell protocol (see the module's docstring).
+    """
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        cells = list(cells)
+        if not cells:
+            raise ValueError("StackedRNNCells: `cells` must hold at least one cell.")
+        self.cells = torch.nn.ModuleList(cells)
+        self._state_counts = [len(_state_sizes(c)) for c in cells]
+
+    @property
+    def state_size(self) -> list:
+        return [size for cell in self.cells for size in _state_sizes(cell)]
+
+    @property
+    def output_size(self) -> int:
+        return _output_size(self.cells[-1])
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for cell in self.cells:
+            if isinstance(cell, Layer):
+                cell.build_from_shape(shape)
+            shape = (shape[0], _output_size(cell))
+
+    def get_initial_state(self, batch_size):
+        states = []
+        for cell in self.cells:
+            make = getattr(cell, "get_initial_state", None)
+            made = (make(batch_size=batch_size) if make is not None else
+                    [torch.zeros(batch_size, size) for size in _state_sizes(cell)])
+            states += list(made) if isinstance(made, (list, tuple)) else [made]
+        return states
+
+    def call(self, inputs, states, training=None):
+        kwargs = {} if training is None else {"training": training}
+        new_states, start = [], 0
+        for cell, count in zip(self.cells, self._state_counts):
+            inputs, cell_states = cell(inputs, list(states[start:start + count]), **kwargs)
+            new_states += list(cell_states) if isinstance(cell_states, (list, tuple)) else [cell_states]
+            start += count
+        return inputs, new_states
+
+    def per_cell(self, states) -> list:
+        """The flat states grouped into one list per cell."""
+        grouped, start = [], 0
+        for count in self._state_counts:
+            grouped.append(list(states[start:start + count]))
+            start += count
+        return grouped
+
+    def get_config(self):
+        from lamina.saving.config import serialize  # saving imports the layers: import late
+
+        return {**super().get_config(), "cells": [serialize(c) for c in self.cells]}
+
+    @classmethod
+    def from_config(cls, config):
+        from lamina.saving.config import deserialize
+
+        return cls(**{**config, "cells": [deserialize(c) for c in config["cells"]]})
+
+
+def _state_sizes(cell) -> list:
+    size = cell.state_size
+    return [size] if isinstance(size, int) else list(size)
+
+
+def _output_size(cell) -> int:
+    size = getattr(cell, "output_size", None)
+    return _state_sizes(cell)[0] if size is None else size
