@@ -51,6 +51,7 @@ SPECS = {
     "28_plot_model": Spec(requires=("pydot",)),
     "29_seq2seq_lstm": Spec(atol=TRAINED),
     "30_transfer_learning": Spec(atol=TRAINED),
+    "31_custom_training_loop": Spec(atol=TRAINED),
 }
 
 # Files a script saves that the other framework must open and predict identically with:

@@ -64,6 +64,8 @@ history = model.fit(x, y, batch_size=10, epochs=3, shuffle=False, validation_dat
                     verbose=0)
 evaluated = model.evaluate(x, y, batch_size=20, verbose=0, return_dict=True)
 predicted = model.predict(x[:6], batch_size=3, verbose=0)
+model.reset_metrics()
+after_reset = [float(m.result()) if m.name == "loss" else None for m in model.metrics]
 
 save_results({
     "history": history.history,
@@ -72,5 +74,6 @@ save_results({
     "predict_value": predicted["value"],
     "predict_doubled": predicted["doubled"],
     "calls": model.calls,
+    "after_reset": after_reset,
     "metric_names": [m.name for m in model.metrics],
 })
