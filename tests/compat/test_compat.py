@@ -30,7 +30,8 @@ SPECS = {
     "05_variables_and_custom_metric": Spec(atol=TRAINED),
     "06_custom_train_step": Spec(atol=TRAINED),
     # Noise, shuffling: a discriminator that starts undecided (BCE ln 2 = 0.69) and slowly wins.
-    "07_gan_train_step": Spec(bands={"d_loss": (0.15, 0.8), "g_loss": (0.5, 2.0)}),
+    # Three Keras runs: d_loss 0.668 -> 0.387, g_loss 0.681 -> 1.258, within 0.003 of each other.
+    "07_gan_train_step": Spec(bands={"d_loss": (0.3, 0.75), "g_loss": (0.6, 1.5)}),
     "08_endpoint_add_loss": Spec(atol=TRAINED),
     "09_transformer_encoder": Spec(atol=TRAINED),
     "10_bilstm_padded_sequences": Spec(atol=TRAINED),
@@ -42,12 +43,14 @@ SPECS = {
     "19_tensorboard": Spec(atol=TRAINED, requires=("tensorflow",)),  # Keras writes through tf.summary
     "23_conv1d_timeseries": Spec(atol=TRAINED),
     # Dropout(0.5) and shuffled batches: from a 10-class chance loss (ln 10 = 2.30) downwards.
-    "24_convnet_digits": Spec(bands={"loss": (1.5, 2.45), "final_accuracy": (0.1, 0.8),
-                                     "test_accuracy": (0.1, 0.9)}),
+    # Three Keras runs: loss 2.31 -> 2.19..2.22, accuracy 0.23..0.24, test accuracy 0.35..0.39.
+    "24_convnet_digits": Spec(bands={"loss": (1.9, 2.4), "final_accuracy": (0.1, 0.6),
+                                     "test_accuracy": (0.15, 0.7)}),
     "25_conv3d_volumes": Spec(atol=TRAINED),
     "26_lstm_forecasting": Spec(atol=TRAINED),
     # Dropout and shuffling; class weights of 1/count make the loss about 1/400 of a plain BCE.
-    "27_imbalanced_classification": Spec(bands={"loss": (3e-4, 6e-3), "final_recall": (0.5, 1.0)}),
+    # Three Keras runs: loss 0.0033 -> 0.0011..0.0014, recall 0.97..1.0.
+    "27_imbalanced_classification": Spec(bands={"loss": (5e-4, 5e-3), "final_recall": (0.7, 1.0)}),
     "28_plot_model": Spec(requires=("pydot",)),
     "29_seq2seq_lstm": Spec(atol=TRAINED),
     "30_transfer_learning": Spec(atol=TRAINED),
