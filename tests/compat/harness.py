@@ -41,6 +41,8 @@ def port_to_lamina(source):
                 line = rewrite(match)
                 break
         ported.append(line)
+    left = [line for line in ported if re.match(r"\s*(import|from) keras\b", line)]
+    assert not left, f"import lines the port cannot rewrite: {left}"
     changed = [(a, b) for a, b in zip(source.splitlines(), ported) if a != b]
     assert changed, "the script imports nothing from keras"
     for before, after in changed:

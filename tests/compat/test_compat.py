@@ -115,6 +115,11 @@ def test_port_refuses_a_script_that_mentions_lamina():
         port_to_lamina("import keras\nimport lamina\n")
 
 
+def test_port_refuses_an_import_it_cannot_rewrite():
+    with pytest.raises(AssertionError, match="cannot rewrite"):
+        port_to_lamina("import keras  # a comment the rewrite does not expect\n")
+
+
 def test_every_script_has_a_docstring_and_only_keras_imports():
     for name in SCRIPT_NAMES:
         source = (SCRIPTS / f"{name}.py").read_text()
