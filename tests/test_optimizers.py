@@ -1,6 +1,7 @@
 """Optimizers: Keras' names and default hyperparameters, and the same update as Keras."""
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -110,9 +111,12 @@ def _lamina_adam(params):
 
 def _torch_adam(params):
     opt = torch.optim.Adam(params, lr=0.001, betas=(0.9, 0.999), eps=1e-7, fused=True)
+    steps = [0]
 
     def act(what, value=None):
         if what == "step":
+            steps[0] += 1  # Keras' epsilon in torch's form (see optimizers._AdamFamily)
+            opt.param_groups[0]["eps"] = 1e-7 / math.sqrt(1 - 0.999 ** steps[0])
             opt.step()
             opt.zero_grad(set_to_none=True)
         elif what == "state":
@@ -174,3 +178,26 @@ def test_zero_grad_clears_every_group_as_torchs_set_to_none(name):
         p.grad = torch.ones_like(p)
     opt.zero_grad()
     assert a.grad is None and b.grad is None
+
+
+# A large epsilon and small gradients make where epsilon enters the update visible: torch's
+# placement alone is off by ~1e-2 here.
+@pytest.mark.parametrize("name, options", [
+    ("Adam", {}), ("Adam", {"amsgrad": True}), ("AdamW", {}), ("RMSprop", {}),
+    ("RMSprop", {"momentum": 0.9}), ("RMSprop", {"centered": True}),
+])
+def test_epsilon_enters_the_update_where_keras_puts_it(name, options):
+    rng = np.random.default_rng(1)
+    w0 = rng.standard_normal((4, 3)).astype("float32")
+    grads = [(rng.standard_normal((4, 3)) * 0.05).astype("float32") for _ in range(12)]
+    kv = keras.Variable(w0)
+    kopt = getattr(keras.optimizers, name)(learning_rate=0.05, epsilon=0.1, **options)
+    for g in grads:
+        kopt.apply_gradients([(keras.ops.convert_to_tensor(g), kv)])
+    p = torch.nn.Parameter(torch.tensor(w0))
+    opt = getattr(optimizers, name)(learning_rate=0.05, epsilon=0.1, **options)
+    opt.build([p])
+    for g in grads:
+        p.grad = torch.tensor(g)
+        opt.step()
+    np.testing.assert_allclose(p.detach().numpy(), keras.ops.convert_to_numpy(kv.value), rtol=1e-5, atol=1e-6)

@@ -8,6 +8,7 @@ The torch optimizer is created once the model's weights exist (`build`), and is 
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 from torch.optim import optimizer as torch_optim
@@ -234,13 +235,25 @@ class SGD(Optimizer):
 
 
 class _AdamFamily(Optimizer):
+    # Keras' Adam and AdamW add epsilon to sqrt(v) before the bias correction, torch's after it:
+    # at step t, torch's epsilon = Keras' / sqrt(1 - beta_2**t) gives Keras' update exactly.
+    _bias_corrected_epsilon = False
+
     def _torch_kwargs(self):
         h = dict(self.hyper)
         return {"betas": (h.pop("beta_1"), h.pop("beta_2")), "eps": h.pop("epsilon"), **h}
 
+    def step(self, grad_scaler=None) -> None:
+        if self._bias_corrected_epsilon:
+            eps = self.hyper["epsilon"] / math.sqrt(1.0 - self.hyper["beta_2"] ** (self.iterations + 1))
+            for group in self.torch_optimizer.param_groups:
+                group["eps"] = eps
+        super().step(grad_scaler)
+
 
 class Adam(_AdamFamily):
     torch_class = torch.optim.Adam
+    _bias_corrected_epsilon = True
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                  **kwargs):
@@ -295,6 +308,7 @@ class Adam(_AdamFamily):
 
 
 class AdamW(_AdamFamily):
+    _bias_corrected_epsilon = True
     torch_class = torch.optim.AdamW
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
@@ -317,8 +331,61 @@ class Nadam(_AdamFamily):
         super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
 
 
+class _KerasRMSprop(torch.optim.RMSprop):
+    """torch's RMSprop with Keras' denominator, sqrt(v + epsilon) (torch's is sqrt(v) + epsilon),
+    on torch's state (so state_dict, loading and GradScaler work as for torch's). The momentum
+    buffer keeps torch's convention (the learning rate applied outside it)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            if group["weight_decay"] or group["maximize"] or group["differentiable"] or group["capturable"]:
+                return super().step()  # options Keras' RMSprop does not have in torch's form
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self._keras_update(group, params)
+        return loss
+
+    def _keras_update(self, group, params):
+        rho, eps, lr, momentum = group["alpha"], group["eps"], group["lr"], group["momentum"]
+        grads = [p.grad for p in params]
+        states = [self.state[p] for p in params]
+        for p, state in zip(params, states):
+            if not state:
+                state["step"] = torch.zeros((), dtype=torch.float32)
+                state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if momentum > 0:
+                    state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if group["centered"]:
+                    state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        squares = [state["square_avg"] for state in states]
+        torch._foreach_mul_(squares, rho)
+        torch._foreach_addcmul_(squares, grads, grads, value=1 - rho)
+        if group["centered"]:
+            averages = [state["grad_avg"] for state in states]
+            torch._foreach_lerp_(averages, grads, 1 - rho)
+            denominators = torch._foreach_addcmul(squares, averages, averages, value=-1)
+            torch._foreach_add_(denominators, eps)
+        else:
+            denominators = torch._foreach_add(squares, eps)
+        torch._foreach_sqrt_(denominators)
+        if momentum > 0:
+            buffers = [state["momentum_buffer"] for state in states]
+            torch._foreach_mul_(buffers, momentum)
+            torch._foreach_addcdiv_(buffers, grads, denominators)
+            torch._foreach_add_(params, buffers, alpha=-lr)
+        else:
+            torch._foreach_addcdiv_(params, grads, denominators, value=-lr)
+        torch._foreach_add_([state["step"] for state in states], 1)
+
+
 class RMSprop(Optimizer):
-    torch_class = torch.optim.RMSprop
+    torch_class = _KerasRMSprop
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
                  **kwargs):
