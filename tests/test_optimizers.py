@@ -201,3 +201,16 @@ def test_epsilon_enters_the_update_where_keras_puts_it(name, options):
         p.grad = torch.tensor(g)
         opt.step()
     np.testing.assert_allclose(p.detach().numpy(), keras.ops.convert_to_numpy(kv.value), rtol=1e-5, atol=1e-6)
+
+
+def test_iterations_reads_as_keras_variable():
+    kv, kopt = keras.Variable(np.ones(2, "float32")), keras.optimizers.SGD()
+    p = torch.nn.Parameter(torch.ones(2))
+    opt = optimizers.SGD()
+    opt.build([p])
+    for _ in range(3):
+        kopt.apply_gradients([(keras.ops.ones(2), kv)])
+        p.grad = torch.ones(2)
+        opt.step()
+    assert int(opt.iterations.numpy()) == int(kopt.iterations.numpy()) == 3
+    assert int(opt.iterations.value) == 3 and opt.iterations + 1 == 4

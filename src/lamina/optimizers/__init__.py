@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 
+import numpy as np
 import torch
 from torch.optim import optimizer as torch_optim
 
@@ -40,7 +41,7 @@ class Optimizer:
                 f"{type(self).__name__}: use only one of clipnorm, clipvalue and global_clipnorm."
             )
         self.name = name or type(self).__name__.lower()
-        self.iterations = 0
+        self._iterations = 0
         self.torch_optimizer: torch.optim.Optimizer | None = None
         self._schedule = None
         self.learning_rate = learning_rate
@@ -59,6 +60,16 @@ class Optimizer:
             kwargs["weight_decay"] = self.weight_decay
         kwargs.update(_fastest_implementation(self.torch_class, self._params))
         self.torch_optimizer = self.torch_class(self._params, lr=self._lr, **kwargs)
+
+    @property
+    def iterations(self) -> StepCount:
+        """The number of updates applied (Keras' `optimizer.iterations`): an int that also answers
+        Keras' Variable reads, `.numpy()` and `.value`."""
+        return StepCount(self._iterations)
+
+    @iterations.setter
+    def iterations(self, value) -> None:
+        self._iterations = int(value)
 
     @property
     def built(self) -> bool:
@@ -232,6 +243,17 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, momentum=momentum, nesterov=nesterov, **kwargs)
+
+
+class StepCount(int):
+    """An optimizer's step count: a Python int with Keras' Variable reads."""
+
+    def numpy(self) -> np.ndarray:
+        return np.asarray(int(self), dtype=np.int64)
+
+    @property
+    def value(self) -> torch.Tensor:
+        return torch.tensor(int(self), dtype=torch.int64)
 
 
 class _AdamFamily(Optimizer):
