@@ -25,7 +25,7 @@ import numpy as np
 
 from lamina import initializers, regularizers
 from lamina.saving import config as config_mod
-from lamina.saving import keras_layout, registry
+from lamina.saving import keras_layout, keras_ops, registry
 from lamina.saving.errors import SavingError
 from lamina.saving.keras_layout import MODEL_CLASSES as _MODEL_CLASSES
 
@@ -95,19 +95,22 @@ def _translate_model(entry, where) -> dict:
     layers = [e for e in layers if isinstance(e, dict)]
     nodes = {id(e): [_translate_node(n, where) for n in e.get("inbound_nodes") or []] for e in layers}
     # Keras 3 records the mask computations of Masking/Embedding as graph operations feeding
-    # `mask=` arguments; lamina's masks travel with the tensors, so those operations go.
+    # `mask=` arguments; lamina's masks travel with the tensors, so those operations go. The
+    # operations the outputs need become lamina op nodes (keras_ops.py).
+    operations = {e.get("name", (e.get("config") or {}).get("name")): e for e in layers if _is_operation(e)}
     needed = _referenced([n for e in layers if not _is_operation(e) for n in nodes[id(e)]]
                          + [config.get("output_layers")])
+    frontier = needed & set(operations)
+    while frontier:
+        found = _referenced([nodes[id(operations[name])] for name in frontier])
+        frontier = (found - needed) & set(operations)
+        needed |= found
     out["layers"] = []
     for e in layers:
         name = e.get("name", (e.get("config") or {}).get("name"))
         if _is_operation(e):
             if name in needed:
-                raise SavingError(
-                    f"{where}: the graph applies '{e.get('class_name')}' ('{name}'), a Keras "
-                    "operation (keras.ops) or layer that lamina cannot import; express it with "
-                    "layers that lamina has."
-                )
+                out["layers"].append(keras_ops.from_keras(e, nodes[id(e)], where))
             continue
         t = translate(e, where)
         t["name"] = name
@@ -296,9 +299,11 @@ def _open_h5(data: bytes, path):
 def _keras_paths(keras_entry) -> list[tuple[dict, str]]:
     """(Keras layer entry, its group name under "layers/") for a model's layers, in Keras' order."""
     sequential = keras_entry.get("class_name") == "Sequential"
-    # a Sequential's `layers` leaves its InputLayer out, and operations are no layers
+    # a Sequential's `layers` leaves its InputLayer out, and operations (lamina's OpLayer for an
+    # op Keras lacks included) are no layers
     entries = [e for e in keras_entry["config"]["layers"]
-               if not (sequential and e.get("class_name") == "InputLayer" or _is_operation(e))]
+               if not (sequential and e.get("class_name") == "InputLayer" or _is_operation(e)
+                       or e.get("class_name") == "OpLayer")]
     return list(zip(entries, keras_layout.numbered(e.get("class_name", "") for e in entries)))
 
 
