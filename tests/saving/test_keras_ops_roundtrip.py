@@ -82,6 +82,7 @@ def _both_ways(build, x, tmp_path):
     mine.save(tmp_path / "lamina.keras")
     theirs = keras.saving.load_model(tmp_path / "lamina.keras")
     _same(_predict(theirs, x), _predict(mine, x))
+    _same(_predict(lamina.saving.load_model(tmp_path / "lamina.keras"), x), _predict(mine, x))
 
     theirs = _randomize(build(keras))
     theirs.save(tmp_path / "keras.keras")
@@ -143,10 +144,21 @@ def _transformer(lib):
     return lib.Model(inputs, L.Dense(2)(lib.ops.mean(x, axis=1)))
 
 
-@pytest.mark.parametrize("build", [_arithmetic, _reductions, _shapes, _joins, _nn, _transformer],
+def _attention(lib):
+    """ops.nn.dot_product_attention, whose mask= Keras records as a keyword of the op's call."""
+    o = lib.ops
+    inputs = lib.Input((5, 8))
+    q, k, v = (o.reshape(lib.layers.Dense(8)(inputs), (-1, 5, 2, 4)) for _ in range(3))
+    mask = o.expand_dims(o.expand_dims(o.greater(inputs[:, :, 0], -0.5), 1), 1)
+    return lib.Model(inputs, [o.dot_product_attention(q, k, v, mask=mask),
+                              o.dot_product_attention(q, k, v, scale=0.3, is_causal=True)])
+
+
+@pytest.mark.parametrize("build", [_arithmetic, _reductions, _shapes, _joins, _nn, _attention,
+                                   _transformer],
                          ids=lambda f: f.__name__.strip("_"))
 def test_ops_cross_both_ways(build, tmp_path):
-    _both_ways(build, _x(5, 3) if build is not _transformer else _x(6, 8), tmp_path)
+    _both_ways(build, {_transformer: _x(6, 8), _attention: _x(5, 8)}.get(build, _x(5, 3)), tmp_path)
 
 
 # ----------------------------------------------------------------------------- limits
@@ -161,13 +173,23 @@ def test_op_keras_lacks_is_a_lamina_only_entry(tmp_path):
         keras.saving.load_model(tmp_path / "m.keras")
 
 
-def test_argument_keras_op_lacks_is_refused(tmp_path):
-    """lamina's ops.mean takes nothing Keras' Mean lacks; a call that sets an argument outside
-    Keras' op (here made up in the node) cannot be written for Keras and says so."""
-    entry = {"class_name": "OpLayer", "config": {"name": "m", "function": "mean"},
-             "inbound_nodes": [{"args": [0], "kwargs": {"bogus": 1}}]}
+def test_argument_keras_op_lacks_must_be_at_its_default(monkeypatch):
+    """An argument of a lamina op outside Keras' op (here: Keras' Mean as if it had no keepdims)
+    is left out at its default and refused otherwise; a call that does not fit the op is refused."""
+    monkeypatch.setitem(keras_ops.KERAS_OPS, "mean", ("numpy", "Mean", ("axis",), ("x",)))
+    x = {"class_name": "__keras_tensor__", "config": {"shape": [None, 3], "keras_history": ["i", 0, 0]}}
+
+    def entry(**kwargs):
+        return {"class_name": "OpLayer", "config": {"name": "m", "function": "mean"},
+                "inbound_nodes": [{"args": [x], "kwargs": kwargs}]}
+
+    written = keras_ops.to_keras(entry(axis=1, keepdims=False), "model 'x'")
+    assert written["config"] == {"name": "m", "axis": 1}
+    assert written["inbound_nodes"] == [{"args": [x], "kwargs": {}}]
+    with pytest.raises(SavingError, match=r"op 'm' \(ops\.mean\) sets keepdims=true.*\.lamina"):
+        keras_ops.to_keras(entry(axis=1, keepdims=True), "model 'x'")
     with pytest.raises(SavingError, match=r"op 'm' \(ops\.mean\).*does not fit.*bogus"):
-        keras_ops.to_keras(entry, "model 'x'")
+        keras_ops.to_keras(entry(bogus=1), "model 'x'")
 
 
 def test_keras_operation_lamina_lacks_is_refused(tmp_path):

@@ -93,7 +93,8 @@ def _translate_model(entry, where) -> dict:
             out["build_input_shape"] = config["build_input_shape"]
         return {"class_name": "Sequential", "registered_name": None, "config": out}
     layers = [e for e in layers if isinstance(e, dict)]
-    nodes = {id(e): [_translate_node(n, where) for n in e.get("inbound_nodes") or []] for e in layers}
+    nodes = {id(e): [_translate_node(n, where, operation=_is_operation(e))
+                     for n in e.get("inbound_nodes") or []] for e in layers}
     # Keras 3 records the mask computations of Masking/Embedding as graph operations feeding
     # `mask=` arguments; lamina's masks travel with the tensors, so those operations go. The
     # operations the outputs need become lamina op nodes (keras_ops.py).
@@ -156,17 +157,19 @@ def _referenced(structures) -> set[str]:
     return names
 
 
-def _translate_node(node, where) -> dict:
+def _translate_node(node, where, operation=False) -> dict:
     """One call of a layer. Keras' recorded `training` flags are dropped: Keras replaces them by
     the mode of the model call (fit: training, predict: inference), and so does lamina for a
-    call without one. Masks too: lamina's travel with the tensors, computed by the same layers."""
+    call without one. Masks too: lamina's travel with the tensors, computed by the same layers;
+    but an operation's `mask=` is an argument of the op (ops.dot_product_attention), kept."""
     if isinstance(node, list):  # tf.keras 2: [[layer, node, tensor, kwargs], ...] per input
         refs = [_tensor_ref(item[:3]) for item in node]
         kwargs = next((item[3] for item in node if len(item) > 3 and isinstance(item[3], dict)), {})
         node = {"args": [refs[0] if len(refs) == 1 else refs], "kwargs": kwargs}
     if not isinstance(node, dict):
         raise SavingError(f"{where}: a call record must be a dict, found {config_mod._short(node)}.")
-    kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if k not in ("training", "mask")}
+    dropped = ("training",) if operation else ("training", "mask")
+    kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if k not in dropped}
     return {"args": node.get("args", []), "kwargs": kwargs}
 
 

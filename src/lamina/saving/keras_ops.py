@@ -58,6 +58,7 @@ def _key_from_keras(key):
 
 # Arguments whose JSON form differs between the two: (op, argument) -> (to Keras, from Keras)
 _CODECS = {("get_item", "key"): (_key_to_keras, _key_from_keras)}
+_TO_KERAS, _FROM_KERAS = 0, 1
 
 
 def _encoded(op_name, values: dict, direction: int) -> dict:
@@ -78,7 +79,8 @@ def to_keras(entry, where) -> dict:
     arguments = entry["config"].get("arguments") or {}
     config, nodes = None, []
     for node in entry.get("inbound_nodes", []):
-        values = _encoded(function, _bound(function, node, arguments, config_names + call_names, where), 0)
+        values = _encoded(function, _bound(function, node, arguments, config_names + call_names, where),
+                          _TO_KERAS)
         node_config = {k: values[k] for k in config_names}
         if config is not None and node_config != config:
             raise SavingError(f"{where} is called with different arguments {config} and {node_config}; "
@@ -149,7 +151,7 @@ def _lamina_call(function, call_names, config, node, where) -> dict:
     if len(args) > len(call_names):
         raise SavingError(f"{where}: a call of ops.{function} has {len(args)} arguments, more "
                           f"than Keras' {call_names}.")
-    values = _encoded(function, {**values, **node["kwargs"]}, 1)
+    values = _encoded(function, {**values, **node["kwargs"]}, _FROM_KERAS)
     positional, keywords, gap = [], {}, False
     for parameter in inspect.signature(_OPS[function]).parameters.values():
         if parameter.name not in values:
