@@ -21,8 +21,12 @@ from lamina.saving.errors import SavingError
 from lamina.saving.keras_op_table import KERAS_OPS
 
 _KERAS_MODULE = "keras.src.ops."
-# (module, class name) -> lamina op name, for reading
-_BY_CLASS = {(module, class_name): name for name, (module, class_name, _, _) in KERAS_OPS.items()}
+# (module, class name) -> lamina op name, for reading; an alias (swish for Silu) never displaces
+# the op the class is named after
+_BY_CLASS: dict[tuple, str] = {}
+for _name, (_module, _class_name, _, _) in KERAS_OPS.items():
+    if (_module, _class_name) not in _BY_CLASS or _name.replace("_", "") == _class_name.lower():
+        _BY_CLASS[(_module, _class_name)] = _name
 
 
 # ----------------------------------------------------------------------------- argument encodings
