@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import pprint
 import re
+import zipfile
 
 import keras
 import numpy as np
@@ -215,3 +217,23 @@ def test_keras_operation_lamina_lacks_is_refused(tmp_path):
         tmp_path / "k.keras")
     with pytest.raises(SavingError, match=r"Keras operation PSNR.*lamina has no op"):
         lamina.saving.load_model(tmp_path / "k.keras")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda e: e.update(config="x"), "has no config dict"),
+    (lambda e: e["config"].update(axes=[1]), r"sets \['axes'\], which lamina's ops.mean does not take"),
+    (lambda e: e["inbound_nodes"][0]["args"].extend([1, 2]), "has 3 arguments"),
+])
+def test_malformed_keras_operation_is_refused(tmp_path, change, message):
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.ops.mean(keras.layers.Dense(3)(inputs), axis=1)).save(tmp_path / "k.keras")
+    with zipfile.ZipFile(tmp_path / "k.keras") as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(files["config.json"])
+    change(next(e for e in config["config"]["layers"] if e["class_name"] == "Mean"))
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "bad.keras", "w") as zf:
+        for n, data in files.items():
+            zf.writestr(n, data)
+    with pytest.raises(SavingError, match=message):
+        lamina.saving.load_model(tmp_path / "bad.keras")

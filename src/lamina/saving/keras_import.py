@@ -98,7 +98,7 @@ def _translate_model(entry, where) -> dict:
     # Keras 3 records the mask computations of Masking/Embedding as graph operations feeding
     # `mask=` arguments; lamina's masks travel with the tensors, so those operations go. The
     # operations the outputs need become lamina op nodes (keras_ops.py).
-    operations = {e.get("name", (e.get("config") or {}).get("name")): e for e in layers if _is_operation(e)}
+    operations = {_entry_name(e): e for e in layers if _is_operation(e)}
     needed = _referenced([n for e in layers if not _is_operation(e) for n in nodes[id(e)]]
                          + [config.get("output_layers")])
     frontier = needed & set(operations)
@@ -108,7 +108,7 @@ def _translate_model(entry, where) -> dict:
         needed |= found
     out["layers"] = []
     for e in layers:
-        name = e.get("name", (e.get("config") or {}).get("name"))
+        name = _entry_name(e)
         if _is_operation(e):
             if name in needed:
                 out["layers"].append(keras_ops.from_keras(e, nodes[id(e)], where))
@@ -120,6 +120,11 @@ def _translate_model(entry, where) -> dict:
     out["input_layers"] = _legacy_endpoints(config.get("input_layers"))
     out["output_layers"] = _legacy_endpoints(config.get("output_layers"))
     return {"class_name": "Functional", "registered_name": None, "config": out}
+
+
+def _entry_name(entry):
+    config = entry.get("config")
+    return entry.get("name", config.get("name") if isinstance(config, dict) else None)
 
 
 def _is_operation(entry) -> bool:

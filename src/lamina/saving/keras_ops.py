@@ -124,13 +124,15 @@ def from_keras(entry, nodes, where) -> dict:
     module = str(entry.get("module") or "").removeprefix(_KERAS_MODULE).removeprefix("keras.ops.")
     class_name = entry.get("class_name")
     function = _BY_CLASS.get((module, class_name))
-    name = entry.get("name", (entry.get("config") or {}).get("name"))
+    name = entry.get("name")
     if function is None:
         raise SavingError(
             f"{where}: the graph applies the Keras operation {class_name} ('{name}', "
             f"{entry.get('module')}), which lamina has no op for; express it with layers or ops "
             "that lamina has.")
     _, _, config_names, call_names = KERAS_OPS[function]
+    if not isinstance(entry.get("config"), dict):
+        raise SavingError(f"{where}: Keras operation '{name}' ({class_name}) has no config dict.")
     config = {k: v for k, v in entry["config"].items() if k != "name"}
     unknown = set(config) - set(config_names)
     if unknown:
