@@ -31,6 +31,7 @@ def _activation(fn, name=None):
 
     wrapper.__name__ = wrapper.__qualname__ = name or fn.__name__
     wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped__ = fn  # inspect.signature then names the activation's own arguments
     return op(wrapper)
 
 

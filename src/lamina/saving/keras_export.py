@@ -7,23 +7,25 @@ the few arguments Keras' class lacks when they are at their neutral value. The w
 `model.weights.h5` in Keras' tree (keras_layout.py), each layer's arrays from its `get_weights()`,
 which already speaks Keras' order and shapes.
 
-Layers Keras does not have (keras_layout.LAMINA_ONLY) are written under the registered name
-"lamina>ClassName", as Keras' `register_keras_serializable(package="lamina")` would name them:
-lamina reloads them; Keras refuses the file with "Could not locate class 'ClassName'" unless a
-Keras implementation is registered under that name. Optimizer state is not carried over: Keras
-starts from a fresh optimizer with the saved learning rate.
+Op nodes (`x + y`, `ops.mean(...)`) are written as Keras' Operation nodes (keras_ops.py).
+Layers Keras does not have (keras_layout.LAMINA_ONLY, an op Keras lacks among them) are written
+under the registered name "lamina>ClassName", as Keras' `register_keras_serializable(package=
+"lamina")` would name them: lamina reloads them; Keras refuses the file with "Could not locate
+class 'ClassName'" unless a Keras implementation is registered under that name. Optimizer state is
+not carried over: Keras starts from a fresh optimizer with the saved learning rate.
 """
 
 from __future__ import annotations
 
 import datetime
+import inspect
 import io
 import warnings
 
 import numpy as np
 
 from lamina import initializers, regularizers
-from lamina.saving import archive, compile_state, config, keras_layout, registry
+from lamina.saving import archive, compile_state, config, keras_layout, keras_ops, registry
 from lamina.saving.errors import SavingError
 
 # The Keras 3 release whose layout these files follow (Keras reads its older layouts).
@@ -62,7 +64,8 @@ def _warn_lamina_only(entry, path) -> None:
     def walk(value):
         if isinstance(value, dict):
             if value.get("module") == "lamina.layers":
-                found.add(value["registered_name"])
+                found.add(f"ops.{value['config']['function']}" if value["class_name"] == "OpLayer"
+                          else value["registered_name"])
             for v in value.values():
                 walk(v)
         elif isinstance(value, list):
@@ -72,7 +75,7 @@ def _warn_lamina_only(entry, path) -> None:
     walk(entry)
     if found:
         warnings.warn(
-            f"'{path}' holds layers Keras 3 does not have ({', '.join(sorted(found))}): lamina "
+            f"'{path}' holds layers or ops Keras 3 does not have ({', '.join(sorted(found))}): lamina "
             "loads it, but Keras refuses it ('Could not locate class ...') unless a Keras class is "
             "registered under each of these names. See docs/saving.md.", stacklevel=4)
 
@@ -132,6 +135,8 @@ def _write_fresh_optimizer(root, optimizer) -> None:
 def keras_entry(entry: dict, where: str) -> dict:
     """A lamina entry (config.serialize) as Keras 3 writes it in config.json."""
     class_name, registered = entry["class_name"], entry.get("registered_name")
+    if keras_ops.has_keras_op(entry):
+        return keras_ops.to_keras(entry, where)
     if registered is not None:
         cls = registry.get_registered_object(registered)
         return {"module": getattr(cls, "__module__", None), **entry}
@@ -145,7 +150,27 @@ def keras_entry(entry: dict, where: str) -> dict:
     for key in ("build_config", "name", "inbound_nodes"):
         if key in entry:
             out[key] = entry[key]
+    shapes = _call_shapes(class_name, entry.get("inbound_nodes"))
+    if len(shapes) > 1:
+        out["build_config"] = {"shapes_dict": shapes}
     return out
+
+
+def _call_shapes(class_name, nodes) -> dict:
+    """Keras builds a layer called on several tensors (MultiHeadAttention's query and value) from
+    a build_config {"shapes_dict": {"<call argument>_shape": shape}}, taken from its first call:
+    the shapes of the tensor arguments of that call, by the names of the layer's call()."""
+    cls = registry.builtin_layers().get(class_name)
+    if cls is None or not nodes:
+        return {}
+    try:
+        bound = inspect.signature(cls.call).bind(None, *nodes[0].get("args", []),
+                                                 **nodes[0].get("kwargs", {}))
+    except TypeError:
+        return {}
+    return {f"{name}_shape": value["config"]["shape"] for name, value in bound.arguments.items()
+            if name != "mask" and isinstance(value, dict)
+            and value.get("class_name") == config.TENSOR_MARKER}
 
 
 def _keras_config(class_name, config_: dict, where) -> dict:

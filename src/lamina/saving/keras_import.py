@@ -25,7 +25,7 @@ import numpy as np
 
 from lamina import initializers, regularizers
 from lamina.saving import config as config_mod
-from lamina.saving import keras_layout, registry
+from lamina.saving import keras_layout, keras_ops, registry
 from lamina.saving.errors import SavingError
 from lamina.saving.keras_layout import MODEL_CLASSES as _MODEL_CLASSES
 
@@ -93,21 +93,25 @@ def _translate_model(entry, where) -> dict:
             out["build_input_shape"] = config["build_input_shape"]
         return {"class_name": "Sequential", "registered_name": None, "config": out}
     layers = [e for e in layers if isinstance(e, dict)]
-    nodes = {id(e): [_translate_node(n, where) for n in e.get("inbound_nodes") or []] for e in layers}
+    nodes = {id(e): [_translate_node(n, where, operation=_is_operation(e))
+                     for n in e.get("inbound_nodes") or []] for e in layers}
     # Keras 3 records the mask computations of Masking/Embedding as graph operations feeding
-    # `mask=` arguments; lamina's masks travel with the tensors, so those operations go.
+    # `mask=` arguments; lamina's masks travel with the tensors, so those operations go. The
+    # operations the outputs need become lamina op nodes (keras_ops.py).
+    operations = {_entry_name(e): e for e in layers if _is_operation(e)}
     needed = _referenced([n for e in layers if not _is_operation(e) for n in nodes[id(e)]]
                          + [config.get("output_layers")])
+    frontier = needed & set(operations)
+    while frontier:
+        found = _referenced([nodes[id(operations[name])] for name in frontier])
+        frontier = (found - needed) & set(operations)
+        needed |= found
     out["layers"] = []
     for e in layers:
-        name = e.get("name", (e.get("config") or {}).get("name"))
+        name = _entry_name(e)
         if _is_operation(e):
             if name in needed:
-                raise SavingError(
-                    f"{where}: the graph applies '{e.get('class_name')}' ('{name}'), a Keras "
-                    "operation (keras.ops) or layer that lamina cannot import; express it with "
-                    "layers that lamina has."
-                )
+                out["layers"].append(keras_ops.from_keras(e, nodes[id(e)], where))
             continue
         t = translate(e, where)
         t["name"] = name
@@ -116,6 +120,11 @@ def _translate_model(entry, where) -> dict:
     out["input_layers"] = _legacy_endpoints(config.get("input_layers"))
     out["output_layers"] = _legacy_endpoints(config.get("output_layers"))
     return {"class_name": "Functional", "registered_name": None, "config": out}
+
+
+def _entry_name(entry):
+    config = entry.get("config")
+    return entry.get("name", config.get("name") if isinstance(config, dict) else None)
 
 
 def _is_operation(entry) -> bool:
@@ -153,17 +162,19 @@ def _referenced(structures) -> set[str]:
     return names
 
 
-def _translate_node(node, where) -> dict:
+def _translate_node(node, where, operation=False) -> dict:
     """One call of a layer. Keras' recorded `training` flags are dropped: Keras replaces them by
     the mode of the model call (fit: training, predict: inference), and so does lamina for a
-    call without one. Masks too: lamina's travel with the tensors, computed by the same layers."""
+    call without one. Masks too: lamina's travel with the tensors, computed by the same layers;
+    but an operation's `mask=` is an argument of the op (ops.dot_product_attention), kept."""
     if isinstance(node, list):  # tf.keras 2: [[layer, node, tensor, kwargs], ...] per input
         refs = [_tensor_ref(item[:3]) for item in node]
         kwargs = next((item[3] for item in node if len(item) > 3 and isinstance(item[3], dict)), {})
         node = {"args": [refs[0] if len(refs) == 1 else refs], "kwargs": kwargs}
     if not isinstance(node, dict):
         raise SavingError(f"{where}: a call record must be a dict, found {config_mod._short(node)}.")
-    kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if k not in ("training", "mask")}
+    dropped = ("training",) if operation else ("training", "mask")
+    kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if k not in dropped}
     return {"args": node.get("args", []), "kwargs": kwargs}
 
 
@@ -296,9 +307,11 @@ def _open_h5(data: bytes, path):
 def _keras_paths(keras_entry) -> list[tuple[dict, str]]:
     """(Keras layer entry, its group name under "layers/") for a model's layers, in Keras' order."""
     sequential = keras_entry.get("class_name") == "Sequential"
-    # a Sequential's `layers` leaves its InputLayer out, and operations are no layers
+    # a Sequential's `layers` leaves its InputLayer out, and operations (lamina's OpLayer for an
+    # op Keras lacks included) are no layers
     entries = [e for e in keras_entry["config"]["layers"]
-               if not (sequential and e.get("class_name") == "InputLayer" or _is_operation(e))]
+               if not (sequential and e.get("class_name") == "InputLayer" or _is_operation(e)
+                       or e.get("class_name") == "OpLayer")]
     return list(zip(entries, keras_layout.numbered(e.get("class_name", "") for e in entries)))
 
 

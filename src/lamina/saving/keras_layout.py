@@ -29,8 +29,10 @@ CHILD_ORDER = {"forward_layer": 0, "backward_layer": 1,
 # in these subgroups, in this order.
 _ATTENTION_GROUPS = ("query_dense", "key_dense", "value_dense", "output_dense")
 # lamina's layers that Keras 3 does not have: written under "lamina>Name" as Keras'
-# register_keras_serializable names a class, so that Keras' refusal names the class.
-LAMINA_ONLY = ("InstanceNormalization", "SwitchableNormalization", "ConditionalBatchNormalization")
+# register_keras_serializable names a class, so that Keras' refusal names the class. OpLayer only
+# for an op Keras has no Operation class for: the others are written as Keras' op nodes (keras_ops.py).
+LAMINA_ONLY = ("InstanceNormalization", "SwitchableNormalization", "ConditionalBatchNormalization",
+               "OpLayer")
 LAMINA_PACKAGE = "lamina"
 
 
