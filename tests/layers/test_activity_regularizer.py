@@ -41,3 +41,24 @@ def test_config_round_trip_and_bad_identifier():
     assert again.activity_regularizer is not None
     with pytest.raises(ValueError):
         lamina.layers.Dense(2, activity_regularizer="no_such_regularizer")
+
+
+def test_model_losses_list_added_terms_first_then_weight_penalties_as_keras():
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((16, 4)).astype("float32")
+
+    def losses(k):
+        inner = k.Sequential([k.layers.Input((3,)),
+                              k.layers.Dense(2, kernel_regularizer="l2", activity_regularizer="l1")])
+        model = k.Sequential([
+            k.layers.Input((4,)),
+            k.layers.Dense(3, kernel_regularizer=k.regularizers.l2(0.01), bias_regularizer="l1"),
+            inner,
+            k.layers.Dense(1, activity_regularizer=k.regularizers.L1L2(l1=0.01, l2=0.02)),
+        ])
+        weights = np.random.default_rng(1)
+        model.set_weights([weights.standard_normal(w.shape).astype("float32") for w in model.get_weights()])
+        model(x)
+        return [float(np.asarray(loss.detach().cpu())) for loss in model.losses]
+
+    np.testing.assert_allclose(losses(lamina), losses(keras), rtol=1e-5)

@@ -595,13 +595,19 @@ class Layer(nn.Module):
 
     @property
     def losses(self) -> list[torch.Tensor]:
-        """The terms added with `add_loss` in the latest call, then the regularization penalties
-        on the current weights, of this layer and its sublayers."""
-        out = list(vars(self).get("_added_losses", ()))
-        out += [reg(getattr(self, name)) for name, reg in self._regularizers]
+        """As Keras 3 lists them: the terms added with `add_loss` in the latest call by this layer
+        and its sublayers, then the regularization penalties on their current weights."""
+        tree_layers = self._layer_tree()
+        added = [t for layer in tree_layers for t in vars(layer).get("_added_losses", ())]
+        return added + [reg(getattr(layer, name)) for layer in tree_layers
+                        for name, reg in layer._regularizers]
+
+    def _layer_tree(self) -> list:
+        """This layer, then its sublayers depth first."""
+        found = [self]
         for child in self._sublayers():
-            out += child.losses
-        return out
+            found += child._layer_tree()
+        return found
 
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict:
