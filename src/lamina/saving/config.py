@@ -92,12 +92,8 @@ def _check_saveable(layer) -> None:
             "lamina cannot describe in a config. Save only the weights (save_weights), or write "
             "it as a registered Layer subclass."
         )
-    if not registry.is_builtin(cls) and registry.registered_name(cls) is None:
-        raise SavingError(
-            f"{where} is of a class lamina does not know how to rebuild. Decorate {cls.__name__} "
-            "with @lamina.saving.register_serializable() (and give it a get_config() whose "
-            "entries its __init__ accepts), or save only the weights (save_weights)."
-        )
+    # A class neither built in nor registered is written under its name, as Keras does: loading
+    # it then needs custom_objects (or the registration), and the load's error says so.
 
 
 def _jsonable(value, where):
