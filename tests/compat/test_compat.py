@@ -53,7 +53,13 @@ SPECS = {
     "27_imbalanced_classification": Spec(bands={"loss": (5e-4, 5e-3), "final_recall": (0.7, 1.0)}),
     "28_plot_model": Spec(requires=("pydot",)),
     "29_seq2seq_lstm": Spec(atol=TRAINED),
-    "30_transfer_learning": Spec(atol=TRAINED),
+    # Keras' transfer-learning guide says a base called with training=False keeps its
+    # BatchNormalization in inference mode after unfreezing; Keras 3's code lets fit's
+    # training=True override it and moves the statistics. lamina does what the guide says.
+    "30_transfer_learning": Spec(atol=TRAINED, lamina_differs={
+        "moving_stats_unchanged": (True, "training=False stays pinned, as Keras' guide says"),
+        "tuned_loss": (None, "follows from the pinned BatchNormalization"),
+        "predict": (None, "follows from the pinned BatchNormalization")}),
     "31_custom_training_loop": Spec(atol=TRAINED),
 }
 

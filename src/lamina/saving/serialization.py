@@ -134,9 +134,9 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
     if given:
         raise ValueError(f"clone_model: lamina does not support {', '.join(given)}; clone with "
                          "clone_function only.")
-    if clone_function is None:
-        return config.deserialize(config.serialize(model), where=f"clone_model('{model.name}')")
     from lamina.layers.input_layer import InputLayer
+
+    clone_function = clone_function or _new_from_config
 
     originals = {layer.name: layer for layer in model.layers}
 
@@ -147,3 +147,9 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
         return clone_function(original)
 
     return config.model_from_config(type(model), model.get_config(), make_layer=make_layer)
+
+
+def _new_from_config(layer):
+    # Keras' default clone: the layer's own class from its config, so an unregistered class
+    # clones without custom_objects.
+    return type(layer).from_config(layer.get_config())
