@@ -302,3 +302,14 @@ def test_compile_objects_reach_keras(tmp_path):
     assert float(restored.optimizer.learning_rate) == pytest.approx(0.1)
     assert type(restored.loss).__name__ == "Huber" and restored.loss.fn.__name__ == "huber"
     assert restored.loss._fn_kwargs == {"delta": 2.0}
+
+
+def test_a_scheduled_learning_rate_reaches_keras(tmp_path):
+    model = lamina.Sequential([layers.Input((4,)), layers.Dense(3)])
+    schedule = lamina.optimizers.schedules.ExponentialDecay(0.01, decay_steps=10, decay_rate=0.5)
+    model.compile(optimizer=lamina.optimizers.Adam(schedule), loss="mse")
+    model.save(tmp_path / "m.keras")
+    restored = keras.saving.load_model(tmp_path / "m.keras")
+    rate = restored.optimizer.get_config()["learning_rate"]
+    assert rate["class_name"] == "ExponentialDecay"
+    assert (rate["config"]["initial_learning_rate"], rate["config"]["decay_rate"]) == (0.01, 0.5)

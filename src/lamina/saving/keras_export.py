@@ -123,12 +123,13 @@ def _write_layer(group, layer) -> None:
 
 
 def _write_fresh_optimizer(root, optimizer) -> None:
-    """An optimizer that has not taken a step, as Keras writes one: its iteration count and
-    learning rate. Keras then builds its own slots, as after compile()."""
+    """An optimizer that has not taken a step, as Keras writes one: its iteration count and, unless
+    a schedule gives it, its learning rate. Keras then builds its own slots, as after compile()."""
     group = root.create_group("optimizer").create_group("vars")
     group.attrs["name"] = optimizer.name
     group.create_dataset("0", data=np.asarray(0, dtype=np.int64))
-    group.create_dataset("1", data=np.asarray(optimizer.get_config()["learning_rate"], np.float32))
+    if optimizer._schedule is None:
+        group.create_dataset("1", data=np.asarray(optimizer.learning_rate, np.float32))
 
 
 # ----------------------------------------------------------------------------- config
