@@ -354,15 +354,8 @@ class Recurrent(Layer):
     # ----------------------------------------------------------------- config
     def get_config(self):
         return {
-            **super().get_config(), "units": self.units,
-            "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
+            **super().get_config(), **cell_config(self),
+            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
             "return_sequences": self.return_sequences, "return_state": self.return_state,
             "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
             "zero_output_for_mask": self.zero_output_for_mask,
@@ -370,6 +363,20 @@ class Recurrent(Layer):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, units={self.units}"
+
+
+def cell_config(layer) -> dict:
+    """The config entries a recurrent layer and its cell share (Keras' names)."""
+    return {
+        "units": layer.units, "activation": activations.serialize(layer.activation),
+        "use_bias": layer.use_bias,
+        "kernel_initializer": initializers.serialize(layer.kernel_initializer),
+        "recurrent_initializer": initializers.serialize(layer.recurrent_initializer),
+        "bias_initializer": initializers.serialize(layer.bias_initializer),
+        "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
+        "recurrent_regularizer": regularizers.serialize(layer.recurrent_regularizer),
+        "bias_regularizer": regularizers.serialize(layer.bias_regularizer), "seed": layer.seed,
+    }
 
 
 def _contiguous_runs(mask):

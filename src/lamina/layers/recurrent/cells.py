@@ -11,6 +11,7 @@ from __future__ import annotations
 from lamina import activations, initializers, regularizers
 from lamina.layers.base import Layer
 from lamina.layers.conv import positive_int
+from lamina.layers.recurrent.base import cell_config
 from lamina.layers.recurrent.lstm import _with_forget_bias_one
 
 __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell"]
@@ -71,16 +72,7 @@ class _Cell(Layer):
         return x + self.bias if self.use_bias else x
 
     def get_config(self):
-        return {
-            **super().get_config(), "units": self.units,
-            "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer), "seed": self.seed,
-        }
+        return {**super().get_config(), **cell_config(self)}
 
 
 def _first(states):
