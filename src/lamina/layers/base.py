@@ -592,6 +592,7 @@ class Layer(nn.Module):
             # steps do not pile up; the hook exists only on layers that add losses.
             self.register_forward_pre_hook(_clear_added_losses)
         self._added_losses.append(torch.as_tensor(loss))
+        _losses_added[0] = True
 
     @property
     def losses(self) -> list[torch.Tensor]:
@@ -663,6 +664,14 @@ def _marks_built(build):
         self.built = True
 
     return wrapper
+
+
+# Set by the first add_loss in this process: until then a training step skips looking for terms.
+_losses_added = [False]
+
+
+def any_layer_adds_losses() -> bool:
+    return _losses_added[0]
 
 
 def _clear_added_losses(layer, args):

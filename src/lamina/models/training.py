@@ -26,7 +26,7 @@ from lamina import losses as losses_mod
 from lamina import metrics as metrics_mod
 from lamina.callbacks import CallbackList, History
 from lamina.data.adapters import adapt, checked_batch_size, to_tensors
-from lamina.layers.base import Layer, state_updates_disabled
+from lamina.layers.base import Layer, any_layer_adds_losses, state_updates_disabled
 from lamina.models._dense_step import DenseStackStep
 from lamina.models.compile_metrics import CompileMetrics, output_metrics
 from lamina.utils import tree
@@ -404,6 +404,8 @@ class Trainer:
                 for name, reg in layer._regularizers]
 
     def _added_losses(self) -> list:
+        if not any_layer_adds_losses():  # the common case costs no walk of the modules
+            return []
         return [t for m in submodules(self) for t in vars(m).get("_added_losses", ())]
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
