@@ -39,7 +39,8 @@ def _h5py():
         import h5py
     except ImportError as e:
         raise SavingError(
-            "Reading Keras files needs h5py: pip install h5py (or lamina[keras-import])."
+            "Keras' file formats (.keras, .weights.h5, .h5) need h5py, to read and to write them: "
+            "pip install h5py (or lamina[keras-import])."
         ) from e
     return h5py
 
