@@ -54,14 +54,9 @@ class Recurrent(Layer):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"{kind}: `seed` must be an int or None. Received: seed={seed!r}")
         self.units = units
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        set_cell_arguments(self, activation, use_bias, kernel_initializer, recurrent_initializer,
+                           bias_initializer, kernel_regularizer, recurrent_regularizer,
+                           bias_regularizer)
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
         self.seed = seed
@@ -363,6 +358,19 @@ class Recurrent(Layer):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, units={self.units}"
+
+
+def set_cell_arguments(layer, activation, use_bias, kernel_initializer, recurrent_initializer,
+                       bias_initializer, kernel_regularizer, recurrent_regularizer, bias_regularizer):
+    """The arguments a recurrent layer and its cell share, resolved (`cell_config` writes them)."""
+    layer.activation = activations.get(activation)
+    layer.use_bias = bool(use_bias)
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.recurrent_initializer = initializers.get(recurrent_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
 
 
 def cell_config(layer) -> dict:

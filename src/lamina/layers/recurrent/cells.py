@@ -8,10 +8,10 @@ fused kernels; a cell is the step-by-step form Keras' RNN guide wraps in `RNN`.
 
 from __future__ import annotations
 
-from lamina import activations, initializers, regularizers
+from lamina import activations
 from lamina.layers.base import Layer
 from lamina.layers.conv import positive_int
-from lamina.layers.recurrent.base import cell_config
+from lamina.layers.recurrent.base import cell_config, set_cell_arguments
 from lamina.layers.recurrent.lstm import _with_forget_bias_one
 
 __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell"]
@@ -33,14 +33,9 @@ class _Cell(Layer):
                 "lamina yet; use the LSTM, GRU or SimpleRNN layer's dropout arguments instead."
             )
         self.units = positive_int(self, units, "units")
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        set_cell_arguments(self, activation, use_bias, kernel_initializer, recurrent_initializer,
+                           bias_initializer, kernel_regularizer, recurrent_regularizer,
+                           bias_regularizer)
         self.dropout, self.recurrent_dropout, self.seed = 0.0, 0.0, seed
 
     @property
