@@ -175,6 +175,8 @@ IMAGE_CASES = [
     ("resize", (IMG, (9, 4)), {}), ("resize", (IMG, (3, 3)), {"interpolation": "nearest"}),
     ("resize", (IMG, (3, 4)), {"antialias": True}),
     ("resize", (IMG[0], (8, 8)), {"interpolation": "bicubic"}),
+    ("resize", (IMG, (3, 5)), {"crop_to_aspect_ratio": True}),
+    ("resize", (IMG, (3, 5)), {"pad_to_aspect_ratio": True, "fill_value": 0.5}),
     ("extract_patches", (IMG, 2), {}), ("extract_patches", (IMG, (3, 2)), {"strides": (1, 2)}),
     ("extract_patches", (IMG[0], 3), {}),
 ]

@@ -9,9 +9,6 @@ from lamina.ops.numpy import _float
 
 __all__ = ["resize", "extract_patches"]
 
-_MODES = {"bilinear": "bilinear", "nearest": "nearest-exact", "bicubic": "bicubic", "area": "area"}
-
-
 def _batched_channels_first(images, data_format):
     """(N, C, H, W) from a 3-D or 4-D image tensor, and how to undo it."""
     images = _float(images)
@@ -32,17 +29,15 @@ def _batched_channels_first(images, data_format):
 @op
 def resize(images, size, interpolation="bilinear", antialias=False, crop_to_aspect_ratio=False,
            pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0, data_format=None):
-    mode = _MODES.get(interpolation)
-    if mode is None:
-        raise ValueError(f"resize: `interpolation` must be one of {sorted(_MODES)}. "
+    # The Resizing layer's computation (crop or pad to the aspect ratio, then interpolate).
+    from lamina.layers.preprocessing.image import INTERPOLATIONS, resize_channels_first
+
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"resize: `interpolation` must be one of {sorted(INTERPOLATIONS)}. "
                          f"Received: {interpolation!r}")
-    if crop_to_aspect_ratio or pad_to_aspect_ratio:
-        raise NotImplementedError("resize: crop_to_aspect_ratio / pad_to_aspect_ratio are not supported.")
     x, back = _batched_channels_first(images, data_format)
-    smooth = mode in ("bilinear", "bicubic")  # the modes with corners and antialiasing
-    options = {"align_corners": False, "antialias": bool(antialias)} if smooth else {}
-    out = F.interpolate(x, size=tuple(size), mode=mode, **options)
-    return back(out)
+    return back(resize_channels_first(x, size, interpolation, crop_to_aspect_ratio,
+                                      pad_to_aspect_ratio, fill_value, antialias))
 
 
 @op

@@ -10,7 +10,7 @@ from lamina.layers.conv import positive_int, standardize_data_format
 
 __all__ = ["Rescaling", "Resizing", "CenterCrop"]
 
-_MODES = {"bilinear": "bilinear", "nearest": "nearest-exact", "bicubic": "bicubic", "area": "area"}
+INTERPOLATIONS = {"bilinear": "bilinear", "nearest": "nearest-exact", "bicubic": "bicubic", "area": "area"}
 
 
 class Rescaling(Layer):
@@ -73,7 +73,7 @@ def channels_first_batch(layer, inputs):
     return x, back
 
 
-def resize(x, size, interpolation, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
+def resize_channels_first(x, size, interpolation, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
            fill_value=0.0, antialias=False):
     """Keras' torch resize of (batch, channels, H, W): optionally first the largest centered box
     of the target's aspect ratio (crop), or the image centered in the smallest box of that
@@ -92,7 +92,7 @@ def resize(x, size, interpolation, crop_to_aspect_ratio=False, pad_to_aspect_rat
         x = F.pad(x, (pad_w, pad_w, pad_h, pad_h), value=fill_value)
     align = False if interpolation in ("bilinear", "bicubic") else None
     antialias = antialias and interpolation in ("bilinear", "bicubic")
-    return F.interpolate(x, size=tuple(size), mode=_MODES[interpolation], align_corners=align,
+    return F.interpolate(x, size=tuple(size), mode=INTERPOLATIONS[interpolation], align_corners=align,
                          antialias=antialias)
 
 
@@ -140,9 +140,9 @@ class Resizing(_SizedImageLayer):
                  pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0, antialias=False,
                  data_format=None, **kwargs):
         super().__init__(height, width, data_format=data_format, **kwargs)
-        if interpolation not in _MODES:
+        if interpolation not in INTERPOLATIONS:
             raise ValueError(
-                f"Resizing '{self.name}': `interpolation` must be one of {sorted(_MODES)}. "
+                f"Resizing '{self.name}': `interpolation` must be one of {sorted(INTERPOLATIONS)}. "
                 f"Received: interpolation={interpolation!r}"
             )
         if crop_to_aspect_ratio and pad_to_aspect_ratio:
@@ -164,8 +164,9 @@ class Resizing(_SizedImageLayer):
     def call(self, inputs):
         image_size(self, inputs)
         x, back = channels_first_batch(self, inputs)
-        return back(resize(x, (self.height, self.width), self.interpolation, self.crop_to_aspect_ratio,
-                           self.pad_to_aspect_ratio, self.fill_value, self.antialias))
+        return back(resize_channels_first(x, (self.height, self.width), self.interpolation,
+                                          self.crop_to_aspect_ratio, self.pad_to_aspect_ratio,
+                                          self.fill_value, self.antialias))
 
     def get_config(self):
         return {**super().get_config(), "interpolation": self.interpolation,
@@ -187,7 +188,8 @@ class CenterCrop(_SizedImageLayer):
         height, width = image_size(self, inputs)
         if height < self.height or width < self.width:
             x, back = channels_first_batch(self, inputs)
-            return back(resize(x, (self.height, self.width), "bilinear", crop_to_aspect_ratio=True))
+            return back(resize_channels_first(x, (self.height, self.width), "bilinear",
+                                              crop_to_aspect_ratio=True))
         top, left = (height - self.height) // 2, (width - self.width) // 2
         rows, cols = slice(top, top + self.height), slice(left, left + self.width)
         x = inputs.to(self.compute_dtype)
