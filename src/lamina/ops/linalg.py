@@ -49,11 +49,6 @@ def pinv(x, rcond=1e-15):
 
 
 @op
-def slogdet(x):
-    return tuple(torch.linalg.slogdet(_float(x)))
-
-
-@op
 def svd(x, full_matrices=True, compute_uv=True):
     if not compute_uv:
         return torch.linalg.svdvals(_float(x))

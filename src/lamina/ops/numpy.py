@@ -903,3 +903,9 @@ def meshgrid(*x, indexing="xy"):
 
 def array(x, dtype=None):
     return convert_to_tensor(x, dtype=dtype)
+
+
+# Keras keeps slogdet among the numpy ops (keras.ops.slogdet), not under linalg.
+@op
+def slogdet(x):
+    return tuple(torch.linalg.slogdet(_float(x)))
