@@ -68,10 +68,11 @@ def test_degenerate_augmentations_match_keras(name, args):
 
 
 def test_flip_modes_and_identity_at_inference():
-    x = torch.tensor(IMAGES)
-    flipped = layers.RandomFlip("horizontal", seed=3)(x)
-    for out, image in zip(flipped, x):
-        assert torch.equal(out, image) or torch.equal(out, image.flip(1))
+    copies = torch.tensor(np.repeat(IMAGES[:1], 64, 0))
+    flipped = layers.RandomFlip("horizontal", seed=3)(copies)
+    mirrored = [torch.equal(o, copies[0].flip(1)) for o in flipped]
+    # about half the images are mirrored left to right, the others kept as they were
+    assert 10 < sum(mirrored) < 54 and all(m or torch.equal(o, copies[0]) for m, o in zip(mirrored, flipped))
     both = layers.RandomFlip(seed=5)(torch.tensor(np.repeat(IMAGES[:1], 64, 0)))
     turned = torch.tensor(IMAGES[0]).flip(0).flip(1)
     counts = [torch.equal(o, turned) for o in both]

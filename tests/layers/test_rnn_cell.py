@@ -58,7 +58,7 @@ def test_custom_cell_with_masks_matches_keras(rnn_kwargs):
     l_model.set_weights(k_model.get_weights())
     k_out, l_out = k_model.predict(tokens, verbose=0), l_model.predict(tokens, verbose=0)
     for k, lam in zip(k_out if isinstance(k_out, (list, tuple)) else [k_out],
-                      l_out if isinstance(l_out, (list, tuple)) else [l_out]):
+                      l_out if isinstance(l_out, (list, tuple)) else [l_out], strict=True):
         np.testing.assert_allclose(lam, k, atol=1e-5)
 
 
@@ -110,7 +110,8 @@ def test_builtin_cells_in_rnn_match_keras(cell, kwargs):
         models.append(lib.Model(inp, list(out)))
     assert [w.shape for w in models[1].get_weights()] == [w.shape for w in models[0].get_weights()]
     models[1].set_weights(models[0].get_weights())
-    for k, lam in zip(models[0].predict(tokens, verbose=0), models[1].predict(tokens, verbose=0)):
+    for k, lam in zip(models[0].predict(tokens, verbose=0), models[1].predict(tokens, verbose=0),
+                      strict=True):
         np.testing.assert_allclose(lam, k, atol=1e-5)
 
 
@@ -136,5 +137,5 @@ def test_a_list_of_cells_is_stacked_as_keras(return_state):
         want, got = [want[0], *[t for s in want[1:] for t in s]], [got[0], *[t for s in got[1:] for t in s]]
     else:
         want, got = [want], [got]
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g.detach().numpy(), np.asarray(w.detach().cpu()), rtol=1e-5, atol=1e-6)

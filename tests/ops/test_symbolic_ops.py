@@ -88,7 +88,7 @@ def test_functional_model_with_ops_matches_keras(name, rng):
     l_outs = _as_list(l_model(torch.from_numpy(x)))
     assert [tuple(t.shape) for t in _as_list(l_model.outputs)] == \
            [tuple(t.shape) for t in _as_list(k_model.outputs)]
-    for k_out, l_out in zip(k_outs, l_outs):
+    for k_out, l_out in zip(k_outs, l_outs, strict=True):
         assert str(l_out.dtype) == str(k_out.dtype)
         np.testing.assert_allclose(l_out.detach().numpy(), k_out.detach().cpu().numpy(),
                                    rtol=1e-5, atol=1e-5)
@@ -112,7 +112,7 @@ def test_slices_save_and_load(tmp_path, rng):
     l_model.save(tmp_path / "slices.lamina")
     loaded = lamina.load_model(tmp_path / "slices.lamina")
     x = _data((5, 3), "float32", rng)
-    for a, b in zip(loaded.predict(x, verbose=0), l_model.predict(x, verbose=0)):
+    for a, b in zip(loaded.predict(x, verbose=0), l_model.predict(x, verbose=0), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
