@@ -94,9 +94,6 @@ def test_py_dataset_in_fit_evaluate_predict_matches_keras(rng):
     np.testing.assert_allclose(l_pred, k_pred, rtol=1e-5, atol=1e-6)
     assert l_ended == 3 and k_ended in (3, 4)  # Keras 3.15 also calls it once as fit starts
     assert utils.Sequence is utils.PyDataset
-    parallel = _py_dataset(lamina, x, y, None, 16)
-    parallel.workers = 2
-    assert (parallel.workers, parallel.use_multiprocessing, parallel.max_queue_size) == (2, False, 4)
 
 
 def test_py_dataset_batches_are_shuffled_per_epoch_when_fit_shuffles():
