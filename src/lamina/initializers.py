@@ -194,12 +194,18 @@ def _gen(seed):
 
 
 def _truncated_normal(shape, mean, std, dtype, seed):
-    t = torch.empty(shape, dtype=dtype)
-    if seed is None:
+    return truncated_normal_values(shape, mean, std, dtype, _gen(seed))
+
+
+def truncated_normal_values(shape, mean, std, dtype, generator=None, device=None):
+    """Normal values within two standard deviations of the mean (Keras' truncated normal), from
+    `generator` (torch's global one if None). lamina.random.truncated_normal draws them too."""
+    if generator is None:
+        t = torch.empty(shape, dtype=dtype, device=device)
         return torch.nn.init.trunc_normal_(t, mean, std, mean - 2 * std, mean + 2 * std)
     # trunc_normal_ takes a generator in recent torch only; draw with inverse-CDF by hand.
     lo, hi = [0.5 * (1 + math.erf(z / math.sqrt(2))) for z in (-2.0, 2.0)]
-    u = torch.empty(shape, dtype=torch.float64).uniform_(lo, hi, generator=_gen(seed))
+    u = torch.empty(shape, dtype=torch.float64, device=device).uniform_(lo, hi, generator=generator)
     return (mean + std * math.sqrt(2) * torch.erfinv(2 * u - 1)).to(dtype)
 
 

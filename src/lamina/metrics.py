@@ -12,6 +12,7 @@ import warnings
 import torch
 
 from lamina import losses
+from lamina.losses.base import EPSILON
 from lamina.utils.config_dicts import from_config_dict, to_config_dict
 from lamina.utils.naming import lookup, to_snake_case
 from lamina.variables import Variable
@@ -484,7 +485,6 @@ def _divide_no_nan(a, b):
     return torch.where(b == 0, torch.zeros_like(a), a / torch.where(b == 0, torch.ones_like(b), b))
 
 
-_KERAS_EPSILON = 1e-7
 
 
 class FBetaScore(Metric):
@@ -545,7 +545,7 @@ class FBetaScore(Metric):
     def result(self):
         if self.true_positives is None:
             return torch.tensor(0.0)
-        eps = _KERAS_EPSILON
+        eps = EPSILON
         tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
         precision, recall = tp / (tp + fp + eps), tp / (tp + fn + eps)
         b2 = self.beta ** 2
@@ -698,8 +698,8 @@ class IoU(Metric):
         ids = torch.as_tensor(self.target_class_ids, device=tp.device)
         tp, denominator = tp[ids], denominator[ids]
         valid = (denominator > 1e-9).sum()
-        iou = tp / (denominator + _KERAS_EPSILON)
-        return (iou.sum() / (valid + _KERAS_EPSILON)).float()
+        iou = tp / (denominator + EPSILON)
+        return (iou.sum() / (valid + EPSILON)).float()
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype, "num_classes": self.num_classes,

@@ -98,11 +98,11 @@ def randint(shape, minval, maxval, dtype="int32", seed=None):
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
     """Normal values redrawn until within two standard deviations of the mean, as Keras'."""
+    from lamina.initializers import truncated_normal_values
+
     device = get_device()
-    dtype = _float_dtype(dtype)
-    out = torch.empty(_shape(shape), dtype=dtype, device=device)
-    torch.nn.init.trunc_normal_(out, 0.0, 1.0, -2.0, 2.0, generator=_generator(seed, device))
-    return out * stddev + mean
+    return truncated_normal_values(_shape(shape), mean, stddev, _float_dtype(dtype),
+                                   _generator(seed, device), device)
 
 
 def categorical(logits, num_samples, dtype="int32", seed=None):

@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from lamina import activations
 from lamina.layers.conv import same_padding
 from lamina.losses import probabilistic
+from lamina.losses.base import EPSILON
 from lamina.ops._dispatch import op
 from lamina.ops.core import convert_to_tensor, standardize_dtype
 from lamina.ops.numpy import _float
 
 _t = convert_to_tensor
-_EPSILON = 1e-7  # keras.config.epsilon(), the normalization ops' default
 
 
 def _activation(fn, name=None):
@@ -142,7 +142,7 @@ def normalize(x, axis=-1, order=2, epsilon=None):
 def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, rms_scaling=False):
     x = _float(x)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    epsilon = _EPSILON if epsilon is None else epsilon
+    epsilon = EPSILON if epsilon is None else epsilon
     variance = x.var(dim=axes, correction=0, keepdim=True)
     out = (x - x.mean(dim=axes, keepdim=True)) * torch.rsqrt(variance + epsilon)
     if gamma is not None:
@@ -153,7 +153,7 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, rms_sca
 @op
 def rms_normalization(x, scale=None, axis=-1, epsilon=None):
     x = _float(x)
-    epsilon = _EPSILON if epsilon is None else epsilon
+    epsilon = EPSILON if epsilon is None else epsilon
     out = x * torch.rsqrt(x.square().mean(dim=axis, keepdim=True) + epsilon)
     return out if scale is None else out * _t(scale)
 
