@@ -169,6 +169,9 @@ def test_model_to_dot_describes_the_graph():
                  "rankdir=LR", "dtype: float32"):
         assert text in source, text
     assert source.count("->") == 5  # input->left, input->right, left->join, right->join, join->score
+    # summary()'s Trainable column: a layer without weights (the Concatenate) is "-"
+    join = next(line for line in source.splitlines() if "join (Concatenate)" in line)
+    assert join.endswith('Trainable: -"];'), join
 
 
 def test_model_to_dot_expands_nested_models():

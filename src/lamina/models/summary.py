@@ -44,7 +44,7 @@ def _param_count(layer) -> str:
     return f"{sum(t.numel() for t in layer.weights) if isinstance(layer, Layer) else 0:,}"
 
 
-def _trainable_flag(layer) -> str:
+def trainable_flag(layer) -> str:
     """Keras' Trainable column: '-' for a layer without weights, else Y or N."""
     if not (isinstance(layer, Layer) and layer.weights):
         return "-"
@@ -64,7 +64,7 @@ def print_summary(model, print_fn=None, expand_nested=False, show_trainable=Fals
     for layer in model.layers:
         row = [f"{layer.name} ({type(layer).__name__})", _shape_str(layer, model) if model.built else "?",
                _param_count(layer), param_formula(layer)]
-        table.add_row(*row, *([_trainable_flag(layer)] if show_trainable else []))
+        table.add_row(*row, *([trainable_flag(layer)] if show_trainable else []))
     trainable = sum(t.numel() for t in model.trainable_weights)
     total = sum(t.numel() for t in model.weights)
     buffer = io.StringIO() if print_fn is not None else None

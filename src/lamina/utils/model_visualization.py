@@ -82,7 +82,9 @@ def _label(layer, ins, outs, show_shapes, show_dtype, show_layer_names, show_lay
             lines.append(f"Input shape: {_shape_text(ins)}")
         lines.append(f"Output shape: {_shape_text(outs)}")
     if show_trainable:
-        lines.append(f"Trainable: {'Y' if getattr(layer, 'trainable', True) else 'N'}")
+        from lamina.models.summary import trainable_flag  # models import utils: import late
+
+        lines.append(f"Trainable: {trainable_flag(layer)}")  # summary()'s column: Y, N or -
     return "\\n".join(_quote(line)[1:-1] for line in lines)
 
 
