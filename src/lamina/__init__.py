@@ -7,6 +7,7 @@ is a torch.nn.Module.
 from lamina import (
     _memory,  # noqa: F401  (importing it makes malloc keep freed tensor memory for reuse)
     activations,
+    calibration,
     callbacks,
     config,
     datasets,
@@ -32,8 +33,8 @@ from lamina.variables import Variable
 __version__ = "0.1.0"
 
 __all__ = [
-    "Input", "Model", "Sequential", "MCResult", "activations", "callbacks", "datasets", "initializers",
-    "layers", "losses", "metrics", "optimizers", "plots", "regularizers", "utils", "saving", "load_model",
-    "config", "distributed", "mixed_precision",
+    "Input", "Model", "Sequential", "MCResult", "activations", "calibration", "callbacks", "datasets",
+    "initializers", "layers", "losses", "metrics", "optimizers", "plots", "regularizers", "utils", "saving",
+    "load_model", "config", "distributed", "mixed_precision",
     "ops", "random", "Variable",
 ]

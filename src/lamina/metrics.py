@@ -485,6 +485,104 @@ def _divide_no_nan(a, b):
     return torch.where(b == 0, torch.zeros_like(a), a / torch.where(b == 0, torch.ones_like(b), b))
 
 
+def calibration_inputs(y_true, y_pred):
+    """(probabilities (n, classes), labels (n,) int64) from what a classifier predicts: rows of
+    class probabilities, or one sigmoid probability per sample ((n,) or (n, 1)), read as the two
+    classes [1 - p, p]; and integer labels ((n,) or (n, 1)) or one-hot rows shaped like the
+    predictions (None: no labels)."""
+    y_pred = torch.as_tensor(y_pred).detach()
+    y_pred = y_pred if y_pred.is_floating_point() else y_pred.float()
+    if y_pred.ndim == 1 or (y_pred.ndim == 2 and y_pred.shape[-1] == 1):
+        p = y_pred.reshape(-1, 1)
+        y_pred = torch.cat([1 - p, p], dim=-1)
+    if y_pred.ndim != 2:
+        raise ValueError("Calibration needs predictions of shape (batch, classes) or one sigmoid "
+                         f"probability per sample. Received: y_pred of shape {tuple(y_pred.shape)}")
+    if y_true is None:
+        return y_pred, None
+    y_true = torch.as_tensor(y_true, device=y_pred.device)
+    if y_true.ndim == 2 and y_true.shape[-1] == y_pred.shape[-1] > 1:
+        y_true = y_true.argmax(-1)  # one-hot
+    y_true = y_true.reshape(-1)
+    if y_true.shape[0] != y_pred.shape[0]:
+        raise ValueError(f"Calibration: {y_true.shape[0]} labels for {y_pred.shape[0]} predictions.")
+    return y_pred, y_true.long()
+
+
+class ExpectedCalibrationError(Metric):
+    """Top-label expected calibration error (Guo et al. 2017) over equal-width confidence bins.
+
+    Each sample's confidence is its largest predicted probability; the bins split [0, 1] into
+    `num_bins` intervals (lo, hi] (the first includes 0). ECE is the weighted mean over bins of
+    |accuracy - mean confidence|, i.e. sum over bins of |sum(w * correct) - sum(w * confidence)|
+    divided by sum(w). 15 bins as Guo et al. and torchmetrics' MulticlassCalibrationError (which
+    bins as [lo, hi) and puts a confidence of exactly 1 in a bin of its own; otherwise the same).
+
+    Args:
+        num_bins: number of equal-width bins.
+
+    Inputs: `y_pred` probabilities (batch, classes), or one sigmoid probability per sample;
+    `y_true` integer labels or one-hot rows; `sample_weight` one weight per sample.
+
+    Example:
+        >>> m = ExpectedCalibrationError(num_bins=10)
+        >>> m.update_state([0, 1], [[0.9, 0.1], [0.7, 0.3]])
+        >>> round(float(m.result()), 4)  # bin (0.8, 0.9]: right at 0.9; (0.6, 0.7]: wrong at 0.7
+        0.4
+    """
+
+    state_names = ("bin_weight", "bin_confidence", "bin_correct")
+
+    def __init__(self, num_bins=15, name="expected_calibration_error", dtype=None):
+        if not isinstance(num_bins, int) or isinstance(num_bins, bool) or num_bins < 1:
+            raise ValueError(f"ExpectedCalibrationError: `num_bins` must be a positive int. "
+                             f"Received: num_bins={num_bins!r}")
+        super().__init__(name, dtype)
+        self.num_bins = num_bins
+        self.reset_state()
+
+    def reset_state(self):
+        self.bin_weight, self.bin_confidence, self.bin_correct = (
+            torch.zeros(self.num_bins, dtype=torch.float64) for _ in range(3))
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        probabilities, labels = calibration_inputs(y_true, y_pred)
+        confidence, predicted = probabilities.to(torch.float64).max(-1)
+        correct = (predicted == labels).to(torch.float64)
+        w = torch.ones_like(confidence)
+        if sample_weight is not None:
+            w = torch.as_tensor(sample_weight, device=confidence.device).to(torch.float64).reshape(-1)
+            w = torch.broadcast_to(w, confidence.shape)
+        inner_edges = torch.linspace(0, 1, self.num_bins + 1, dtype=torch.float64,
+                                     device=confidence.device)[1:-1]
+        bins = torch.bucketize(confidence, inner_edges)  # right=False: bin i is (edge i, edge i+1]
+        if self.bin_weight.device != confidence.device:
+            for key in self.state_names:
+                setattr(self, key, getattr(self, key).to(confidence.device))
+        self.bin_weight.index_add_(0, bins, w)
+        self.bin_confidence.index_add_(0, bins, w * confidence)
+        self.bin_correct.index_add_(0, bins, w * correct)
+
+    def result(self):
+        total = self.bin_weight.sum()
+        gap = (self.bin_correct - self.bin_confidence).abs().sum()
+        return _divide_no_nan(gap, total).float()
+
+    def bins(self) -> dict:
+        """Per bin, as numpy: `edges` (num_bins + 1), `weight` (the samples' total weight),
+        `confidence` and `accuracy` (weighted means; NaN for an empty bin) — a reliability
+        diagram's data."""
+        weight = self.bin_weight.cpu()
+        empty = weight == 0
+        safe = torch.where(empty, torch.ones_like(weight), weight)
+        nan = torch.full_like(weight, float("nan"))
+        return {"edges": torch.linspace(0, 1, self.num_bins + 1, dtype=torch.float64).numpy(),
+                "weight": weight.numpy(),
+                "confidence": torch.where(empty, nan, self.bin_confidence.cpu() / safe).numpy(),
+                "accuracy": torch.where(empty, nan, self.bin_correct.cpu() / safe).numpy()}
+
+    def get_config(self):
+        return {**super().get_config(), "num_bins": self.num_bins}
 
 
 class FBetaScore(Metric):
@@ -752,7 +850,7 @@ class OneHotMeanIoU(MeanIoU):
         super().__init__(num_classes, name, dtype, ignore_class, False, sparse_y_pred, axis)
 
 
-__all__ += ["IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU"]
+__all__ += ["IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU", "ExpectedCalibrationError"]
 
 
 _CLASSES = {name: globals()[name] for name in __all__ if name[0].isupper()}
@@ -766,6 +864,7 @@ _NAMES.update({
     "bce": BinaryCrossentropy, "BCE": BinaryCrossentropy, "acc": Accuracy,
     "auc": AUC, "r2_score": R2Score, "f1_score": F1Score, "fbeta_score": FBetaScore,
     "kl_divergence": KLDivergence, "log_cosh_error": LogCoshError, "logcosh": LogCoshError,
+    "ece": ExpectedCalibrationError,
 })
 for _metric_class in (MeanMetricWrapper, Metric, Mean, Sum):
     _NAMES.pop(_metric_class.__name__, None)

@@ -3,6 +3,7 @@
 - `activations(names=None)`: every activation next to its derivative (from autograd).
 - `history(history)`: loss and metric curves of a fit.
 - `norms()`: the N × C × (H, W) cube for BN, LN, IN, GN and SN.
+- `reliability(predictions)`: reliability diagrams of predicted probabilities, one per method.
 """
 
 
@@ -24,4 +25,10 @@ def norms(*args, **kwargs):
     return draw(*args, **kwargs)
 
 
-__all__ = ["activations", "history", "norms"]
+def reliability(*args, **kwargs):
+    from lamina.plots.reliability import reliability as draw
+
+    return draw(*args, **kwargs)
+
+
+__all__ = ["activations", "history", "norms", "reliability"]

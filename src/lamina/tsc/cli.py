@@ -60,6 +60,11 @@ def add_parser(sub) -> None:
     p.add_argument("--norm", choices=NORMS, default=None, help="normalization (default: the paper's)")
     p.add_argument("--ablate-norm", action="store_true", help="compare bn, ln, in, gn and sn")
     p.add_argument("--out", default=None, help="folder for the model, plot and results.json")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also report NLL, ECE and a reliability diagram for softmax, MC dropout and ensemble")
+    p.add_argument("--temperature-scaling", action="store_true",
+                   help="hold out 20%% of the training set, fit a temperature on it and report the "
+                        "calibrated numbers too (implies --uncertainty)")
     p.set_defaults(run=run)
 
 
@@ -90,10 +95,12 @@ def _runs(args, data, norm, console, show_summary):
 
 def run(args) -> int:
     from lamina.datasets import load_ucr
+    from lamina.tsc import uncertainty
 
     console = Console(soft_wrap=True)
     data = load_ucr(args.dataset)
     console.print(f"{data}")
+    data, held_out = uncertainty.prepare(args, data, console)
     default_norm = None if args.model == "mlp" else "bn"
     if args.ablate_norm:
         return _ablate(args, data, console)
@@ -108,6 +115,7 @@ def run(args) -> int:
     console.print(line)
     if args.out:
         _write_outputs(args, model, history, results, mean, std, ref, console)
+    uncertainty.report(args, model, data, held_out, console)
     return 0
 
 
