@@ -26,7 +26,7 @@ def norms(*args, **kwargs):
 
 
 def reliability(*args, **kwargs):
-    from lamina.plots.reliability import reliability as draw
+    from lamina.plots.reliability_diagram import reliability as draw
 
     return draw(*args, **kwargs)
 

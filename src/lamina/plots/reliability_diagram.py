@@ -46,8 +46,8 @@ def reliability(predictions, num_bins=15, title=None):
                 edgecolor="black", linewidth=0.5, label="accuracy")
         gap_low = np.minimum(bins["accuracy"], bins["confidence"])[seen]
         top.bar(left[seen], np.abs(bins["accuracy"] - bins["confidence"])[seen], width[seen],
-                bottom=gap_low, align="edge", color="tab:red", alpha=0.35, edgecolor="tab:red",
-                hatch="//", label="gap to confidence")
+                bottom=gap_low, align="edge", facecolor="none", edgecolor="tab:red", hatch="///",
+                linewidth=0.8, label="gap to mean confidence")
         top.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
         top.set(xlim=(0, 1), ylim=(0, 1), title=f"{label}\nECE {float(metric.result()):.3f}")
         top.set_ylabel("accuracy" if column == 0 else None)
