@@ -2,6 +2,7 @@
 numpy recomputation from the saved model, the n/a rows, the held-out split, and an ensemble's rows."""
 
 import argparse
+import io
 import json
 
 import numpy as np
@@ -76,7 +77,7 @@ class _Averaged(lamina.Model):
         return sum(m(x) for m in self.members) / len(self.members)
 
 
-def test_ensemble_rows_use_the_members(rng):
+def test_ensemble_rows_use_the_members(rng, tmp_path):
     members = []
     for _ in range(2):
         member = lamina.Sequential([layers.Input((5, 1)), layers.Flatten(), layers.Dropout(0.3),
@@ -93,6 +94,10 @@ def test_ensemble_rows_use_the_members(rng):
     mc = methods["MC dropout (30 passes)"]
     assert mc.shape == first.shape and not np.allclose(mc, (first + second) / 2, atol=1e-3)
     args = argparse.Namespace(uncertainty=True, temperature_scaling=False, dataset="toy", model="averaged",
-                              out=None, seed=0)
+                              out=str(tmp_path), seed=0, runs=1)
+    numbers = uncertainty.report(args, model, data, None, Console(file=io.StringIO()))
+    ensemble = numbers["ensemble (2 members)"]
+    assert ensemble["nll"] == pytest.approx(numpy_nll(data.y_test, (first + second) / 2), rel=1e-5)
+    assert (tmp_path / "toy_averaged_reliability.png").exists()
     assert uncertainty.report(argparse.Namespace(**{**vars(args), "uncertainty": False}), model, data,
                               None, Console()) is None

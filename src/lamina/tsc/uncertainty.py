@@ -99,7 +99,8 @@ def report(args, model, data, held_out, console) -> dict | None:
 
     y = data.y_test
     methods = _probabilities(model, data, held_out, args.seed)
-    table = Table(title=f"{args.dataset} {args.model}: calibration on the {len(y)} test series")
+    which = f", the last run's model (seed {args.seed + args.runs - 1})" if args.runs > 1 else ""
+    table = Table(title=f"{args.dataset} {args.model}: calibration on the {len(y)} test series{which}")
     table.add_column("method")
     for column in ("accuracy", "NLL", "ECE"):
         table.add_column(column, justify="right")
