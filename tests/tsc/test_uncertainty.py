@@ -30,6 +30,7 @@ def test_cli_reports_softmax_mc_dropout_and_temperature(tmp_path, capsys):
     assert (tmp_path / "ItalyPowerDemand_mlp_reliability.png").stat().st_size > 0
     report = json.loads((tmp_path / "ItalyPowerDemand_mlp_uncertainty.json").read_text())
     methods = report["methods"]
+    assert report["held_out_for_temperature"] == 14  # round(0.2 * 34) + round(0.2 * 33) of the classes
     assert [m.split(" (")[0] for m in methods] == ["softmax", "MC dropout", "temperature-scaled"]
     data = load_ucr("ItalyPowerDemand")
     p = lamina.load_model(str(tmp_path / "ItalyPowerDemand_mlp.lamina")).predict(data.x_test, verbose=0)

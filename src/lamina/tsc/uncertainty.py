@@ -123,6 +123,7 @@ def report(args, model, data, held_out, console) -> dict | None:
                                num_bins=NUM_BINS, title=f"{args.dataset} {args.model}, test set")
     figure.savefig(f"{stem}_reliability.png", dpi=100, bbox_inches="tight")
     with open(f"{stem}_uncertainty.json", "w") as f:
-        json.dump({"methods": numbers, "not_applicable": missing, "num_bins": NUM_BINS}, f, indent=2)
+        json.dump({"methods": numbers, "not_applicable": missing, "num_bins": NUM_BINS,
+                   "held_out_for_temperature": 0 if held_out is None else len(held_out[1])}, f, indent=2)
     console.print(f"wrote {stem}_reliability.png, {stem}_uncertainty.json")
     return numbers
