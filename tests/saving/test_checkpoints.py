@@ -4,12 +4,16 @@ weights bitwise equal to those of an uninterrupted run."""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -19,7 +23,7 @@ import torch
 import lamina
 from lamina import layers
 from lamina.callbacks import BackupAndRestore, Callback, ModelCheckpoint
-from lamina.saving import SavingError, checkpoint
+from lamina.saving import SavingError, archive, checkpoint
 from tests.saving import crash_worker
 
 
@@ -133,6 +137,165 @@ def test_double_checkpoint_falls_back_on_a_broken_backup(tmp_path):
     (backup_dir / "backup.lamina").write_bytes(b"garbage")
     with pytest.raises(SavingError):
         _model().fit(X, Y, epochs=1, verbose=0, callbacks=[BackupAndRestore(backup_dir)])
+
+
+def _backup_file(tmp_path, **kwargs):
+    """The backup of a 3-epoch fit interrupted at the start of its last epoch."""
+    backup = tmp_path / "backup"
+    with pytest.raises(KeyboardInterrupt):
+        _model().fit(X, Y, batch_size=8, epochs=3, verbose=0, callbacks=[
+            BackupAndRestore(backup, **kwargs), _Interrupt(2, 0)])
+    return backup / "backup.lamina"
+
+
+def _damage(path, progress=None, tensors=None, entries=None):
+    """Rewrite the checkpoint at `path` (as a whole, valid archive) after `progress(dict)`,
+    `tensors(dict)` and `entries(dict)` have changed its progress.json, progress.safetensors and
+    raw entries."""
+    with zipfile.ZipFile(path) as zf:
+        files = {name: zf.read(name) for name in zf.namelist()}
+    if progress is not None:
+        plain = json.loads(files["progress.json"])
+        progress(plain)
+        files["progress.json"] = json.dumps(plain).encode()
+    if tensors is not None:
+        saved = dict(safetensors.torch.load(files["progress.safetensors"]))
+        tensors(saved)
+        files["progress.safetensors"] = safetensors.torch.save(saved)
+    if entries is not None:
+        entries(files)
+    archive.write_archive(path, files)
+
+
+def _drop_weight(files):
+    saved = dict(safetensors.torch.load(files["model.safetensors"]))
+    saved.pop(sorted(saved)[0])
+    files["model.safetensors"] = safetensors.torch.save(saved)
+
+
+def _set(*keys_value):
+    *keys, value = keys_value
+
+    def change(d):
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = value(d[keys[-1]]) if callable(value) else value
+    return change
+
+
+DAMAGES = {  # name: _damage's arguments; each once made fit raise a raw exception or load half
+    "epoch a string": {"progress": _set("epoch", "two")},
+    "epoch negative": {"progress": _set("epoch", -1)},
+    "epoch overflowing": {"progress": _set("epoch", 1e300)},
+    "epoch huge": {"progress": _set("epoch", 2**70)},
+    "step a list": {"progress": _set("step", [1])},
+    "rng missing": {"progress": lambda p: p.pop("rng")},
+    "numpy kind": {"progress": _set("rng", "numpy", 0, "PCG64")},
+    "numpy state short": {"tensors": _set("rng/numpy", lambda t: t[:10])},
+    "numpy state overflowing": {"tensors": _set("epoch_start_rng/numpy", lambda t: t + 2**40)},
+    "numpy state float": {"tensors": _set("rng/numpy", lambda t: t.double())},
+    "torch state short": {"tensors": _set("rng/torch", lambda t: t[:100])},
+    "torch state float": {"tensors": _set("epoch_start_rng/torch", lambda t: t.float())},
+    "torch state missing": {"tensors": lambda t: t.pop("rng/torch")},
+    "python state short": {"progress": _set("rng", "python", 1, lambda v: v[:10])},
+    "python state overflowing": {"progress": _set("epoch_start_rng", "python", 1, 0, 2**80)},
+    "python state a string": {"progress": _set("rng", "python", 1, 3, "x")},
+    "python state null": {"progress": _set("rng", "python", None)},
+    "python position out of range": {"progress": _set("rng", "python", 1, -1, 10**6)},
+    "callbacks of the wrong type": {"progress": _set("callbacks", {"ModelCheckpoint": 1})},
+    "callback state not a number": {"progress": _set("callbacks", [["ModelCheckpoint",
+                                                                    {"best": "low"}]])},
+    "progress not JSON": {"entries": _set("progress.json", b"{")},
+    "progress a list": {"entries": _set("progress.json", b"[]")},
+    "a weight missing": {"entries": _drop_weight},
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_checkpoint_is_a_saving_error_and_changes_nothing(tmp_path, damage):
+    path = _backup_file(tmp_path)
+    _damage(path, **DAMAGES[damage])
+    model = _model(seed=5)
+    model.train_on_batch(X[:8], Y[:8])  # an optimizer state to keep
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = model.optimizer
+    slots = copy.deepcopy(optimizer.torch_optimizer.state_dict())
+    generators = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    with pytest.raises(SavingError, match=re.escape(f"'{path}'")):
+        checkpoint.load_checkpoint(model, path)
+    assert _same_state(model.state_dict(), weights)
+    assert int(optimizer.iterations) == 1
+    now = optimizer.torch_optimizer.state_dict()
+    assert now["param_groups"] == slots["param_groups"]
+    assert all(_same_state(now["state"][i], slots["state"][i]) for i in slots["state"])
+    assert torch.equal(torch.get_rng_state(), generators[0])
+    assert np.array_equal(np.random.get_state()[1], generators[1])
+    assert random.getstate() == generators[2]
+
+
+def test_fit_falls_back_to_the_previous_backup_and_names_the_one_used(tmp_path):
+    path = _backup_file(tmp_path, double_checkpoint=True)
+    previous = f"{path}.bkp"
+    _damage(path, **DAMAGES["torch state short"])
+    with pytest.warns(UserWarning, match=re.escape(f"previous backup '{previous}'")):
+        history = _model().fit(X, Y, batch_size=8, epochs=3, verbose=0,
+                               callbacks=[BackupAndRestore(path.parent, double_checkpoint=True)])
+    assert len(history.history["loss"]) == 2  # the previous backup is from the end of epoch 1
+    path = _backup_file(tmp_path / "both", double_checkpoint=True)
+    _damage(path, **DAMAGES["numpy state short"])
+    _damage(f"{path}.bkp", **DAMAGES["python state null"])
+    model = _model()
+    model.train_on_batch(X[:8], Y[:8])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(SavingError, match=r"no backup in .* can be read") as error:
+        model.fit(X, Y, epochs=3, verbose=0, callbacks=[BackupAndRestore(path.parent)])
+    assert f"'{path}'" in str(error.value) and f"'{path}.bkp'" in str(error.value)
+    assert _same_state(model.state_dict(), before)
+
+
+class _FailAtEpochEnd(Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_a_crash_between_an_epochs_files_loses_none(tmp_path):
+    """BackupAndRestore writes its backup after the other callbacks' files, wherever it is in
+    the list: a crash before ModelCheckpoint's file of epoch 2 is written re-runs epoch 2."""
+    backup, files = tmp_path / "backup", str(tmp_path / "ep{epoch}.lamina")
+    with pytest.raises(KeyboardInterrupt):
+        _model().fit(X, Y, batch_size=8, epochs=4, verbose=0, callbacks=[
+            BackupAndRestore(backup), _FailAtEpochEnd(1), ModelCheckpoint(files)])
+    assert sorted(os.listdir(tmp_path)) == ["backup", "ep1.lamina"]
+    _model().fit(X, Y, batch_size=8, epochs=4, verbose=0,
+                 callbacks=[BackupAndRestore(backup), ModelCheckpoint(files)])
+    assert sorted(os.listdir(tmp_path)) == [f"ep{i}.lamina" for i in (1, 2, 3, 4)]
+
+
+def test_save_best_only_keeps_its_best_across_a_resume(tmp_path):
+    """mode="max" on a falling val_loss: the best is the first epoch's, and a resumed run that
+    forgot it would replace it by a later, lower one."""
+    def fit(*extra):
+        checkpoint_callback = ModelCheckpoint(tmp_path / "best.safetensors", save_best_only=True,
+                                              save_weights_only=True, mode="max")
+        _model().fit(X, Y, batch_size=8, epochs=4, validation_split=0.25, verbose=0,
+                     callbacks=[BackupAndRestore(tmp_path / "backup"), checkpoint_callback, *extra])
+        return checkpoint_callback
+
+    reference, snapshots = _model(), _Snapshots()
+    history = reference.fit(X, Y, batch_size=8, epochs=4, validation_split=0.25, verbose=0,
+                            callbacks=[snapshots]).history["val_loss"]
+    assert int(np.argmax(history)) == 0
+    with pytest.raises(KeyboardInterrupt):
+        fit(_Interrupt(2, 0))
+    resumed = fit()
+    assert resumed.best == history[0]
+    saved = safetensors.torch.load_file(tmp_path / "best.safetensors")
+    assert _same_state(saved, snapshots.states[0])
 
 
 def test_sigkill_at_random_moments(tmp_path):
