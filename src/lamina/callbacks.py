@@ -490,7 +490,7 @@ class BackupAndRestore(Callback):
         return None
 
     def _stateful_peers(self) -> list:
-        return [cb for cb in getattr(self, "peers", []) if hasattr(cb, "backup_state")]
+        return [cb for cb in self.peers if hasattr(cb, "backup_state")]
 
     def _restore_peers(self, states) -> None:
         peers = self._stateful_peers()
