@@ -119,6 +119,9 @@ class EarlyStopping(Callback):
         self.monitor_op = _monitor_op(mode, monitor, "EarlyStopping")
         self.min_delta = abs(min_delta) if self.monitor_op is np.greater else -abs(min_delta)
 
+    # What BackupAndRestore keeps: a resumed run stops where an uninterrupted one would.
+    backup_attributes = ("wait", "stopped_epoch", "best_epoch", "best", "best_weights")
+
     def on_train_begin(self, logs=None):
         self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
         self.best = math.inf if self.monitor_op is np.less else -math.inf
@@ -165,6 +168,9 @@ class ReduceLROnPlateau(Callback):
         self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
         self.min_delta, self.cooldown, self.min_lr = min_delta, cooldown, min_lr
         self.monitor_op = _monitor_op(mode, monitor, "ReduceLROnPlateau")
+
+    # What BackupAndRestore keeps (the learning rate is in the optimizer's state).
+    backup_attributes = ("wait", "cooldown_counter", "best")
 
     def on_train_begin(self, logs=None):
         self.wait, self.cooldown_counter = 0, 0
@@ -329,19 +335,12 @@ class ModelCheckpoint(Callback):
         self._batches_since_save = 0
         self._current_epoch = 0
 
+    # What BackupAndRestore keeps, so that a resumed run does not replace the best file with a
+    # worse one.
+    backup_attributes = ("best", "_batches_since_save")
+
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
-
-    def backup_state(self) -> dict:
-        """What BackupAndRestore keeps of this callback, so that a resumed run does not replace
-        the best file with a worse one."""
-        return {"best": float(self.best) if math.isfinite(self.best) else None,
-                "batches_since_save": self._batches_since_save}
-
-    def restore_backup_state(self, state) -> None:
-        if state.get("best") is not None:
-            self.best = state["best"]
-        self._batches_since_save = int(state.get("batches_since_save") or 0)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.save_freq == "epoch":
@@ -401,7 +400,8 @@ class BackupAndRestore(Callback):
 
     The backup holds the weights, the optimizer state, the epoch and step reached, the random
     generators' states, the epoch's metrics and the state of the other callbacks that keep one
-    (ModelCheckpoint's best value); it is written atomically (a crash mid-write leaves the
+    (their `backup_attributes`: ModelCheckpoint's best value, EarlyStopping's and
+    ReduceLROnPlateau's counters and best values); it is written atomically (a crash mid-write leaves the
     previous backup). Calling `fit` again with the same `backup_dir` restores it and continues
     at that epoch and step (a resumed epoch re-draws the same shuffle and skips the batches
     already trained on). Loading is all or nothing: a backup that cannot be read changes
@@ -490,7 +490,7 @@ class BackupAndRestore(Callback):
         return None
 
     def _stateful_peers(self) -> list:
-        return [cb for cb in self.peers if hasattr(cb, "backup_state")]
+        return [cb for cb in self.peers if getattr(cb, "backup_attributes", ())]
 
     def _restore_peers(self, states) -> None:
         peers = self._stateful_peers()
@@ -501,7 +501,9 @@ class BackupAndRestore(Callback):
                           "state starts afresh.", stacklevel=3)
             return
         for cb, (_, state) in zip(peers, states):
-            cb.restore_backup_state(state)
+            for name in cb.backup_attributes:
+                if state.get(name) is not None:  # None: an infinite `best`, as a fresh one has
+                    setattr(cb, name, state[name])
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -536,7 +538,8 @@ class BackupAndRestore(Callback):
             os.replace(self._path, self._previous_path)
         checkpoint.save_checkpoint(
             self.model, self._path, epoch, step, self._epoch_start_rng,
-            [(type(cb).__name__, cb.backup_state()) for cb in self._stateful_peers()])
+            [(type(cb).__name__, {name: getattr(cb, name) for name in cb.backup_attributes})
+             for cb in self._stateful_peers()])
 
     def on_train_end(self, logs=None):
         from lamina.distributed import is_main_process

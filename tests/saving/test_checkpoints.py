@@ -22,7 +22,7 @@ import torch
 
 import lamina
 from lamina import layers
-from lamina.callbacks import BackupAndRestore, Callback, ModelCheckpoint
+from lamina.callbacks import BackupAndRestore, Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
 from lamina.saving import SavingError, archive, checkpoint
 from tests.saving import crash_worker
 
@@ -205,6 +205,8 @@ DAMAGES = {  # name: _damage's arguments; each once made fit raise a raw excepti
     "callbacks of the wrong type": {"progress": _set("callbacks", {"ModelCheckpoint": 1})},
     "callback state not a number": {"progress": _set("callbacks", [["ModelCheckpoint",
                                                                     {"best": "low"}]])},
+    "callback tensors missing": {"progress": _set("callbacks", [["EarlyStopping",
+                                                                 {"best_weights": ["kernel"]}]])},
     "progress not JSON": {"entries": _set("progress.json", b"{")},
     "progress a list": {"entries": _set("progress.json", b"[]")},
     "a weight missing": {"entries": _drop_weight},
@@ -296,6 +298,31 @@ def test_save_best_only_keeps_its_best_across_a_resume(tmp_path):
     assert resumed.best == history[0]
     saved = safetensors.torch.load_file(tmp_path / "best.safetensors")
     assert _same_state(saved, snapshots.states[0])
+
+
+def test_early_stopping_and_reduce_lr_resume_as_if_never_interrupted(tmp_path):
+    """Their counters, best values and best weights are in the backup: the resumed run lowers
+    the rate, stops and restores the best weights at the epochs an uninterrupted run does."""
+    x, y = crash_worker.data()
+
+    def fit(*extra):
+        model = crash_worker.build()
+        history = model.fit(x, y, batch_size=8, epochs=crash_worker.EPOCHS, validation_split=0.25,
+                            verbose=0, callbacks=[
+                                BackupAndRestore(tmp_path / "backup"),
+                                EarlyStopping(patience=3, restore_best_weights=True),
+                                ReduceLROnPlateau(patience=1, factor=0.5), *extra])
+        return model, history.history
+
+    reference, expected = fit()
+    stop = len(expected["loss"])
+    assert stop < crash_worker.EPOCHS and len(set(expected["learning_rate"][:3])) == 1
+    assert len(set(expected["learning_rate"])) > 1 and np.argmin(expected["val_loss"]) < 3
+    with pytest.raises(KeyboardInterrupt):
+        fit(_Interrupt(3, 0))
+    resumed, history = fit()
+    assert history == {k: v[3:] for k, v in expected.items()}
+    assert _same_state(resumed.state_dict(), reference.state_dict())
 
 
 def _val_loss(path, x_val, y_val):

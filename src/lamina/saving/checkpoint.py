@@ -64,6 +64,27 @@ def _join_rng(prefix, plain, tensors) -> dict:
     return state
 
 
+def _split_state(prefix, state, tensors) -> dict:
+    """JSON-able part of a callback's state: numbers (None for infinities), and for a dict of
+    tensors the list of its names, its tensors going into `tensors` under `prefix`."""
+    plain = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            for name, tensor in value.items():
+                tensors[f"{prefix}/{key}/{name}"] = tensor.detach().cpu().contiguous().clone()
+            plain[key] = list(value)
+        elif value is None or isinstance(value, (int, np.integer)):
+            plain[key] = value if value is None else int(value)
+        else:
+            plain[key] = float(value) if math.isfinite(value) else None
+    return plain
+
+
+def _join_state(prefix, plain, tensors) -> dict:
+    return {key: {name: tensors[f"{prefix}/{key}/{name}"] for name in value}
+            if isinstance(value, list) else value for key, value in plain.items()}
+
+
 def _metric_objects(model) -> list:
     specs = getattr(model, "_outputs_spec", None) or []
     trackers = [getattr(model, "_loss_tracker", None), *getattr(model, "_output_loss_trackers", [])]
@@ -87,12 +108,14 @@ def _restore_metrics(model, tensors) -> None:
 def save_checkpoint(model, path, epoch: int, step: int, epoch_start_rng: dict,
                     callback_states=()) -> None:
     """Write the training state at `step` steps into epoch `epoch` (step 0: at its start), with
-    `callback_states`: (name, {key: number or None}) pairs of the callbacks that keep a state."""
+    `callback_states`: (name, {key: value}) pairs of the callbacks that keep a state, a value
+    being a number, None or a dict of tensors (such as EarlyStopping's best weights)."""
     tensors = {}
     progress = {"epoch": int(epoch), "step": int(step),
                 "rng": _split_rng("rng", capture_rng(), tensors),
                 "epoch_start_rng": _split_rng("epoch_start_rng", epoch_start_rng, tensors),
-                "callbacks": [[name, state] for name, state in callback_states]}
+                "callbacks": [[name, _split_state(f"callback/{i}", state, tensors)]
+                              for i, (name, state) in enumerate(callback_states)]}
     tensors.update(_metric_tensors(model))
     entries = {"metadata.json": native._metadata("checkpoint"),
                **native.state_entries(model, include_optimizer=True),
@@ -164,12 +187,16 @@ def _read_progress(progress, tensors, where) -> Resume:
             isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
             and isinstance(entry[1], dict) and all(
                 value is None or type(value) in (int, float) and math.isfinite(value)
-                for value in entry[1].values())
-            for entry in states):
-        raise damaged("'callbacks' must be a list of [name, {key: number}] pairs")
+                or isinstance(value, list) and all(
+                    f"callback/{i}/{key}/{name}" in tensors for name in value)
+                for key, value in entry[1].items())
+            for i, entry in enumerate(states)):
+        raise damaged("'callbacks' must be a list of [name, {key: number, or names of tensors "
+                      "in progress.safetensors}] pairs")
     return Resume(position["epoch"], position["step"], rng["rng"], rng["epoch_start_rng"],
                   {k: v for k, v in tensors.items() if k.startswith("metric/")},
-                  [tuple(entry) for entry in states])
+                  [(name, _join_state(f"callback/{i}", state, tensors))
+                   for i, (name, state) in enumerate(states)])
 
 
 def _checked_rng(prefix, plain, tensors, damaged) -> dict:
