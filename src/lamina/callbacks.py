@@ -400,8 +400,9 @@ class BackupAndRestore(Callback):
 
     The backup holds the weights, the optimizer state, the epoch and step reached, the random
     generators' states, the epoch's metrics and the state of the other callbacks that keep one
-    (their `backup_attributes`: ModelCheckpoint's best value, EarlyStopping's and
-    ReduceLROnPlateau's counters and best values); it is written atomically (a crash mid-write leaves the
+    (the attributes named in their `backup_attributes`, numbers or dicts of tensors:
+    ModelCheckpoint's best value, EarlyStopping's and ReduceLROnPlateau's counters and best
+    values, EarlyStopping's best weights); it is written atomically (a crash mid-write leaves the
     previous backup). Calling `fit` again with the same `backup_dir` restores it and continues
     at that epoch and step (a resumed epoch re-draws the same shuffle and skips the batches
     already trained on). Loading is all or nothing: a backup that cannot be read changes
