@@ -99,3 +99,26 @@ def test_orphan_temporary_files_are_removed_and_nothing_else(tmp_path):
     assert lamina.load_model(path).predict(np.ones((1, 3)), verbose=0).shape == (1, 2)
     archive.remove_orphan_temps(path)  # the writer has let go
     assert not live.exists()
+
+
+def test_concurrent_writers_of_one_file_never_remove_each_others_files(tmp_path):
+    """Each write cleans up orphans first; a live writer's file is locked until its rename."""
+    import threading
+
+    path, errors = tmp_path / "m.safetensors", []
+
+    def writer(payload):
+        try:
+            for _ in range(60):
+                archive.atomic_write(path, lambda f: f.write(payload))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(bytes([i]) * 4096,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert path.read_bytes() in {bytes([i]) * 4096 for i in range(3)}
+    assert os.listdir(tmp_path) == ["m.safetensors"]

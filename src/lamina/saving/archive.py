@@ -46,7 +46,9 @@ def atomic_write(path, write) -> None:
     except OSError as e:
         raise _write_error(path, e) from e
     try:
-        with os.fdopen(fd, "wb") as f:
+        # Where files lock, the locked descriptor stays open until the rename is done, so that no
+        # cleaner takes the finished file for an orphan (Windows renames closed files only).
+        with os.fdopen(fd if fcntl is None else os.dup(fd), "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -59,6 +61,9 @@ def atomic_write(path, write) -> None:
         if isinstance(e, OSError):
             raise _write_error(path, e) from e
         raise
+    finally:
+        if fcntl is not None:
+            os.close(fd)
     _fsync_directory(directory)
 
 
