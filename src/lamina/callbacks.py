@@ -47,10 +47,15 @@ class CallbackList:
     """Calls a hook on every callback. Batch hooks run only where some callback overrides them."""
 
     def __init__(self, callbacks, model, params):
-        self.callbacks = list(callbacks)
+        # A backup is the state after every other callback has seen an event, so BackupAndRestore
+        # runs last: the files others write at an epoch's end are on disk before the backup that
+        # counts the epoch as done, and their state is restored after their on_train_begin.
+        self.callbacks = sorted(callbacks, key=lambda cb: isinstance(cb, BackupAndRestore))
         for cb in self.callbacks:
             cb.set_model(model)
             cb.set_params(params)
+            if isinstance(cb, BackupAndRestore):
+                cb.peers = [other for other in self.callbacks if other is not cb]
         self._batch_users = {
             hook: [cb for cb in self.callbacks if _overrides(cb, hook)]
             for hook in ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin",
@@ -114,6 +119,9 @@ class EarlyStopping(Callback):
         self.monitor_op = _monitor_op(mode, monitor, "EarlyStopping")
         self.min_delta = abs(min_delta) if self.monitor_op is np.greater else -abs(min_delta)
 
+    # What BackupAndRestore keeps: a resumed run stops where an uninterrupted one would.
+    backup_attributes = ("wait", "stopped_epoch", "best_epoch", "best", "best_weights")
+
     def on_train_begin(self, logs=None):
         self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
         self.best = math.inf if self.monitor_op is np.less else -math.inf
@@ -160,6 +168,9 @@ class ReduceLROnPlateau(Callback):
         self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
         self.min_delta, self.cooldown, self.min_lr = min_delta, cooldown, min_lr
         self.monitor_op = _monitor_op(mode, monitor, "ReduceLROnPlateau")
+
+    # What BackupAndRestore keeps (the learning rate is in the optimizer's state).
+    backup_attributes = ("wait", "cooldown_counter", "best")
 
     def on_train_begin(self, logs=None):
         self.wait, self.cooldown_counter = 0, 0
@@ -291,6 +302,8 @@ class ModelCheckpoint(Callback):
         initial_value_threshold: with save_best_only, a value `monitor` must beat first.
 
     Every file is written atomically, so a crash mid-save leaves the previous file intact.
+    With BackupAndRestore in the same fit, the best value so far is part of the backup, so a
+    resumed run never replaces the best file with a worse model.
 
     Example:
         >>> model.fit(x, y, epochs=10, validation_split=0.2, callbacks=[
@@ -321,6 +334,10 @@ class ModelCheckpoint(Callback):
         self.best = worst if initial_value_threshold is None else initial_value_threshold
         self._batches_since_save = 0
         self._current_epoch = 0
+
+    # What BackupAndRestore keeps, so that a resumed run does not replace the best file with a
+    # worse one.
+    backup_attributes = ("best", "_batches_since_save")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -382,10 +399,17 @@ class BackupAndRestore(Callback):
     exactly the weights an uninterrupted run with the same seed reaches.
 
     The backup holds the weights, the optimizer state, the epoch and step reached, the random
-    generators' states and the epoch's metrics; it is written atomically (a crash mid-write
-    leaves the previous backup). Calling `fit` again with the same `backup_dir` restores it and
-    continues at that epoch and step (a resumed epoch re-draws the same shuffle and skips the
-    batches already trained on).
+    generators' states, the epoch's metrics and the state of the other callbacks that keep one
+    (the attributes named in their `backup_attributes`, numbers or dicts of tensors:
+    ModelCheckpoint's best value, EarlyStopping's and ReduceLROnPlateau's counters and best
+    values, EarlyStopping's best weights); it is written atomically (a crash mid-write leaves the
+    previous backup). Calling `fit` again with the same `backup_dir` restores it and continues
+    at that epoch and step (a resumed epoch re-draws the same shuffle and skips the batches
+    already trained on). Loading is all or nothing: a backup that cannot be read changes
+    nothing, and the previous backup (double_checkpoint=True) is tried next, with a warning.
+
+    This callback runs after all the others at every event, wherever it is in the list: the
+    files they write at an epoch's end are on disk before the backup that counts it as done.
 
     Args:
         backup_dir: folder for the backup, used by this callback only.
@@ -420,43 +444,70 @@ class BackupAndRestore(Callback):
         self._epoch_start_rng = None
         self._batches_since_save = 0
         self._epoch = 0
+        self.peers = []  # the fit's other callbacks, set by CallbackList
 
     def on_train_begin(self, logs=None):
-        from lamina.saving import SavingError, checkpoint
+        from lamina.saving import archive, checkpoint
 
-        self._resume = None
-        self._remove_partial_writes()
-        candidates = [p for p in (self._path, self._previous_path) if os.path.exists(p)]
-        for i, path in enumerate(candidates):
-            try:
-                self._resume = checkpoint.load_checkpoint(self.model, path)
-                break
-            except SavingError:
-                if i == len(candidates) - 1:
-                    raise
-                warnings.warn(f"BackupAndRestore: '{path}' cannot be read; using the previous "
-                              "backup instead.", stacklevel=2)
+        self._resume = self._load()
         if self._resume is not None:
             # fit starts at this epoch and skips the steps already done in it; the epoch's
             # shuffle is drawn from the generators as they stood when the epoch began.
             self.model._resume_at = (self._resume.epoch, self._resume.step)
             checkpoint.apply_rng(self._resume.epoch_start_rng)
+            self._restore_peers(self._resume.callback_states)
             if self._resume.step == 0:
                 self._resume = None
+        archive.remove_orphan_temps(self._path)  # of a run killed while writing its backup
+        # Nothing draws random numbers between here (or an epoch's end) and the next epoch's
+        # on_epoch_begin hooks, which a resumed run calls again.
+        self._epoch_start_rng = checkpoint.capture_rng()
 
-    def _remove_partial_writes(self):
-        """Temporary files of a run killed while writing its backup (the backup itself is whole)."""
-        if not os.path.isdir(self.backup_dir):
+    def _load(self):
+        """The Resume of the newest backup that can be read (a warning says when that is not
+        the latest), None without a backup; a SavingError if none can be read."""
+        from lamina.saving import SavingError, checkpoint
+
+        failures = []
+        for path in (self._path, self._previous_path):
+            if not os.path.exists(path):
+                continue
+            try:
+                resume = checkpoint.load_checkpoint(self.model, path)
+            except SavingError as e:
+                failures.append(f"{e}")
+                continue
+            if path != self._path:
+                why = failures[0] if failures else f"'{self._path}' is missing"
+                warnings.warn(f"BackupAndRestore: resuming from the previous backup '{path}', "
+                              f"as the latest cannot be used ({why})", stacklevel=3)
+            return resume
+        if failures:
+            raise SavingError(
+                f"BackupAndRestore: no backup in '{self.backup_dir}' can be read. "
+                + " ".join(failures)
+                + " Delete the folder to start training afresh."
+            )
+        return None
+
+    def _stateful_peers(self) -> list:
+        return [cb for cb in self.peers if getattr(cb, "backup_attributes", ())]
+
+    def _restore_peers(self, states) -> None:
+        peers = self._stateful_peers()
+        names = [type(cb).__name__ for cb in peers]
+        if names != [name for name, _ in states]:
+            warnings.warn(f"BackupAndRestore: the backup holds the state of callbacks "
+                          f"{[name for name, _ in states]}, but this fit has {names}; their "
+                          "state starts afresh.", stacklevel=3)
             return
-        for name in os.listdir(self.backup_dir):
-            if name.startswith(f".{self.FILENAME}") and name.endswith(".tmp"):
-                os.remove(os.path.join(self.backup_dir, name))
+        for cb, (_, state) in zip(peers, states):
+            for name in cb.backup_attributes:
+                if state.get(name) is not None:  # None: an infinite `best`, as a fresh one has
+                    setattr(cb, name, state[name])
 
     def on_epoch_begin(self, epoch, logs=None):
-        from lamina.saving import checkpoint
-
         self._epoch = epoch
-        self._epoch_start_rng = checkpoint.capture_rng()
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._resume is not None:
@@ -475,9 +526,10 @@ class BackupAndRestore(Callback):
     def on_epoch_end(self, epoch, logs=None):
         from lamina.saving import checkpoint
 
-        self._save(epoch + 1, 0, checkpoint.capture_rng())
+        self._epoch_start_rng = checkpoint.capture_rng()
+        self._save(epoch + 1, 0)
 
-    def _save(self, epoch, step, epoch_start_rng=None):
+    def _save(self, epoch, step):
         from lamina.distributed import is_main_process
         from lamina.saving import checkpoint
 
@@ -485,8 +537,10 @@ class BackupAndRestore(Callback):
             return
         if self.double_checkpoint and os.path.exists(self._path):
             os.replace(self._path, self._previous_path)
-        checkpoint.save_checkpoint(self.model, self._path, epoch, step,
-                                   epoch_start_rng or self._epoch_start_rng)
+        checkpoint.save_checkpoint(
+            self.model, self._path, epoch, step, self._epoch_start_rng,
+            [(type(cb).__name__, {name: getattr(cb, name) for name in cb.backup_attributes})
+             for cb in self._stateful_peers()])
 
     def on_train_end(self, logs=None):
         from lamina.distributed import is_main_process

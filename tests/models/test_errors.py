@@ -100,3 +100,101 @@ def test_multi_input_count_and_names():
         m.predict(np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"missing \['b'\]"):
         m.predict({"a": np.zeros((4, 2))})
+
+
+X4 = np.random.default_rng(0).normal(size=(10, 4)).astype("float32")
+Y4 = np.arange(10) % 3
+
+
+@pytest.mark.parametrize("weight, message", [
+    (np.where(np.arange(10) == 3, np.nan, 1.0), r"`sample_weight` contains NaN \(first in sample 3\)"),
+    (np.where(np.arange(10) == 6, np.inf, 1.0), r"`sample_weight` contains infinite values"),
+    (np.where(np.arange(10) == 2, -0.5, 1.0), r"`sample_weight` has negative weights \(first in "
+                                               r"sample 2\)"),
+])
+def test_bad_sample_weights_are_refused_before_any_training(model, weight, message):
+    before = [p.detach().clone() for p in model.parameters()]
+    for call in (lambda: model.fit(X4, Y4, sample_weight=weight, verbose=0),
+                 lambda: model.evaluate(X4, Y4, sample_weight=weight, verbose=0),
+                 lambda: model.train_on_batch(X4, Y4, sample_weight=weight)):
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(X4), torch.from_numpy(Y4),
+                                       torch.from_numpy(weight)), batch_size=5)
+    with pytest.raises(ValueError, match=message.split(r" \(")[0]):
+        model.fit(loader, verbose=0)
+
+
+@pytest.mark.parametrize("weight", [float("nan"), -1.0, float("inf"), "2", None])
+def test_bad_class_weights_are_refused(model, weight):
+    with pytest.raises(ValueError, match=r"`class_weight` must map each class to a finite, "
+                                         r"non-negative number; received \{1: "):
+        model.fit(X4, Y4, class_weight={0: 1.0, 1: weight, 2: 1.0}, verbose=0)
+
+
+def test_nan_in_predicts_input_is_refused(model):
+    for x in (np.where(np.arange(40).reshape(10, 4) == 29, np.nan, X4),  # sample 7
+              torch.from_numpy(X4).index_fill(0, torch.tensor([7]), float("-inf"))):
+        for call, data, kwargs in ((model.predict, x, {}), (model.predict, x[6:8], {}),
+                                   (model.predict, x, {"batch_size": 3}),
+                                   (model.predict_on_batch, x, {})):
+            with pytest.raises(ValueError, match=r"`x` contains (NaN|infinite values) \(first in "
+                                                 r"sample [17]\)"):
+                call(data, **kwargs)
+
+
+def test_a_finite_input_whose_sum_overflows_is_accepted(model):
+    x = np.full((10, 4), 3e38, "float32")  # finite, but its float32 sum is infinite
+    assert model.predict(x, verbose=0).shape == (10, 3)
+
+
+def test_integer_and_boolean_inputs_are_cast_to_the_inputs_float_type_as_keras(model):
+    import keras
+
+    ints = np.arange(40).reshape(10, 4) % 5
+    reference = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    twin = lamina.Sequential([layers.Input((4,)), layers.Dense(3, activation="softmax")])
+    twin(torch.zeros(1, 4))
+    kernel = np.random.default_rng(1).normal(size=(4, 3)).astype("float32")
+    reference.layers[-1].set_weights([kernel, np.zeros(3, "float32")])
+    twin.layers[-1].set_weights([kernel, np.zeros(3, "float32")])
+    for x in (ints, ints.astype("int32"), ints > 2, torch.from_numpy(ints)):
+        expected = reference.predict(np.asarray(x), verbose=0)
+        np.testing.assert_allclose(twin.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(twin.predict_on_batch(x), expected, rtol=1e-6, atol=1e-7)
+    inp = layers.Input((4,))
+    functional = lamina.Model(inp, layers.Dense(2)(inp))
+    assert functional.predict(ints, verbose=0).dtype == np.float32
+    history = model.fit(ints, Y4, epochs=1, verbose=0).history  # fit and evaluate cast too
+    assert np.isfinite(history["loss"][0]) and np.isfinite(model.evaluate(ints, Y4, verbose=0)[0])
+
+
+def test_complex_inputs_are_refused_naming_the_argument_or_input(model):
+    z = X4.astype("complex64") * 1j
+    with pytest.raises(ValueError, match=r"`x` holds complex numbers \(torch.complex64\)"):
+        model.predict(z, verbose=0)
+    with pytest.raises(ValueError, match=r"`y` holds complex numbers"):
+        model.fit(X4, Y4.astype("complex64"), verbose=0)
+    with pytest.raises(ValueError, match=r"Sequential '.*' takes real numbers .* complex"):
+        model(torch.from_numpy(z))
+    inp = layers.Input((4,), name="signal")
+    functional = lamina.Model(inp, layers.Dense(2)(inp))
+    with pytest.raises(ValueError, match=r"Input 'signal' of model '.*' takes real numbers"):
+        functional(torch.from_numpy(z))
+
+
+def test_a_list_into_a_single_input_model(model):
+    """A one-element list is the input, as in Keras; more arrays are an error naming `x` (Keras'
+    Sequential silently takes the first one)."""
+    expected = model.predict(X4, verbose=0)
+    np.testing.assert_array_equal(model.predict([X4], verbose=0), expected)
+    np.testing.assert_array_equal(model.predict_on_batch([X4]), expected)
+    model.fit([X4], Y4, verbose=0)
+    with pytest.raises(ValueError, match=r"has one input, but received a list of 2 arrays \(as `x`\)"):
+        model.predict([X4, X4], verbose=0)
+    inp = layers.Input((4,), name="only")
+    functional = lamina.Model(inp, layers.Dense(2)(inp))
+    with pytest.raises(ValueError, match=r"expects 1 input\(s\) \(\['only'\]\), but received 2"):
+        functional.predict([X4, X4], verbose=0)

@@ -207,7 +207,7 @@ def test_overwrite_is_atomic(tmp_path, monkeypatch):
 
     original = zipfile.ZipFile.writestr
     monkeypatch.setattr(zipfile.ZipFile, "writestr", failing_writestr)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(SavingError, match=f"Cannot write '{path}': disk full"):
         model.save(path)
     monkeypatch.undo()
     assert path.read_bytes() == before

@@ -38,6 +38,11 @@ def to_tensor(a, what: str) -> torch.Tensor:
             )
         arr = np.ascontiguousarray(arr)
         t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+    if t.is_complex():
+        raise ValueError(
+            f"`{what}` holds complex numbers ({t.dtype}); lamina's layers compute with real "
+            "numbers. Pass the real part, the magnitude (np.abs), or both parts as channels."
+        )
     if t.dtype == torch.float64:
         t = t.float()
     elif t.dtype == torch.bool:
@@ -80,15 +85,50 @@ def num_samples(structure, what: str) -> int:
 
 def check_finite(structure, what: str) -> None:
     for t in tree.flatten(structure):
-        if t.is_floating_point():
-            bad = ~torch.isfinite(t)
-            if bool(bad.any()):
-                first = int(bad.reshape(t.shape[0], -1).any(1).nonzero()[0])
-                kind = "NaN" if bool(torch.isnan(t).any()) else "infinite values"
-                raise ValueError(
-                    f"`{what}` contains {kind} (first in sample {first}). Clean or impute the "
-                    "data before training; a NaN input makes every weight NaN."
-                )
+        # A finite sum proves every element finite (one NaN or infinity makes the sum NaN or
+        # infinite), at a tenth of isfinite's cost; the exact check runs only when it is not.
+        if (t.is_floating_point() and not math.isfinite(t.sum())
+                and not bool(torch.isfinite(t).all())):
+            first = int((~torch.isfinite(t)).reshape(t.shape[0], -1).any(1).nonzero()[0])
+            kind = "NaN" if bool(torch.isnan(t).any()) else "infinite values"
+            raise ValueError(
+                f"`{what}` contains {kind} (first in sample {first}). Clean or impute the data "
+                "first: a NaN input gives NaN outputs, and in training makes every weight NaN."
+            )
+
+
+def checked_tensors(x, what: str):
+    """`to_tensors(x)`, refusing NaN and infinities."""
+    tensors = to_tensors(x, what)
+    if tensors is not None:
+        check_finite(tensors, what)
+    return tensors
+
+
+def checked_sample_weight(weight, what: str = "sample_weight"):
+    """Per-sample weights as a tensor: finite and non-negative (a NaN weight makes the loss and
+    then every weight NaN; a negative one trains towards the wrong answer)."""
+    if weight is None:
+        return None
+    weight = to_tensor(weight, what)
+    check_finite(weight, what)
+    negative = weight < 0
+    if bool(negative.any()):
+        first = int(negative.reshape(weight.shape[0], -1).any(1).nonzero()[0]) if weight.ndim else 0
+        raise ValueError(f"`{what}` has negative weights (first in sample {first}); a sample's "
+                         "weight scales its loss and must be >= 0.")
+    return weight
+
+
+def checked_class_weight(class_weight: dict) -> dict:
+    """`class_weight` with every weight a finite, non-negative number."""
+    bad = {c: w for c, w in class_weight.items()
+           if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating))
+           or not math.isfinite(w) or w < 0}
+    if bad:
+        raise ValueError(f"`class_weight` must map each class to a finite, non-negative number; "
+                         f"received {bad}.")
+    return class_weight
 
 
 DEFAULT_BATCH_SIZE = 32  # Keras' default for fit, evaluate and predict
@@ -104,14 +144,12 @@ def checked_batch_size(batch_size) -> int:
 class ArrayData:
     """In-memory arrays: batches by slicing, shuffled per epoch when asked."""
 
-    def __init__(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False,
-                 check_values=True):
+    def __init__(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False):
         if x is None:
             raise ValueError("`x` is None: pass the input data.")
-        self.x = to_tensors(x, "x")
-        self.y = to_tensors(y, "y")
-        self.sample_weight = None if sample_weight is None else to_tensor(sample_weight,
-                                                                          "sample_weight")
+        self.x = checked_tensors(x, "x")
+        self.y = checked_tensors(y, "y")
+        self.sample_weight = checked_sample_weight(sample_weight)
         self.n = num_samples(self.x, "x")
         if self.n == 0:
             raise ValueError("`x` is empty (0 samples): there is nothing to train or predict on.")
@@ -121,10 +159,6 @@ class ArrayData:
                     f"`x` and `{name}` must have the same number of samples; x has {self.n}, "
                     f"{name} has {num_samples(part, name)}."
                 )
-        if check_values:
-            check_finite(self.x, "x")
-            if self.y is not None:
-                check_finite(self.y, "y")
         self.batch_size = checked_batch_size(batch_size)
         self.shuffle = shuffle
 
@@ -196,8 +230,7 @@ class LoaderData:
                 x, y, w = (*item, None, None)[:3]  # (x,), (x, y) or (x, y, weight), as Keras
             else:
                 x, y, w = item, None, None
-            yield (to_tensors(x, "x"), to_tensors(y, "y"),
-                   None if w is None else to_tensor(w, "sample_weight"))
+            yield to_tensors(x, "x"), to_tensors(y, "y"), checked_sample_weight(w)
 
 
 def match_input_rank(x: torch.Tensor, expected_shape) -> torch.Tensor:
@@ -211,6 +244,17 @@ def match_input_rank(x: torch.Tensor, expected_shape) -> torch.Tensor:
     if rank == expected_rank - 1 and expected_shape[-1] == 1:
         return x.unsqueeze(-1)
     return x
+
+
+def match_input_dtype(x: torch.Tensor, dtype: torch.dtype, what: str) -> torch.Tensor:
+    """Data for a floating-point Input in its dtype: Keras casts integers and booleans too.
+    Complex data are refused: no real value stands for them."""
+    if x.dtype == dtype or not dtype.is_floating_point:
+        return x
+    if x.is_complex():
+        raise ValueError(f"{what} takes real numbers ({dtype}), but received complex data "
+                         f"({x.dtype}). Pass the real part, the magnitude, or both parts as channels.")
+    return x.to(dtype)
 
 
 class PyDatasetData(LoaderData):
@@ -241,7 +285,7 @@ class PyDatasetData(LoaderData):
         self.dataset.on_epoch_end()
 
 
-def adapt(x, y=None, sample_weight=None, batch_size=None, shuffle=False, check_values=True):
+def adapt(x, y=None, sample_weight=None, batch_size=None, shuffle=False):
     """The adapter for what the user passed."""
     if isinstance(x, PyDataset):
         if y is not None or sample_weight is not None:
@@ -255,4 +299,4 @@ def adapt(x, y=None, sample_weight=None, batch_size=None, shuffle=False, check_v
                 "pairs itself."
             )
         return LoaderData(x, batch_size, shuffle)
-    return ArrayData(x, y, sample_weight, batch_size, shuffle, check_values)
+    return ArrayData(x, y, sample_weight, batch_size, shuffle)

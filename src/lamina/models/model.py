@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from lamina import distributed
-from lamina.data.adapters import match_input_rank
+from lamina.data.adapters import match_input_dtype, match_input_rank
 from lamina.layers.base import Layer
 from lamina.layers.input_layer import InputLayer
 from lamina.layers.symbolic import SymbolicTensor
@@ -202,9 +202,8 @@ class Model(Trainer, Layer):
         for i, (sym, x) in enumerate(zip(self._flat_inputs, flat)):
             if not isinstance(x, torch.Tensor):
                 x = flat[i] = torch.as_tensor(x)
-            x = flat[i] = match_input_rank(x, sym.shape)
-            if x.is_floating_point() and sym.dtype.is_floating_point and x.dtype != sym.dtype:
-                x = flat[i] = x.to(sym.dtype)
+            x = flat[i] = match_input_dtype(match_input_rank(x, sym.shape), sym.dtype,
+                                            f"Input '{sym.node.layer.name}' of model '{self.name}'")
             expected = sym.shape
             got = tuple(x.shape)
             if len(got) != len(expected) or any(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lamina.data.adapters import match_input_rank
+from lamina.data.adapters import match_input_dtype, match_input_rank
 from lamina.layers.base import Layer
 from lamina.layers.input_layer import Input, InputLayer
 from lamina.layers.symbolic import SymbolicTensor
@@ -143,11 +143,19 @@ class Sequential(Model):
         return steps
 
     def forward(self, inputs, training=None, mask=None):
+        if self._input_tensor is not None and isinstance(inputs, (list, tuple)):
+            if len(inputs) != 1:  # Keras would silently take the first
+                raise ValueError(
+                    f"Sequential '{self.name}' has one input, but received a list of {len(inputs)} "
+                    "arrays (as `x`). Pass one array, or build a functional Model with several "
+                    "Inputs."
+                )
+            inputs = inputs[0]  # a one-element list is the one input, as in Keras
         if self._input_tensor is not None and hasattr(inputs, "shape"):
             inputs = match_input_rank(inputs, self._input_tensor.shape)
             self._check_data(inputs)
-            if inputs.is_floating_point() and inputs.dtype != self._input_tensor.dtype:
-                inputs = inputs.to(self._input_tensor.dtype)
+            inputs = match_input_dtype(inputs, self._input_tensor.dtype,
+                                       f"Sequential '{self.name}'")
         return super().forward(inputs, training=training, mask=mask)
 
     def _check_data(self, x) -> None:

@@ -25,7 +25,7 @@ from lamina import config, distributed, mixed_precision, optimizers
 from lamina import losses as losses_mod
 from lamina import metrics as metrics_mod
 from lamina.callbacks import CallbackList, History
-from lamina.data.adapters import adapt, checked_batch_size, to_tensors
+from lamina.data.adapters import adapt, checked_batch_size, checked_class_weight, checked_tensors
 from lamina.layers.base import Layer, any_layer_adds_losses, state_updates_disabled
 from lamina.models._dense_step import DenseStackStep
 from lamina.models.compile_metrics import CompileMetrics, output_metrics
@@ -506,7 +506,7 @@ class Trainer:
         labels = y.argmax(-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(y.shape[0])
         n_classes = int(labels.max()) + 1
         table = torch.ones(max(n_classes, max(class_weight) + 1))
-        for cls, w in class_weight.items():
+        for cls, w in checked_class_weight(class_weight).items():
             table[int(cls)] = float(w)
         weights = table[labels.long()]
         return weights if sample_weight is None else weights * sample_weight
@@ -668,7 +668,7 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     def _predict_batches(self, x, batch_size, steps=None):
-        data = adapt(x, batch_size=batch_size, check_values=False)
+        data = adapt(x, batch_size=batch_size)
         self._place()
         for step, (xb, _, _) in enumerate(data):
             if steps and step >= steps:
@@ -772,7 +772,7 @@ class Trainer:
     def predict_on_batch(self, x):
         # As predict(): inference mode, and stateful RNNs carry their states on (Keras).
         with torch.inference_mode(), self._modes(False), self._autocast():
-            return self._predict_one(to_tensors(x, "x"))
+            return self._predict_one(checked_tensors(x, "x"))
 
     def _predict_one(self, x):
         """`predict_step`'s output for the batch `x` (in the caller's inference context) as numpy."""
@@ -874,7 +874,7 @@ def _one_batch(x, batch_size):
         return None
     if len(x) == 0 or len(x) > checked_batch_size(batch_size):
         return None
-    return to_tensors(x, "x")
+    return checked_tensors(x, "x")
 
 
 def _output_copy(out, x):

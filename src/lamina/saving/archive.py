@@ -11,8 +11,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import stat
 import zipfile
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 from lamina.saving.errors import SavingError
 
@@ -23,22 +30,95 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip timestamps fixed, so that equal model
 
 
 def atomic_write(path, write) -> None:
-    """Call `write(file)` on a temporary file beside `path`, then move it over `path`."""
+    """Call `write(file)` on a temporary file beside `path`, then move it over `path`.
+
+    A new file gets the mode a plain open() gives (0o666 less the umask); a file written over
+    keeps its mode. Temporary files that killed writers left for `path` are removed first. A
+    failure to write (a full disk, a folder without write permission) is a SavingError naming
+    `path`, and leaves any previous file as it was.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
+        os.makedirs(directory, exist_ok=True)
+        remove_orphan_temps(path)
+        fd, tmp = _locked_temp(path)
+    except OSError as e:
+        raise _write_error(path, e) from e
+    try:
+        # Where files lock, the locked descriptor stays open until the rename is done, so that no
+        # cleaner takes the finished file for an orphan (Windows renames closed files only).
+        with os.fdopen(fd if fcntl is None else os.dup(fd), "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _write_error(path, e) from e
         raise
+    finally:
+        if fcntl is not None:
+            os.close(fd)
     _fsync_directory(directory)
+
+
+def _write_error(path, error) -> SavingError:
+    return SavingError(f"Cannot write '{path}': {error.strerror or error}. Any previous file "
+                       "there is unchanged.")
+
+
+def _temp_pattern(path) -> re.Pattern:
+    """The names of `atomic_write`'s temporary files for `path` (and only those)."""
+    return re.compile(re.escape(f".{os.path.basename(path)}.") + r"[0-9a-f]{16}\.tmp")
+
+
+def _locked_temp(path) -> tuple[int, str]:
+    """A new temporary file beside `path`, open and locked for as long as its writer lives (so
+    that `remove_orphan_temps` can tell it from one a killed writer left)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    while True:
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+        except FileExistsError:
+            continue
+        if fcntl is None:
+            return fd, tmp
+        with contextlib.suppress(OSError):  # a file system without locks: its cleaner skips it too
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:  # not removed as an orphan between its creation and the lock
+            return fd, tmp
+        os.close(fd)
+
+
+def remove_orphan_temps(path) -> None:
+    """Remove the temporary files of `path` whose writer was killed: files of `atomic_write`'s
+    naming pattern that no living process holds locked. Without file locks (Windows) nothing
+    can be told apart, and nothing is removed."""
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+    pattern = _temp_pattern(os.fspath(path))
+    if fcntl is None or not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if not pattern.fullmatch(name):
+            continue
+        try:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(os.path.join(directory, name))
+        except OSError:  # locked: a writer is at work; or gone already
+            pass
+        finally:
+            os.close(fd)
 
 
 def _fsync_directory(directory) -> None:

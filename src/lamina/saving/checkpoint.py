@@ -9,6 +9,9 @@ already trained on — and the epoch's metric accumulators. It is written atomic
 
 from __future__ import annotations
 
+import copy
+import math
+import os
 import random
 
 import numpy as np
@@ -61,6 +64,27 @@ def _join_rng(prefix, plain, tensors) -> dict:
     return state
 
 
+def _split_state(prefix, state, tensors) -> dict:
+    """JSON-able part of a callback's state: numbers (None for infinities), and for a dict of
+    tensors the list of its names, its tensors going into `tensors` under `prefix`."""
+    plain = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            for name, tensor in value.items():
+                tensors[f"{prefix}/{key}/{name}"] = tensor.detach().cpu().contiguous().clone()
+            plain[key] = list(value)
+        elif value is None or isinstance(value, (int, np.integer)):
+            plain[key] = value if value is None else int(value)
+        else:
+            plain[key] = float(value) if math.isfinite(value) else None
+    return plain
+
+
+def _join_state(prefix, plain, tensors) -> dict:
+    return {key: {name: tensors[f"{prefix}/{key}/{name}"] for name in value}
+            if isinstance(value, list) else value for key, value in plain.items()}
+
+
 def _metric_objects(model) -> list:
     specs = getattr(model, "_outputs_spec", None) or []
     trackers = [getattr(model, "_loss_tracker", None), *getattr(model, "_output_loss_trackers", [])]
@@ -81,12 +105,17 @@ def _restore_metrics(model, tensors) -> None:
                 setattr(m, name, saved.to(value.device, value.dtype))
 
 
-def save_checkpoint(model, path, epoch: int, step: int, epoch_start_rng: dict) -> None:
-    """Write the training state at `step` steps into epoch `epoch` (step 0: at its start)."""
+def save_checkpoint(model, path, epoch: int, step: int, epoch_start_rng: dict,
+                    callback_states=()) -> None:
+    """Write the training state at `step` steps into epoch `epoch` (step 0: at its start), with
+    `callback_states`: (name, {key: value}) pairs of the callbacks that keep a state, a value
+    being a number, None or a dict of tensors (such as EarlyStopping's best weights)."""
     tensors = {}
     progress = {"epoch": int(epoch), "step": int(step),
                 "rng": _split_rng("rng", capture_rng(), tensors),
-                "epoch_start_rng": _split_rng("epoch_start_rng", epoch_start_rng, tensors)}
+                "epoch_start_rng": _split_rng("epoch_start_rng", epoch_start_rng, tensors),
+                "callbacks": [[name, _split_state(f"callback/{i}", state, tensors)]
+                              for i, (name, state) in enumerate(callback_states)]}
     tensors.update(_metric_tensors(model))
     entries = {"metadata.json": native._metadata("checkpoint"),
                **native.state_entries(model, include_optimizer=True),
@@ -96,12 +125,14 @@ def save_checkpoint(model, path, epoch: int, step: int, epoch_start_rng: dict) -
 
 
 class Resume:
-    """A loaded checkpoint's progress: where to continue and the generator states to set."""
+    """A loaded checkpoint's progress: where to continue, the generator states to set, and the
+    saved states of the callbacks."""
 
-    def __init__(self, epoch, step, rng, epoch_start_rng, metric_tensors):
+    def __init__(self, epoch, step, rng, epoch_start_rng, metric_tensors, callback_states):
         self.epoch, self.step = epoch, step
         self.rng, self.epoch_start_rng = rng, epoch_start_rng
         self.metric_tensors = metric_tensors
+        self.callback_states = callback_states
 
     def restore_batch_state(self, model) -> None:
         """At the first batch trained after resuming: the generators and the epoch's metrics."""
@@ -110,23 +141,105 @@ class Resume:
 
 
 def load_checkpoint(model, path) -> Resume:
-    """Load weights and optimizer state into `model`; return where training stood."""
+    """Load weights and optimizer state into `model`; return where training stood.
+
+    All or nothing: the whole file is read and checked — its generator states included — before
+    the model changes, and any damage is a SavingError naming the file and what is wrong.
+    """
+    path = os.fspath(path)
+    where = f"'{path}'"
     try:
         with archive.Archive(path, "checkpoint") as zf:
             native._check_metadata(zf, ("checkpoint",))
-            where = f"'{zf.path}'"
             model_tensors = weights.from_bytes(zf.read("model.safetensors"), where)
-            weights.assign(model, model_tensors, where)
+            optimizer_state = None
             if "optimizer.json" in zf and getattr(model, "optimizer", None) is not None:
-                slots = weights.from_bytes(zf.read("optimizer.safetensors"), where)
-                compile_state.restore_optimizer(model, zf.read_json("optimizer.json"), slots, where)
+                optimizer_state = (zf.read_json("optimizer.json"),
+                                   weights.from_bytes(zf.read("optimizer.safetensors"), where))
             progress = zf.read_json("progress.json")
             tensors = weights.from_bytes(zf.read("progress.safetensors"), where)
-            return Resume(int(progress["epoch"]), int(progress["step"]),
-                          _join_rng("rng", progress["rng"], tensors),
-                          _join_rng("epoch_start_rng", progress["epoch_start_rng"], tensors),
-                          {k: v for k, v in tensors.items() if k.startswith("metric/")})
     except SavingError:
         raise
     except Exception as e:
-        raise SavingError(f"Cannot load checkpoint '{path}': {type(e).__name__}: {e}") from e
+        raise SavingError(f"Cannot load checkpoint {where}: {type(e).__name__}: {e}") from e
+    resume = _read_progress(progress, tensors, where)
+    _assign_state(model, model_tensors, optimizer_state, where)
+    return resume
+
+
+def _read_progress(progress, tensors, where) -> Resume:
+    """The Resume that progress.json and progress.safetensors describe, every part checked."""
+    def damaged(what):
+        return SavingError(f"Cannot load checkpoint {where}: progress.json is damaged: {what}.")
+
+    if not isinstance(progress, dict):
+        raise damaged("it is not a JSON object")
+    position = {}
+    for key in ("epoch", "step"):
+        value = progress.get(key)
+        if type(value) is not int or not 0 <= value < 2**53:
+            raise damaged(f"'{key}' must be a non-negative integer, not {value!r}")
+        position[key] = value
+    rng = {prefix: _checked_rng(prefix, progress.get(prefix), tensors, damaged)
+           for prefix in ("rng", "epoch_start_rng")}
+    states = progress.get("callbacks", [])
+    if not isinstance(states, list) or not all(
+            isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+            and isinstance(entry[1], dict) and all(
+                value is None or type(value) in (int, float) and math.isfinite(value)
+                or isinstance(value, list) and all(
+                    f"callback/{i}/{key}/{name}" in tensors for name in value)
+                for key, value in entry[1].items())
+            for i, entry in enumerate(states)):
+        raise damaged("'callbacks' must be a list of [name, {key: number, or names of tensors "
+                      "in progress.safetensors}] pairs")
+    return Resume(position["epoch"], position["step"], rng["rng"], rng["epoch_start_rng"],
+                  {k: v for k, v in tensors.items() if k.startswith("metric/")},
+                  [(name, _join_state(f"callback/{i}", state, tensors))
+                   for i, (name, state) in enumerate(states)])
+
+
+def _checked_rng(prefix, plain, tensors, damaged) -> dict:
+    """The generator states saved under `prefix`, tried on the generators (which are then put
+    back as they were), so that a state they refuse is found before anything is loaded."""
+    try:
+        state = _join_rng(prefix, plain, tensors)
+        if tensors[f"{prefix}/torch"].dtype != torch.uint8:
+            raise ValueError("torch's state is not a byte tensor")
+        keys = state["numpy"][1]
+        if keys.dtype != np.int64 or keys.shape != (624,) or keys.min() < 0 or keys.max() >= 2**32:
+            raise ValueError("numpy's key is not 624 unsigned 32-bit integers")
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise damaged(f"the random generator state '{prefix}' is incomplete or of the wrong type "
+                      f"({type(e).__name__}: {e})") from e
+    current = capture_rng()
+    try:
+        apply_rng(state)
+    except (TypeError, ValueError, OverflowError, RuntimeError, IndexError) as e:
+        raise damaged(f"the random generator state '{prefix}' is invalid "
+                      f"({type(e).__name__}: {e})") from e
+    finally:
+        apply_rng(current)
+    return state
+
+
+def _assign_state(model, model_tensors, optimizer_state, where) -> None:
+    """Weights and optimizer state into the model, or neither: the weights are checked whole
+    before any is copied, and the optimizer is put back as it was if they do not fit."""
+    optimizer = model.optimizer if optimizer_state is not None else None
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.parameters())
+    torch_optimizer = getattr(optimizer, "torch_optimizer", None)
+    before = None if optimizer is None else (
+        optimizer._iterations, optimizer._lr,
+        None if torch_optimizer is None else copy.deepcopy(torch_optimizer.state_dict()))
+    try:
+        if optimizer is not None:
+            compile_state.restore_optimizer(model, *optimizer_state, where)
+        weights.assign(model, model_tensors, where)
+    except BaseException:
+        if before is not None:
+            optimizer._iterations, optimizer._lr, saved = before
+            if saved is not None:
+                torch_optimizer.load_state_dict(saved)
+        raise
