@@ -186,11 +186,12 @@ def inception(input_shape, num_classes, norm="bn", masked=False, hand_crafted=Fa
     for d in range(depth):
         h = _inception_module(h, valid, norm, f"module{d + 1}", hand_crafted=hand_crafted and d == 0)
         if d % 3 == 2:
+            s = f"shortcut{d // 3 + 1}"
             shortcut = layers.Conv1D(h.shape[-1], 1, padding="same", use_bias=False,
-                                     name=f"shortcut{d // 3 + 1}_conv")(residual)
-            shortcut = _norm(norm, f"shortcut{d // 3 + 1}_norm", h.shape[-1])(shortcut)
-            h = layers.Add(name=f"shortcut{d // 3 + 1}_add")([shortcut, h])
-            h = residual = _fill_padding(layers.Activation("relu", name=f"shortcut{d // 3 + 1}_relu")(h), valid)
+                                     name=f"{s}_conv")(residual)
+            shortcut = _norm(norm, f"{s}_norm", h.shape[-1])(shortcut)
+            h = layers.Activation("relu", name=f"{s}_relu")(layers.Add(name=f"{s}_add")([shortcut, h]))
+            h = residual = _fill_padding(h, valid)
     return _classify(h, valid, num_classes, inp, name)
 
 
@@ -213,8 +214,8 @@ def lite(input_shape, num_classes, norm="bn", masked=False, filters=32, name="li
     for i, (kernel, dilation) in enumerate(((20, 2), (10, 4)), 1):
         h = layers.SeparableConv1D(filters, kernel, padding="same", dilation_rate=dilation, use_bias=False,
                                    name=f"separable{i}_conv")(h)
-        h = layers.Activation("relu", name=f"separable{i}_relu")(_norm(norm, f"separable{i}_norm", filters)(h))
-        h = _fill_padding(h, valid)
+        h = _norm(norm, f"separable{i}_norm", filters)(h)
+        h = _fill_padding(layers.Activation("relu", name=f"separable{i}_relu")(h), valid)
     return _classify(h, valid, num_classes, inp, name)
 
 
