@@ -193,6 +193,11 @@ def test_ensemble_fits_each_member_on_its_own(ensemble, rng):
         assert any(np.abs(a - b).max() > 0 for a, b in zip(member.get_weights(), old))
 
 
+def test_ensemble_refuses_a_joint_step(ensemble, rng):
+    with pytest.raises(NotImplementedError, match="members one after the other"):
+        ensemble.train_on_batch(rng.standard_normal((4, 20, 1)).astype("float32"), np.arange(4) % 3)
+
+
 def test_ensemble_save_load_round_trip(ensemble, tmp_path, rng):
     x = rng.standard_normal((5, 20, 1)).astype("float32")
     path = tmp_path / "ensemble.lamina"

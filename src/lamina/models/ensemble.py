@@ -66,6 +66,13 @@ class Ensemble(Model):
         history.members = histories
         return history
 
+    def train_step(self, data):
+        # Only fit trains member by member; a step on the mean output would train the members
+        # jointly, which is another model.
+        raise NotImplementedError(
+            f"Ensemble '{self.name}' trains its members one after the other in fit(); call fit, "
+            "or train_on_batch on a member (ensemble.members[i]).")
+
     def get_config(self) -> dict:
         from lamina.saving.config import serialize
 
