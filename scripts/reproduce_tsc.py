@@ -1,13 +1,15 @@
-"""Reproduce the published UCR accuracies of FCN, ResNet and MLP (not run by CI: hours at full
-protocol on a 2-core CPU).
+"""Reproduce the published UCR accuracies of the zoo: FCN, ResNet, MLP, LSTM-FCN, Inception /
+InceptionTime, H-Inception / H-InceptionTime, LITE / LITETime (not run by CI: hours to days at
+full protocol on a 2-core CPU).
 
     python scripts/reproduce_tsc.py [--datasets GunPoint ItalyPowerDemand OSULeaf]
         [--models fcn resnet mlp] [--seeds 0 1 2] [--epochs N] [--out scripts/results] [--report]
 
 Each (dataset, model, seed) is one run of `lamina.tsc.train_and_evaluate` under the paper's
-protocol (`--epochs` shortens every run to N epochs); results are appended to a JSON lines file
-as they finish, so an interrupted reproduction resumes where it stopped, and a markdown table of
-lamina's mean ± std beside the published mean is written at the end.
+protocol (`--epochs` shortens every run to N epochs: the table shows "N of FULL"); results are
+appended to a JSON lines file as they finish, with the device and thread count of the run, so an
+interrupted reproduction resumes where it stopped, and a markdown table of lamina's mean ± std
+beside the published mean is written at the end.
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ def _key(r):
 
 
 def _device_name(device) -> str:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        cpu = platform.processor() or platform.machine() or "cpu"
+        name = f"{cpu} CPU, {torch.get_num_threads()} thread(s)"
     return f"{name}, torch {torch.__version__}"
 
 
@@ -68,18 +74,21 @@ def main():
                 done[_key(result)] = result
                 with log.open("a") as f:
                     f.write(json.dumps(result) + "\n")
-    rows = ["| dataset | model | epochs | lamina mean ± std (runs) | published |", "|---|---|---|---|---|"]
+    rows = ["| dataset | model | epochs (of the paper's) | lamina mean ± std (runs) | published | device |",
+            "|---|---|---|---|---|---|"]
     for dataset in args.datasets:
         for model in args.models:
             # Every epoch count run so far (a shortened run is a row of its own, never mixed in).
             for epochs in sorted({e for (d, m, _, e) in done if (d, m) == (dataset, model)}):
-                accs = [r["test_accuracy"] for (d, m, _, e), r in done.items()
-                        if (d, m, e) == (dataset, model, epochs)]
+                runs = [r for (d, m, _, e), r in done.items() if (d, m, e) == (dataset, model, epochs)]
+                accs = [r["test_accuracy"] for r in runs]
                 std = statistics.stdev(accs) if len(accs) > 1 else 0.0
                 ref = published(dataset, model)
                 ref_text = "—" if ref is None else f"{ref[0]:.3f}" + (f" ± {ref[1]:.3f}" if ref[1] else "")
-                rows.append(f"| {dataset} | {model} | {epochs} | {statistics.fmean(accs):.3f} ± {std:.3f} "
-                            f"({len(accs)}) | {ref_text} |")
+                devices = "; ".join(sorted({r.get("device", "?") for r in runs}))
+                rows.append(f"| {dataset} | {model} | {epochs} of {PROTOCOLS[model].epochs} | "
+                            f"{statistics.fmean(accs):.3f} ± {std:.3f} ({len(accs)}) | {ref_text} | "
+                            f"{devices} |")
     table = "\n".join(rows)
     (out / "table.md").write_text(table + "\n")
     print(table)

@@ -56,11 +56,24 @@ class Ones(Initializer):
 
 
 class Constant(Initializer):
+    """A scalar everywhere, or (as Keras, which multiplies the value by ones of the shape) an
+    array broadcast to the weight's Keras shape: e.g. a fixed (kernel_size, 1, 1) filter for
+    a Conv1D kernel of any channel count."""
+
     def __init__(self, value=0.0):
-        self.value = value
+        # An array is kept as nested lists, so that the config stays JSON.
+        self.value = value.tolist() if hasattr(value, "tolist") else value
 
     def __call__(self, shape, dtype=torch.float32):
-        return torch.full(shape, float(self.value), dtype=dtype)
+        value = torch.as_tensor(self.value, dtype=dtype)
+        try:
+            fits = torch.broadcast_shapes(value.shape, tuple(shape)) == tuple(shape)
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(f"Constant: a value of shape {tuple(value.shape)} does not broadcast "
+                             f"to the weight's shape {tuple(shape)}.")
+        return value * torch.ones(shape, dtype=dtype)
 
     def get_config(self):
         return {"value": self.value}

@@ -97,7 +97,7 @@ class Model(Trainer, Layer):
         if self._graph:
             # As in Keras, the ops of the graph (`x + y`, `ops.mean`) are nodes, not layers.
             return [layer for layer in self._graph_layers if not getattr(layer, "is_op", False)]
-        return [m for m in self.children() if isinstance(m, Layer)]
+        return self._sublayers()
 
     def get_layer(self, name=None, index=None):
         if index is not None:

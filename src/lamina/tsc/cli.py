@@ -1,4 +1,4 @@
-"""`lamina tsc DATASET --model fcn …`: train a baseline under the paper's protocol and report.
+"""`lamina tsc DATASET --model fcn …`: train a classifier under its paper's protocol and report.
 
 Prints the model summary, one progress bar over the epochs, the test accuracy (mean ± std over
 runs) beside the published figure, and writes the model, a history plot and results.json to --out.
@@ -12,6 +12,7 @@ import os
 import statistics
 import time
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -24,13 +25,18 @@ NORMS = ("bn", "ln", "in", "gn", "sn")
 
 
 class EpochProgress(Callback):
-    """One bar over all epochs (a run is hundreds of them), with the latest loss and accuracy."""
+    """One bar over all epochs (a run is hundreds of them), with the latest loss and accuracy;
+    for an ensemble, one bar per member in turn."""
 
-    def __init__(self, console: Console, label: str):
+    def __init__(self, console: Console, label: str, members: int = 1):
         super().__init__()
-        self.console, self.label = console, label
+        self.console, self.members, self.trained = console, members, 0
+        self.base_label = self.label = label
 
     def on_train_begin(self, logs=None):
+        self.trained += 1
+        if self.members > 1:
+            self.label = f"{self.base_label} member {self.trained}/{self.members}"
         self.bar = Progress(TextColumn(self.label), MofNCompleteColumn(), BarColumn(bar_width=30),
                             TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
                             console=self.console, transient=not self.console.is_terminal)
@@ -49,7 +55,7 @@ class EpochProgress(Callback):
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("tsc", help="train a time-series classification baseline on a UCR dataset",
+    p = sub.add_parser("tsc", help="train a time-series classifier on a UCR/UEA dataset",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", help="a UCR/UEA dataset aeon ships, e.g. GunPoint")
     p.add_argument("--model", choices=sorted(MODELS), default="fcn")
@@ -82,12 +88,13 @@ def _runs(args, data, norm, console, show_summary):
         model = build_model(args.model, data, norm, seed)
         if show_summary and r == 0:
             model.summary()
+        progress = EpochProgress(console, label, members=len(getattr(model, "members", [model])))
         model, history, result = train_and_evaluate(args.model, data, epochs=args.epochs, seed=seed,
-                                                    norm=norm, verbose=0,
-                                                    extra_callbacks=[EpochProgress(console, label)],
+                                                    norm=norm, verbose=0, extra_callbacks=[progress],
                                                     model=model)
+        best = ", ".join(str(e + 1) for e in np.atleast_1d(result["best_epoch"]))
         console.print(f"  {label}: test accuracy {result['test_accuracy']:.4f} "
-                      f"(weights of epoch {result['best_epoch'] + 1}, {result['seconds']:.0f}s)")
+                      f"(weights of epoch {best}, {result['seconds']:.0f}s)")
         results.append(result)
         last = (model, history)
     return results, last
