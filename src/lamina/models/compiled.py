@@ -69,6 +69,11 @@ class CompiledSteps:
         self._test = compiled(test_forward, dynamic=False)
         self._predict = compiled(model.__call__)
 
+    def __deepcopy__(self, memo):
+        # The compiled functions call the model they were made for: a copy of the model makes
+        # its own when it first runs.
+        return None
+
     def forward_metrics(self, x, y, sample_weight, training):
         """`model._forward_metrics`, compiled."""
         return self._run(self._train if training else self._test, x, y, sample_weight)

@@ -348,7 +348,8 @@ class Trainer:
             if self.optimizer is not None and self.optimizer.built:
                 # torch's load_state_dict moves the optimizer's state to its parameters' device.
                 self.optimizer.torch_optimizer.load_state_dict(self.optimizer.torch_optimizer.state_dict())
-        if compiled.wanted(self._jit_compile, target) and getattr(self._compiled_steps, "device", None) != target:
+        steps = self._compiled_steps
+        if compiled.wanted(self._jit_compile, target) and (steps is None or steps.device != target):
             self._compiled_steps = compiled.CompiledSteps(self, target)
         return target
 
@@ -587,8 +588,8 @@ class Trainer:
         self._grad_scaler = self._grad_scaler or self.dtype_policy.grad_scaler(self._device().type)
         parallel = self._data_parallel = distributed.setup(self)
         # The hand-derived step, where the model allows it (never under data parallelism).
-        self._dense_step = (DenseStackStep.for_model(self) if self._jit_compile == "auto" and self._outputs_spec
-                            else None)
+        self._dense_step = (DenseStackStep.for_model(self)
+                            if self._jit_compile == "auto" and self._outputs_spec else None)
         try:
             return self._fit_epochs(data, val, parallel, epochs, verbose, callbacks, initial_epoch,
                                     steps_per_epoch, validation_steps, validation_freq)
