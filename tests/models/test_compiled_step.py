@@ -4,7 +4,8 @@ torch.compile on the CPU spends tens of seconds to minutes generating C++ (induc
 training graph, so CI compiles the small MLP with inductor and takes the Conv1D+BN and LSTM models
 through Dynamo's capture with the "eager" backend: the same graphs, guards, recompiles and state
 updates, run by torch's own ops. LAMINA_LONG_TESTS=1 compiles those two with inductor as well
-(the LSTM then meets torch 2.13's CPU failure on mkldnn_rnn_layer and must fall back eagerly).
+(the LSTM may then meet torch 2.13's CPU failure on mkldnn_rnn_layer, and fall back eagerly with a
+warning).
 """
 
 import os
@@ -83,11 +84,12 @@ def test_compiled_steps_equal_the_eager_steps(build, shape, backend, monkeypatch
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model, history, per_epoch = train(build, x, y, jit_compile=True)
-    fell_back = model._compiled_steps.failed is not None
-    if build is lstm and backend == "inductor":
-        assert fell_back and any("torch.compile failed" in str(w.message) for w in caught)
+    failed = model._compiled_steps.failed
+    warned = any("torch.compile failed" in str(w.message) for w in caught)
+    if build is lstm and backend == "inductor" and failed is not None:
+        assert warned  # torch 2.13's CPU LSTM (mkldnn_rnn_layer): the steps fall back, and say so
     else:
-        assert not fell_back, model._compiled_steps.failed
+        assert failed is None and not warned, failed
         # The full and the partial batch each compiled once in epoch 1; epoch 2 compiled nothing.
         assert per_epoch[0] > before and per_epoch[1] == per_epoch[0]
     for name, value in eager.state_dict().items():  # weights and BatchNorm's moving statistics
