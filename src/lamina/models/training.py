@@ -13,7 +13,6 @@ value read back to the host; logs are read only when the progress bar refreshes 
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import warnings
 from collections.abc import Mapping, MutableMapping
@@ -132,6 +131,9 @@ class Trainer:
         self._loss_tracker = self._compile_metrics = None
         self._output_loss_trackers = []
         self._regularized = None  # (layer, weight name, regularizer), found once per fit
+        # Found once, as Keras does: a compiled step (jit_compile=True) then reads an attribute
+        # where a cached signature lookup would make torch.compile warn.
+        self._compute_loss_takes_training = _takes_training(type(self).compute_loss)
 
     # ----------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -397,7 +399,7 @@ class Trainer:
     def _step_loss(self, x, y, y_pred, sample_weight, training):
         """`compute_loss` as the default steps call it, also where a subclass overrides it with
         the signature from before Keras 3.3, which has no `training` argument."""
-        if _takes_training(type(self).compute_loss):
+        if self._compute_loss_takes_training:
             return self.compute_loss(x, y, y_pred, sample_weight, training=training)
         return self.compute_loss(x, y, y_pred, sample_weight)
 
@@ -830,7 +832,6 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
 
-@functools.cache
 def _takes_training(function) -> bool:
     parameters = inspect.signature(function).parameters
     return "training" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
