@@ -1,7 +1,8 @@
 """What a machine with an NVIDIA GPU checks in a few minutes; without CUDA it says so and exits 0.
 
-    python bench/gpu_check.py            # everything (about 3 minutes on an H100)
+    python bench/gpu_check.py            # everything (about 10 minutes on an H100)
     python bench/gpu_check.py --quick    # smaller data and fewer repeats
+    python bench/gpu_check.py --smoke    # on the CPU, 2 steps per model: the script works (~3 min)
 
 1. Parity: a handful of layers (dense, convolutions, recurrent, every norm, pooling) built once on
    the CPU, where the test suite holds them to Keras, and copied to the GPU; outputs, input and
@@ -9,12 +10,20 @@
 2. Mixed precision and export on the GPU: fit under mixed_bfloat16 and mixed_float16 (loss
    scaling) with finite losses and float32 weights; a CUDA model exported to ONNX predicts as
    `predict` does in onnxruntime.
-3. The speed bench's three models (bench/workloads.py: FCN, LSTM(64), MLP), trained with lamina's
-   `fit` on the GPU next to a plain torch loop on the same weights (bench/frameworks/torch_loop.py):
-   median seconds per epoch after a warm-up epoch.
+3. Speed on five models (bench/workloads.py: the bench's FCN, LSTM(64) and MLP, the zoo's ResNet
+   at batch 64, a Conv2D image classifier at batch 256): lamina's `fit` (default, and
+   `compile(jit_compile=True)`), a plain torch loop, the torch.compile'd loop
+   (bench/frameworks/torch_loop.py) and Keras 3 on JAX, each in a process of its own
+   (bench/worker.py), one run each: training samples/s over the epochs after the first, predict
+   samples/s over the data in batches, the accelerator's peak memory and the process's peak RSS.
 4. The normalization layers of bench/norms.py, forward + backward on GPU-sized inputs: achieved
    bandwidth (5 passes over the tensor, as bench/norms.py counts) against the GPU's measured copy
    bandwidth and its theoretical peak.
+
+Everything printed is also written to bench/results/gpu_check-<card>-<date>.txt, whose last line
+is `fit lamina / best torch loop: fcn=R lstm=R mlp=R resnet=R conv2d=R` (R: lamina fit's training
+samples/s over the better of the two torch loops'). Keras 3 on JAX runs on the GPU only where
+jax's CUDA build is installed (`pip install -U "jax[cuda12]"`); its row names the device it used.
 
 Exit status: 0 when every parity and precision check passed (or there is no GPU), 1 otherwise.
 """
@@ -22,7 +31,11 @@ Exit status: 0 when every parity and precision check passed (or there is no GPU)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import datetime as dt
+import io
+import os
 import statistics
 import sys
 import tempfile
@@ -36,16 +49,27 @@ if __package__ in (None, ""):  # run as a script
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
 import lamina  # noqa: E402
-from bench import norms, workloads  # noqa: E402
-from bench.frameworks import torch_loop  # noqa: E402
-from bench.frameworks.keras_api import FitRunner  # noqa: E402
+from bench import norms, report, run, workloads  # noqa: E402
+from bench.frameworks import FRAMEWORKS, LAMINA_SWITCH, lamina_switch  # noqa: E402
 from lamina import layers, mixed_precision  # noqa: E402
 
 TOLERANCE = 1e-4
 GPU_NORM_SHAPES = [(256, 1024, 128), (64, 64, 64, 128)]  # 128 MiB of float32 each
+SMOKE_NORM_SHAPES = [(4, 32, 8), (2, 4, 4, 8)]
+SPEED_MODELS = ("fcn", "lstm", "mlp", "resnet", "conv2d")
+# (row label, framework id, worker options); the two torch loops are the "torch loop" peers.
+SPEED_ROWS = (
+    ("lamina fit", "lamina", {}),
+    ("lamina fit, jit_compile=True", LAMINA_SWITCH, {"lamina_compile": {"jit_compile": True}}),
+    ("torch loop", "torch", {}),
+    ("torch.compile loop", "torch_compile", {}),
+    ("Keras 3 / JAX", "keras_jax", {}),
+)
+TORCH_LOOPS = ("torch", "torch_compile")
+# (steps per epoch, epochs, timed predict calls) per mode; the first epoch and call are not timed.
+SIZES = {"full": (64, 4, 3), "quick": (16, 2, 2), "smoke": (2, 2, 1)}
 
 
 def parity_cases():
@@ -145,51 +169,69 @@ def check_precision_and_export(device) -> list[str]:
     return failures
 
 
-def torch_epoch_seconds(workload, weights, x, y, epochs, device):
-    """The plain torch loop of bench/frameworks/torch_loop.py, with the model and each batch on
-    the GPU (the batches are moved per step, as lamina's fit moves them)."""
-    torch.manual_seed(workloads.SEED)
-    net = torch_loop.build_net(workload)
-    torch_loop.load_keras_weights(net, weights)
-    net.to(device).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=workloads.LEARNING_RATE, eps=workloads.ADAM_EPSILON)
-    loss_fn = nn.CrossEntropyLoss()
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
-    seconds = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        order = torch.randperm(len(y))
-        running = torch.zeros((), device=device)
-        for i in range(0, len(y), workload.batch_size):
-            batch = order[i:i + workload.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            xb, yb = x[batch].to(device, non_blocking=True), y[batch].to(device, non_blocking=True)
-            loss = loss_fn(net(xb), yb)
-            loss.backward()
-            optimizer.step()
-            running += loss.detach()
-        float(running)
-        seconds.append(time.perf_counter() - start)
-    return seconds
+def speed(device, mode, compile_backend, timeout) -> dict:
+    """Section 3; returns {(model, framework id): worker result}."""
+    steps, epochs, repeats = SIZES[mode]
+    registry = {**FRAMEWORKS, LAMINA_SWITCH: lamina_switch({"jit_compile": True})}
+    threads = 1 if mode == "smoke" else len(run._allowed_cpus())
+    results = {}
+    print(f"  {'model':<7} {'framework':<29} {'fit samples/s':>13} {'predict samples/s':>17} "
+          f"{'peak device MiB':>15} {'peak RSS MiB':>12}  device")
+    for model in SPEED_MODELS:
+        workload = workloads.get(model)
+        n = steps * workload.batch_size
+        for label, fw_id, options in SPEED_ROWS:
+            missing = registry[fw_id].missing()
+            if missing:
+                print(f"  {model:<7} {label:<29} skipped: {', '.join(missing)} not installed")
+                continue
+            batch = workload.batch_size
+            spec = {**options, "model": model, "device": str(device), "compile_backend": compile_backend,
+                    "jobs": [{"kind": "compare", "batch_size": batch, "n": n, "epochs": epochs}],
+                    "predict_all": {"n": n, "batch_size": batch, "repeats": repeats}}
+            result = results[model, fw_id] = run.run_worker(registry[fw_id], spec, threads, timeout)
+            if "error" in result:
+                print(f"  {model:<7} {label:<29} error: {result['error']}")
+                continue
+            peak = result.get("peak_device_mb")
+            peak_text = "-" if peak is None else f"{peak:.0f}"
+            print(f"  {model:<7} {label:<29} {fit_rate(result):13.0f} {predict_rate(result):17.0f} "
+                  f"{peak_text:>15} {result['peak_rss_mb']:12.0f}  {result['device']}")
+    return results
 
 
-def speed(device, samples, epochs) -> None:
-    print(f"  {'model':<48} {'lamina fit s/epoch':>18} {'torch loop s/epoch':>18} {'ratio':>6}")
-    for workload in workloads.WORKLOADS.values():
-        x, y = workloads.dataset(workload, samples)
-        weights = workloads.initial_weights(workload)
-        runner = FitRunner(lamina, workload, weights)
-        ours = statistics.median(runner.train(x, y, workload.batch_size, epochs)[1:])
-        theirs = statistics.median(torch_epoch_seconds(workload, weights, x, y, epochs, device)[1:])
-        print(f"  {workload.title:<48} {ours:18.3f} {theirs:18.3f} {ours / theirs:6.2f}")
+def fit_rate(result) -> float:
+    return report.samples_per_second(result["jobs"][0])
 
 
-def cuda_ms(fn, repeats) -> float:
-    """Median milliseconds of `fn` on the GPU, after warm-ups."""
+def predict_rate(result) -> float:
+    job = result["predict_all"]
+    return job["n"] / statistics.median(job["seconds"])
+
+
+def ratio_line(title, results, lamina_id, rate) -> str:
+    """`title: model=R ...`: lamina's rate over the better torch loop's, per model."""
+    parts = []
+    for model in SPEED_MODELS:
+        ours = results.get((model, lamina_id), {"error": "not run"})
+        loops = [results[model, fw] for fw in TORCH_LOOPS
+                 if "error" not in results.get((model, fw), {"error": "not run"})]
+        parts.append(f"{model}=" + ("n/a" if "error" in ours or not loops
+                                    else f"{rate(ours) / max(rate(r) for r in loops):.2f}"))
+    return f"{title}: " + " ".join(parts)
+
+
+def device_ms(fn, repeats, device) -> float:
+    """Median milliseconds of `fn` on `device` (CUDA events on a GPU), after warm-ups."""
     for _ in range(3):
         fn()
     times = []
     for _ in range(repeats):
+        if device.type != "cuda":
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1e3)
+            continue
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         fn()
@@ -201,6 +243,8 @@ def cuda_ms(fn, repeats) -> float:
 
 def peak_bandwidth_gbs(device) -> float | None:
     """The memory's theoretical bandwidth from its clock and bus width (double data rate)."""
+    if device.type != "cuda":
+        return None
     props = torch.cuda.get_device_properties(device)
     clock_khz = getattr(props, "memory_clock_rate", None)
     bus_bits = getattr(props, "memory_bus_width", None)
@@ -209,20 +253,20 @@ def peak_bandwidth_gbs(device) -> float | None:
     return 2 * clock_khz * 1e3 * bus_bits / 8 / 1e9
 
 
-def copy_bandwidth_gbs(device, repeats) -> float:
-    """Bytes read plus bytes written per second by a 256 MiB tensor copy on the GPU."""
-    src = torch.ones(64 * 2**20, device=device)
+def copy_bandwidth_gbs(device, repeats, mib) -> float:
+    """Bytes read plus bytes written per second by a tensor copy of `mib` MiB on the device."""
+    src = torch.ones(mib * 2**18, device=device)
     dst = torch.empty_like(src)
-    return 2 * src.numel() * src.element_size() / cuda_ms(lambda: dst.copy_(src), repeats) / 1e6
+    return 2 * src.numel() * src.element_size() / device_ms(lambda: dst.copy_(src), repeats, device) / 1e6
 
 
-def norm_bandwidth(device, repeats) -> None:
-    copy_gbs = copy_bandwidth_gbs(device, repeats)
+def norm_bandwidth(device, repeats, shapes) -> None:
+    copy_gbs = copy_bandwidth_gbs(device, repeats, mib=256 if device.type == "cuda" else 4)
     peak = peak_bandwidth_gbs(device)
     peak_text = f"{peak:.0f} GB/s" if peak else "unknown"
-    print(f"  copy bandwidth {copy_gbs:.0f} GB/s (256 MiB copy_, read + write); theoretical peak {peak_text}")
+    print(f"  copy bandwidth {copy_gbs:.0f} GB/s (copy_, read + write); theoretical peak {peak_text}")
     print(f"  {'shape':<19} {'norm':<30} {'ms':>7} {'GB/s':>7} {'% copy':>7} {'% peak':>7}")
-    for shape in GPU_NORM_SHAPES:
+    for shape in shapes:
         x = torch.randn(shape, device=device, requires_grad=True)
         dy = torch.randn(shape, device=device)
         traffic = 5 * x.numel() * x.element_size()
@@ -235,38 +279,80 @@ def norm_bandwidth(device, repeats) -> None:
             else:
                 on_device = condition.to(device)
                 forward = (lambda t, layer=layer, c=on_device: layer([t, c]))
-            ms = cuda_ms(norms.step(forward, x, dy), repeats)
+            ms = device_ms(norms.step(forward, x, dy), repeats, device)
             achieved = traffic / ms / 1e6
             of_peak = f"{100 * achieved / peak:6.0f}%" if peak else "      -"
             print(f"  {str(shape):<19} {name:<30} {ms:7.3f} {achieved:7.0f} "
                   f"{100 * achieved / copy_gbs:6.0f}% {of_peak}")
 
 
+class _Tee(io.TextIOBase):
+    """Writes to the terminal and keeps a copy, for the results file."""
+
+    def __init__(self, terminal):
+        self.terminal, self.kept = terminal, io.StringIO()
+
+    def write(self, text):
+        self.kept.write(text)
+        return self.terminal.write(text)
+
+    def flush(self):
+        self.terminal.flush()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data and fewer repeats")
+    parser.add_argument("--smoke", action="store_true",
+                        help="on the CPU, 2 steps per model and tiny norms: checks that the script runs")
+    parser.add_argument("--compile-backend", default="inductor",
+                        help="torch.compile backend of the compiled rows (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=900,
+                        help="seconds per worker (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="default: %(default)s")
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() and not args.smoke:
         print("gpu_check: no CUDA device visible to torch; nothing to check here (exit 0).")
         return 0
-    device = torch.device("cuda", 0)
-    # Parity compares arithmetic, not speed: TF32 would round matmuls and convolutions to 10 bits.
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    print(f"gpu_check on {torch.cuda.get_device_name(device)}, torch {torch.__version__}, "
-          f"lamina {lamina.__version__}")
-    failures = []
-    print("\n1. Parity, CPU vs GPU")
-    failures += check_parity(device)
-    print("\n2. Mixed precision and export on the GPU")
-    failures += check_precision_and_export(device)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # speed as users run it
-    print("\n3. Speed: the bench's three models (TF32 allowed)")
-    speed(device, samples=1024 if args.quick else 4096, epochs=2 if args.quick else 4)
-    print("\n4. Normalization bandwidth, forward + backward")
-    norm_bandwidth(device, repeats=5 if args.quick else 20)
-    print("\nall checks passed" if not failures else f"\nFAILED: {failures}")
+    device = torch.device("cpu") if args.smoke else torch.device("cuda", 0)
+    card = ("cpu" if args.smoke
+            else torch.cuda.get_device_name(device).removeprefix("NVIDIA ").replace(" ", "-"))
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        failures = run_checks(device, "smoke" if args.smoke else "quick" if args.quick else "full", args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"gpu_check-{card}-{dt.date.today().strftime('%Y%m%d')}.txt"
+    path.write_text(tee.kept.getvalue())
+    print(f"wrote {path}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def run_checks(device, mode, args) -> list[str]:
+    on_gpu = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if on_gpu else "the CPU (smoke run)"
+    print(f"gpu_check on {name}, torch {torch.__version__}, lamina {lamina.__version__}, "
+          f"{dt.datetime.now():%Y-%m-%d %H:%M}, load average {os.getloadavg()[0]:.2f}")
+    failures = []
+    # Parity compares arithmetic, not speed: TF32 would round matmuls and convolutions to 10 bits.
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    print("\n1. Parity, CPU vs GPU" + ("" if on_gpu else " (CPU vs CPU here: the code runs)"))
+    failures += check_parity(device)
+    if on_gpu:
+        print("\n2. Mixed precision and export on the GPU")
+        failures += check_precision_and_export(device)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # speed as users run it
+    print("\n3. Speed: train and predict, one process per framework (TF32 allowed)")
+    results = speed(device, mode, args.compile_backend, args.timeout)
+    print("\n4. Normalization bandwidth, forward + backward")
+    norm_bandwidth(device, repeats=2 if mode == "smoke" else 5 if mode == "quick" else 20,
+                   shapes=GPU_NORM_SHAPES if on_gpu else SMOKE_NORM_SHAPES)
+    print("\nall checks passed" if not failures else f"\nFAILED: {failures}")
+    jit = "lamina jit_compile=True"
+    print(ratio_line("predict lamina / best torch loop", results, "lamina", predict_rate))
+    print(ratio_line(f"predict {jit} / best torch loop", results, LAMINA_SWITCH, predict_rate))
+    print(ratio_line(f"fit {jit} / best torch loop", results, LAMINA_SWITCH, fit_rate))
+    print(ratio_line("fit lamina / best torch loop", results, "lamina", fit_rate))
+    return failures
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ jobs (a fresh model for each, from the workload's shared initial weights), times
 prediction, and prints one JSON object on stdout (anything the frameworks print goes to stderr).
 
 Spec keys: framework, module (under bench.frameworks), model, jobs (a list of {batch_size, n,
-epochs}), threads, initial_loss (bool), predict_calls (0: no latency), plus the framework
-options (lamina_compile, compile_backend).
+epochs}), threads, initial_loss (bool), predict_calls (0: no latency), predict_all (optional
+{n, batch_size, repeats}: seconds of predicting n samples in batches, the first call untimed),
+plus the framework options (lamina_compile, compile_backend, device: the torch loop's device).
 """
 
 from __future__ import annotations
@@ -51,6 +52,31 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
+def predict_seconds(runner, x, batch_size, repeats) -> list[float]:
+    runner.predict_all(x, batch_size)  # compilation, warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        runner.predict_all(x, batch_size)  # numpy out: the work is done when it returns
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def accelerator() -> dict:
+    """Where the framework ran ("cuda", "gpu", "cpu") and its accelerator's peak memory (MiB)."""
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        device = jax.devices()[0]
+        stats = device.memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+        return {"device": device.platform, "peak_device_mb": None if peak is None else peak / 2**20}
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return {"device": "cuda", "peak_device_mb": torch.cuda.max_memory_allocated() / 2**20}
+    return {"device": "cpu", "peak_device_mb": None}
+
+
 def versions() -> dict:
     found = {}
     for name in ("lamina", "torch", "keras", "jax", "numpy"):
@@ -78,6 +104,12 @@ def run(spec: dict) -> dict:
         if spec.get("initial_loss") and "initial_loss" not in result:
             result["initial_loss"] = runner.initial_loss(x[:256], y[:256])
         result["jobs"].append({**job, "epoch_seconds": runner.train(x, y, job["batch_size"], job["epochs"])})
+    if spec.get("predict_all"):
+        job = spec["predict_all"]
+        runner = runner or framework.make_runner(spec["framework"], workload, weights, spec)
+        x = workloads.dataset(workload, job["n"])[0]
+        seconds = predict_seconds(runner, x, job["batch_size"], job["repeats"])
+        result["predict_all"] = {**job, "seconds": seconds}
     if spec.get("predict_calls"):
         runner = runner or framework.make_runner(spec["framework"], workload, weights, spec)
         x1 = workloads.dataset(workload, 1)[0]
@@ -86,7 +118,7 @@ def run(spec: dict) -> dict:
     # The 1-minute load average as the worker ends: about `threads` when the machine was ours alone.
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result.update(peak_rss_mb=peak_rss_mb(), versions=versions(), threads=torch.get_num_threads(), cpus=cpus,
-                  load_average=load)
+                  load_average=load, **accelerator())
     return result
 
 

@@ -1,4 +1,5 @@
-"""The three reference workloads of the speed benchmark: architecture, data and initial weights.
+"""The three reference workloads of the speed benchmark: architecture, data and initial weights;
+and two larger models that only bench/gpu_check.py trains (`LARGER`).
 
 Every framework trains the same model on the same data from the same starting point: the data
 comes from one seeded numpy generator, and the initial weights are drawn here, once, in Keras'
@@ -24,6 +25,8 @@ FCN_BLOCKS = ((128, 8), (256, 5), (128, 3))  # (filters, kernel size)
 LSTM_UNITS = 64
 MLP_UNITS = 500
 MLP_DROPOUT = (0.1, 0.2, 0.2, 0.3)  # before each Dense, as in Wang et al. (2017)
+RESNET_BLOCKS = (64, 128, 128)  # filters of the zoo's ResNet (lamina.tsc.resnet), kernels 8, 5, 3
+CONV2D_FILTERS = (32, 64, 128)  # each: Conv2D 3x3 + BN + ReLU, then 2x2 max pooling
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,18 @@ WORKLOADS = {
 }
 
 
+# Larger models for the GPU check: launch-bound small models are not the whole story there.
+LARGER = {
+    "resnet": Workload("resnet", "ResNet of the zoo (3 residual blocks; 150x1)", (150, 1), 64),
+    "conv2d": Workload("conv2d", "Conv2D classifier (3 x Conv+BN+ReLU+pool; 32x32x3)", (32, 32, 3), 256),
+}
+
+
 def get(name: str) -> Workload:
-    if name not in WORKLOADS:
-        raise ValueError(f"Unknown model {name!r}; choose from {sorted(WORKLOADS)}.")
-    return WORKLOADS[name]
+    found = WORKLOADS.get(name) or LARGER.get(name)
+    if found is None:
+        raise ValueError(f"Unknown model {name!r}; choose from {sorted(WORKLOADS | LARGER)}.")
+    return found
 
 
 def dataset(workload: Workload, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,8 +75,11 @@ def _glorot(rng, shape) -> np.ndarray:
     return rng.uniform(-limit, limit, size=shape).astype(np.float32)
 
 
-def initial_weights(workload: Workload) -> list[np.ndarray]:
-    """The starting weights in Keras' `get_weights()` order and shapes."""
+def initial_weights(workload: Workload) -> list[np.ndarray] | None:
+    """The starting weights in Keras' `get_weights()` order and shapes; None for the `LARGER`
+    models, which each framework initializes itself (they are timed, not compared)."""
+    if workload.name in LARGER:
+        return None
     rng = np.random.default_rng(SEED + 2)
     weights = []
     if workload.name == "fcn":
@@ -95,8 +109,16 @@ def keras_style_model(api, workload: Workload):
     """The workload as a Sequential model of `api` (the `keras` or the `lamina` module): the same
     code builds both, which is the point of lamina."""
     layers = api.layers
+    if workload.name == "resnet":
+        return _resnet(api, workload)
     stack = [layers.Input(workload.input_shape)]
-    if workload.name == "fcn":
+    if workload.name == "conv2d":
+        for filters in CONV2D_FILTERS:
+            stack += [layers.Conv2D(filters, 3, padding="same"),
+                      layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON),
+                      layers.Activation("relu"), layers.MaxPooling2D(2)]
+        stack.append(layers.GlobalAveragePooling2D())
+    elif workload.name == "fcn":
         for filters, kernel in FCN_BLOCKS:
             stack += [layers.Conv1D(filters, kernel, padding="same"),
                       layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON),
@@ -110,3 +132,26 @@ def keras_style_model(api, workload: Workload):
         stack.append(layers.Dropout(MLP_DROPOUT[-1]))
     stack.append(layers.Dense(workload.classes, activation="softmax"))
     return api.Sequential(stack)
+
+
+def _resnet(api, workload: Workload):
+    """lamina.tsc.resnet's architecture in Keras' functional API: per block Conv 8/5/3 + BN (ReLU
+    after the first two), a shortcut (Conv1D(1) + BN where the channel count changes, else BN),
+    the sum through a ReLU; then global average pooling and softmax."""
+    layers = api.layers
+
+    def bn():
+        return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
+
+    inp = layers.Input(workload.input_shape)
+    h, channels = inp, workload.input_shape[-1]
+    for filters in RESNET_BLOCKS:
+        y = h
+        for kernel in (8, 5):
+            y = layers.Activation("relu")(bn()(layers.Conv1D(filters, kernel, padding="same")(y)))
+        y = bn()(layers.Conv1D(filters, 3, padding="same")(y))
+        shortcut = h if channels == filters else layers.Conv1D(filters, 1, padding="same")(h)
+        h = layers.Activation("relu")(layers.Add()([y, bn()(shortcut)]))
+        channels = filters
+    out = layers.Dense(workload.classes, activation="softmax")(layers.GlobalAveragePooling1D()(h))
+    return api.Model(inp, out)

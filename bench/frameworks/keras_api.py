@@ -36,7 +36,8 @@ class FitRunner:
         self.api = api
         api.utils.set_random_seed(workloads.SEED)
         self.model = workloads.keras_style_model(api, workload)
-        self.model.set_weights(weights)
+        if weights is not None:
+            self.model.set_weights(weights)
         self.model.compile(optimizer=api.optimizers.Adam(workloads.LEARNING_RATE),
                            loss="sparse_categorical_crossentropy", **compile_kwargs)
 
@@ -47,3 +48,6 @@ class FitRunner:
         timer = epoch_timer(self.api.callbacks.Callback)
         self.model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[timer])
         return timer.seconds
+
+    def predict_all(self, x, batch_size):
+        return self.model.predict(x, batch_size=batch_size, verbose=0)

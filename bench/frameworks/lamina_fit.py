@@ -20,4 +20,8 @@ class LaminaRunner(FitRunner):
 
 
 def make_runner(framework_id, workload, weights, options):
+    if options.get("compile_backend"):  # what jit_compile=True compiles with, as the torch.compile row
+        from lamina.models import compiled
+
+        compiled.BACKEND = options["compile_backend"]
     return LaminaRunner(lamina, workload, weights, **options.get("lamina_compile", {}))

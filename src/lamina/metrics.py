@@ -99,8 +99,11 @@ class Mean(Metric):
         self.reset_state()
 
     def reset_state(self):
-        self.total = torch.zeros((), dtype=torch.float64)
-        self.count = torch.zeros((), dtype=torch.float64)
+        # On the device the state is on: a compiled step (jit_compile=True) would otherwise see
+        # a CPU state at each epoch's start and compile a graph for it.
+        device = self.total.device if hasattr(self, "total") else None
+        self.total = torch.zeros((), dtype=torch.float64, device=device)
+        self.count = torch.zeros((), dtype=torch.float64, device=device)
 
     def update_state(self, values, sample_weight=None):
         values = torch.as_tensor(values).detach()
@@ -111,8 +114,10 @@ class Mean(Metric):
             self.count += values.numel()
             return
         if values.ndim == 0 and isinstance(sample_weight, (int, float)):
-            # A batch's mean loss weighted by its size, every training step: two small ops, not five.
-            self.total.add_(values, alpha=sample_weight)
+            # A batch's mean loss weighted by its size, every training step: three small ops, not
+            # five. Not `total.add_(values, alpha=...)`: torch.compile (2.13) drops that update of a
+            # float64 scalar on the CPU (its analysis restarts and loses the in-place call).
+            self.total += values * sample_weight
             self.count += sample_weight
             return
         w = torch.as_tensor(sample_weight, device=values.device).to(values.dtype)

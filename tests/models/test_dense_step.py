@@ -78,7 +78,7 @@ def test_fit_matches_autograd_step(case, fused_steps, rng):
     spec = CASES[case]
     x, y = data(rng, x_shape=spec.get("x_shape"))
     loss = spec.get("loss", lambda: None)
-    ours = train(spec["build"], x, y, True, loss=loss())
+    ours = train(spec["build"], x, y, "auto", loss=loss())
     assert len(fused_steps) == 2 * 3
     theirs = train(spec["build"], x, y, False, loss=loss())
     assert len(fused_steps) == 2 * 3

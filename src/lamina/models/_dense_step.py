@@ -17,12 +17,13 @@ into it as a post-op; the same dropout masks, drawn from the same generators in 
 order), then the model's optimizer steps as usual. Measured on a 2-core AMD EPYC: the bench MLP
 (Dropout + Dense 500 x3, batch 32) 28-29k -> 36-40k samples/s in one process.
 
-`compile(jit_compile="auto")` (the default, as in Keras) or `jit_compile=True` lets `fit` use it
-whenever the model is exactly such a chain (a Sequential, or a functional Model of one chain
-of layer calls, such as `lamina.tsc.mlp`) and the batch is plain; anything else takes the
-autograd step, as does `jit_compile=False`: other layers or activations, regularizers, frozen
-weights, hooks, other losses or loss options, sample or class weights, mixed precision,
-data-parallel training, other devices or dtypes, or a machine without the dropout kernel.
+`compile(jit_compile="auto")` (the default, as in Keras) lets `fit` use it whenever the model is
+exactly such a chain (a Sequential, or a functional Model of one chain of layer calls, such as
+`lamina.tsc.mlp`) and the batch is plain; anything else takes the autograd step, as do
+`jit_compile=False` and `jit_compile=True` (which compiles it with torch.compile): other layers
+or activations, regularizers, frozen weights, hooks, other losses or loss options, sample or
+class weights, mixed precision, data-parallel training, other devices or dtypes, or a machine
+without the dropout kernel.
 """
 
 from __future__ import annotations

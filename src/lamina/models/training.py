@@ -3,7 +3,8 @@
 The step is a method of the model, as in Keras: `fit` calls `self.train_step(data)` for each
 batch, `evaluate` calls `self.test_step(data)`, `predict` calls `self.predict_step(data)`; the
 methods here are the defaults, and a subclass's override always runs instead. Faster routes (the
-hand-derived Dense step) are chosen inside the default steps only.
+hand-derived Dense step, the torch.compile'd forward of `compile(jit_compile=True)`) are chosen
+inside the default steps only.
 
 Per step: forward, loss, backward, optimizer step, metric update — all on the device, with no
 value read back to the host; logs are read only when the progress bar refreshes or an epoch ends.
@@ -12,8 +13,8 @@ value read back to the host; logs are read only when the progress bar refreshes 
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
+import warnings
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 
@@ -26,7 +27,9 @@ from lamina import losses as losses_mod
 from lamina import metrics as metrics_mod
 from lamina.callbacks import CallbackList, History
 from lamina.data.adapters import adapt, checked_batch_size, checked_class_weight, checked_tensors
+from lamina.data.prefetch import prefetched
 from lamina.layers.base import Layer, any_layer_adds_losses, state_updates_disabled
+from lamina.models import compiled
 from lamina.models._dense_step import DenseStackStep
 from lamina.models.compile_metrics import CompileMetrics, output_metrics
 from lamina.utils import tree
@@ -122,11 +125,15 @@ class Trainer:
         self._grad_scaler = None
         self._data_parallel = None
         self._jit_compile = "auto"
+        self._compiled_steps = None  # compiled.CompiledSteps, made by _place under jit_compile=True
         self._dense_step = None  # set by fit when the model allows it (_dense_step.py)
         self._loss_arg = self._loss_weights_arg = self._metrics_arg = self._weighted_metrics_arg = None
         self._loss_tracker = self._compile_metrics = None
         self._output_loss_trackers = []
         self._regularized = None  # (layer, weight name, regularizer), found once per fit
+        # Found once, as Keras does: a compiled step (jit_compile=True) then reads an attribute
+        # where a cached signature lookup would make torch.compile warn.
+        self._compute_loss_takes_training = _takes_training(type(self).compute_loss)
 
     # ----------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -143,19 +150,27 @@ class Trainer:
                 of lists or a dict for several outputs. Not weighted by `sample_weight` or
                 `class_weight` (as in Keras).
             weighted_metrics: as `metrics`, weighted by `sample_weight` and `class_weight`.
-            jit_compile: "auto" (default) or True lets `fit` run a step whose gradients are
-                derived by hand where the model allows it (a Sequential of Dense and Dropout
-                layers with sparse categorical cross-entropy on the CPU; see
-                `lamina/models/_dense_step.py`), else autograd's step; False always takes
-                autograd's step.
-            run_eagerly, steps_per_execution, auto_scale_loss: accepted so that Keras code runs
-                unchanged; lamina always runs eagerly, one step at a time (see README "Speed"),
-                and scales float16 losses itself.
+            jit_compile: True runs the default train, test and predict steps' forward pass, loss
+                and metric updates through torch.compile (its backward with it; see
+                `lamina/models/compiled.py`); a `train_step` you override runs as written.
+                "auto" (default) stays eager, as Keras' torch backend does, and lets `fit` run a
+                step whose gradients are derived by hand where the model allows it (a Sequential
+                of Dense and Dropout layers with sparse categorical cross-entropy on the CPU; see
+                `lamina/models/_dense_step.py`); False always takes autograd's eager step.
+            run_eagerly: True turns `jit_compile=True` off (with a warning), as in Keras.
+            steps_per_execution, auto_scale_loss: accepted so that Keras code runs unchanged;
+                lamina runs one step at a time (see README "Speed"), and scales float16 losses
+                itself.
         """
         if jit_compile not in (True, False, "auto"):
             raise ValueError(f"compile: `jit_compile` must be True, False or 'auto'. Received: "
                              f"jit_compile={jit_compile!r}")
+        if jit_compile is True and run_eagerly:
+            warnings.warn("compile: `run_eagerly=True` turns `jit_compile=True` off; the steps run "
+                          "eagerly.", stacklevel=2)
+            jit_compile = False
         self._jit_compile = jit_compile
+        self._compiled_steps = None
         self.optimizer = optimizers.get(optimizer)
         self._loss_arg, self._loss_weights_arg = loss, loss_weights
         self._metrics_arg, self._weighted_metrics_arg = metrics, weighted_metrics
@@ -335,6 +350,9 @@ class Trainer:
             if self.optimizer is not None and self.optimizer.built:
                 # torch's load_state_dict moves the optimizer's state to its parameters' device.
                 self.optimizer.torch_optimizer.load_state_dict(self.optimizer.torch_optimizer.state_dict())
+        steps = self._compiled_steps
+        if compiled.wanted(self._jit_compile, target) and (steps is None or steps.device != target):
+            self._compiled_steps = compiled.CompiledSteps(self, target)
         return target
 
     def _autocast(self):
@@ -381,7 +399,7 @@ class Trainer:
     def _step_loss(self, x, y, y_pred, sample_weight, training):
         """`compute_loss` as the default steps call it, also where a subclass overrides it with
         the signature from before Keras 3.3, which has no `training` argument."""
-        if _takes_training(type(self).compute_loss):
+        if self._compute_loss_takes_training:
             return self.compute_loss(x, y, y_pred, sample_weight, training=training)
         return self.compute_loss(x, y, y_pred, sample_weight)
 
@@ -411,9 +429,17 @@ class Trainer:
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with a batch and return the logs (Keras'
         `compute_metrics`): a mapping of every metric's result, read when looked at."""
+        self._update_compiled_metrics(y, y_pred, sample_weight)
+        return LazyLogs(self.get_metrics_result)
+
+    def _update_compiled_metrics(self, y, y_pred, sample_weight):
         if self._compile_metrics is not None and y is not None:
             self._compile_metrics.update_state(y, y_pred, sample_weight)
-        return LazyLogs(self.get_metrics_result)
+
+    def _metrics_in_forward(self) -> bool:
+        """Whether `_forward_metrics` updates the compiled metrics: unless a subclass overrides
+        `compute_metrics`, which the default steps then call after it."""
+        return type(self).compute_metrics is Trainer.compute_metrics
 
     # ----------------------------------------------------------------- the default steps
     def train_step(self, data):
@@ -429,35 +455,54 @@ class Trainer:
             total, y_pred = fused(x, y)
             self._loss_tracker.update_state(total.detach(), sample_weight=x.shape[0])
             return self.compute_metrics(x, y, y_pred, None)
-        parallel = self._data_parallel
-        with self._autocast():
-            y_pred = self(x) if parallel is None else parallel.wrapper(x)
-            total = self._step_loss(x, y, y_pred, sample_weight, training=True)
+        total, y_pred = self._step_forward(x, y, sample_weight, training=True)
         if not self.optimizer.built:  # a model whose weights its first step created
             self.optimizer.build(self.parameters())
         self.optimizer.zero_grad()
+        parallel = self._data_parallel
         objective = total if parallel is None else total * parallel.share
         if self._grad_scaler is not None:
             objective = self._grad_scaler.scale(objective)
         objective.backward()
         self.optimizer.step(self._grad_scaler)
-        self._loss_tracker.update_state(total.detach(), sample_weight=_batch_size(x))
-        return self.compute_metrics(x, y, y_pred, sample_weight)
+        return self._step_logs(x, y, y_pred, sample_weight)
 
     def test_step(self, data):
         """One evaluation step on a batch (no gradients): loss and metrics. `evaluate` and fit's
         validation call it; override it to customize them."""
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        with self._autocast():
-            y_pred = self(x)
-            total = self._step_loss(x, y, y_pred, sample_weight, training=False)
-        self._loss_tracker.update_state(total.detach(), sample_weight=_batch_size(x))
-        return self.compute_metrics(x, y, y_pred, sample_weight)
+        _, y_pred = self._step_forward(x, y, sample_weight, training=False)
+        return self._step_logs(x, y, y_pred, sample_weight)
 
     def predict_step(self, data):
         """The model's outputs for a batch. `predict` calls it; override it to customize."""
         x, _, _ = unpack_x_y_sample_weight(data)
-        return self(x)
+        steps = self._compiled_steps
+        return self(x) if steps is None else steps.predict(x)
+
+    def _step_forward(self, x, y, sample_weight, training):
+        steps = self._compiled_steps
+        if steps is None:
+            return self._forward_metrics(x, y, sample_weight, training)
+        return steps.forward_metrics(x, y, sample_weight, training)
+
+    def _forward_metrics(self, x, y, sample_weight, training):
+        """The forward pass, the loss, and the updates of the loss tracker and (see
+        `_metrics_in_forward`) the compiled metrics: the part of the default steps that
+        `compile(jit_compile=True)` runs through torch.compile. Returns the loss and outputs."""
+        parallel = self._data_parallel if training else None
+        with self._autocast():
+            y_pred = self(x) if parallel is None else parallel.wrapper(x)
+            total = self._step_loss(x, y, y_pred, sample_weight, training=training)
+        self._loss_tracker.update_state(total.detach(), sample_weight=_batch_size(x))
+        if self._metrics_in_forward():
+            self._update_compiled_metrics(y, y_pred, sample_weight)
+        return total, y_pred
+
+    def _step_logs(self, x, y, y_pred, sample_weight):
+        if self._metrics_in_forward():
+            return LazyLogs(self.get_metrics_result)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
 
     # ----------------------------------------------------------------- preparing
     def _prepare(self, data, y_full=None, training=True, device=None):
@@ -545,8 +590,8 @@ class Trainer:
         self._grad_scaler = self._grad_scaler or self.dtype_policy.grad_scaler(self._device().type)
         parallel = self._data_parallel = distributed.setup(self)
         # The hand-derived step, where the model allows it (never under data parallelism).
-        self._dense_step = (DenseStackStep.for_model(self) if self._jit_compile and self._outputs_spec
-                            else None)
+        self._dense_step = (DenseStackStep.for_model(self)
+                            if self._jit_compile == "auto" and self._outputs_spec else None)
         try:
             return self._fit_epochs(data, val, parallel, epochs, verbose, callbacks, initial_epoch,
                                     steps_per_epoch, validation_steps, validation_freq)
@@ -582,7 +627,7 @@ class Trainer:
             cbs.on_epoch_begin(epoch, {})
             self.train()
             step_logs = None
-            for step, batch in enumerate(data):
+            for step, batch in enumerate(prefetched(data, device)):
                 if steps_per_epoch and step >= steps_per_epoch:
                     break
                 if step < skip_steps:
@@ -634,7 +679,7 @@ class Trainer:
         cbs.on_test_begin({})
         step_logs = None
         with torch.no_grad(), state_updates_disabled(), self._modes(False):
-            for step, batch in enumerate(data):
+            for step, batch in enumerate(prefetched(data, self._device())):
                 if steps and step >= steps:
                     break
                 if cbs.wants("on_test_batch_begin"):
@@ -669,11 +714,11 @@ class Trainer:
 
     def _predict_batches(self, x, batch_size, steps=None):
         data = adapt(x, batch_size=batch_size)
-        self._place()
-        for step, (xb, _, _) in enumerate(data):
+        device = self._place()
+        for step, (xb, _, _) in enumerate(prefetched(data, device)):
             if steps and step >= steps:
                 break
-            yield self._to_device(xb)
+            yield self._to_device(xb, device)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None,
                 training=False):
@@ -787,7 +832,6 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
 
-@functools.cache
 def _takes_training(function) -> bool:
     parameters = inspect.signature(function).parameters
     return "training" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
