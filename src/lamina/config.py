@@ -21,8 +21,10 @@ import torch
 
 from lamina.mixed_precision import global_policy as dtype_policy
 from lamina.mixed_precision import set_global_policy as set_dtype_policy
+from lamina.threads import get_num_threads, set_num_threads
 
-__all__ = ["set_device", "get_device", "resolve_device", "placement", "set_dtype_policy", "dtype_policy"]
+__all__ = ["set_device", "get_device", "resolve_device", "placement", "set_dtype_policy", "dtype_policy",
+           "set_num_threads", "get_num_threads"]
 
 _chosen: torch.device | None = None
 

@@ -1,0 +1,236 @@
+"""How many threads torch computes with inside lamina's loops (`fit`, `evaluate`, `predict`).
+
+torch's CPU ops run on an OpenMP thread pool (libgomp in torch's Linux wheels), and so do
+lamina's compiled kernels, which share that pool. Its threads wait for each other at the end of
+every parallel op by spinning on their core for a few milliseconds before sleeping (libgomp's
+default when `OMP_WAIT_POLICY` is unset). When another process keeps one of those cores busy,
+the thread scheduled there runs only in turns, and its partners spin through every op waiting
+for it: measured on a 2-core machine with a competing process, the bench MLP's `fit` ran at
+about 560 samples/s with 2 threads against 5,500 with 1. The wait policy is read once, when
+torch loads libgomp, so nothing lamina does after `import torch` can change it; the number of
+threads it can.
+
+So inside its loops lamina picks the count itself, and puts the user's back afterwards:
+
+- at most the CPUs this process may use: its CPU affinity, and the cgroup CPU quota of a
+  container (a `--cpus=2` container on a 64-core host gets 2), and at most
+  `torch.get_num_threads()` as the loop starts (the user's setting, or torch's default);
+- on the CPU, the loop's own steps decide: after one warm-up step it times a few steps at each
+  candidate count (that ceiling, one less, half, one) and runs on at the fastest, and probes
+  again every `REPROBE_SECONDS` of the loop, since the machine's load changes. A probe costs a
+  few steps at the slower counts; a step at a count that collapses is what it saves.
+
+`set_num_threads(n)` (or the environment variable `LAMINA_NUM_THREADS=n`) fixes the count lamina's
+loops run at instead, with no probing; `set_num_threads(None)` (or `LAMINA_NUM_THREADS=auto`)
+restores the automatic choice. Code outside lamina's loops, and torch's setting itself, are never
+changed. A user who owns the whole machine's scheduling can also start Python with
+`OMP_WAIT_POLICY=PASSIVE` (threads sleep at once instead of spinning: with a competing process,
+8,700 samples/s on the MLP above at 2 threads); lamina does not set it, since it is process-wide
+and must be set before torch is imported.
+
+Example:
+    >>> lamina.config.set_num_threads(4)      # lamina's loops always run 4 threads
+    >>> lamina.config.set_num_threads(None)   # back to the automatic choice
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+__all__ = ["set_num_threads", "get_num_threads", "available_cpus", "loop_threads"]
+
+REPROBE_SECONDS = 30.0
+SAMPLES = 3  # timed steps per candidate count; the median counts, so one preempted step does not
+SLOWER = 3.0  # a step this many times slower than the best count's median ends its count's trial
+
+_fixed: int | None = None
+
+
+def set_num_threads(n: int | None) -> None:
+    """Run lamina's loops at `n` threads (an int >= 1), or choose automatically (None).
+
+    Args:
+        n: the number of threads, or None for the automatic choice (the default): the CPUs this
+            process may use, lowered where the loop's first steps run faster on fewer.
+
+    Raises:
+        ValueError: `n` is not a positive int or None.
+    """
+    global _fixed
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"set_num_threads: `n` must be a positive int or None. Received: n={n!r}")
+    _fixed = n
+
+
+def get_num_threads() -> int | None:
+    """The count set by `set_num_threads` or `LAMINA_NUM_THREADS`; None: chosen automatically."""
+    if _fixed is not None:
+        return _fixed
+    value = os.environ.get("LAMINA_NUM_THREADS", "auto").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"LAMINA_NUM_THREADS must be a positive integer or 'auto'. Received: {value!r}")
+    return int(value)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+@functools.cache  # read once: a container's quota is fixed while it runs
+def _cgroup_quota(proc=Path("/proc/self/cgroup"), root=Path("/sys/fs/cgroup")) -> float | None:
+    """The smallest CPU quota (in CPUs) of this process's cgroup and its parents, or None."""
+    try:
+        lines = proc.read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # cgroup v2: "max 100000" or "200000 100000" in cpu.max
+            files = [(d / "cpu.max", None) for d in _dirs(root, path)]
+        elif "cpu" in controllers.split(","):  # v1: cfs quota and period, -1 for none
+            files = [(d / "cpu.cfs_quota_us", d / "cpu.cfs_period_us")
+                     for d in _dirs(root / controllers, path)]
+        else:
+            continue
+        for first, period in files:
+            try:
+                fields = first.read_text().split()
+                if period is not None:
+                    fields.append(period.read_text().strip())
+            except OSError:
+                continue
+            if fields[0] not in ("max", "-1") and float(fields[1]) > 0:
+                quotas.append(float(fields[0]) / float(fields[1]))
+    return min(quotas) if quotas else None
+
+
+def _dirs(root: Path, path: str) -> list:
+    """`root`/`path` and its parents up to `root` (a container often sees only `root` itself)."""
+    here = root / path.lstrip("/")
+    return [here, *[p for p in here.parents if p.is_relative_to(root)]]
+
+
+def candidates(ceiling: int) -> list[int]:
+    """The counts a probe tries, in this order: one (never collapses), half the cores, all but
+    one (the rest left to a competing process), all."""
+    return sorted({c for c in (ceiling, ceiling - 1, ceiling // 2, 1) if c >= 1})
+
+
+class _Probe:
+    """Chooses the count from the loop's steps, each timed between `begin()` and `end()`."""
+
+    def __init__(self, ceiling: int):
+        self.counts = candidates(ceiling)
+        self.queue = []  # the counts this probe has still to try
+        self.times = {}  # count -> the times of its steps in this probe
+        self.count = None  # the count on trial, None between probes
+        self.warming = False  # the step after a switch: the pool resizes, caches refill
+        self.started = self.next_probe = None
+
+    def begin(self) -> None:
+        now = time.perf_counter()
+        if self.next_probe is None:  # the loop's first step, a warm-up: timed by nobody
+            self.next_probe = now
+        elif self.count is None and now >= self.next_probe:
+            self.queue, self.times = list(self.counts), {}
+            self._try_next()
+        self.started = time.perf_counter()
+
+    def end(self) -> None:
+        if self.count is None:
+            return
+        elapsed = time.perf_counter() - self.started
+        done = [statistics.median(t) for t in self.times.values() if len(t) == SAMPLES]
+        if done and elapsed > SLOWER * min(done):
+            del self.times[self.count]  # a count that collapses costs one step, not SAMPLES
+            self._try_next()
+        elif self.warming:
+            self.warming = False
+        else:
+            self.times[self.count].append(elapsed)
+            if len(self.times[self.count]) == SAMPLES:
+                self._try_next()
+
+    def _try_next(self) -> None:
+        if self.queue:
+            self.count, self.warming = self.queue.pop(0), True
+            self.times[self.count] = []
+            torch.set_num_threads(self.count)
+            return
+        chosen = min(self.times, key=lambda count: statistics.median(self.times[count]))
+        torch.set_num_threads(chosen)
+        self.count, self.next_probe = None, time.perf_counter() + REPROBE_SECONDS
+        _remember(chosen)
+
+
+_last = (None, 0.0)  # the count the last probe chose in this process, and when
+
+
+def _remember(count: int) -> None:
+    global _last
+    _last = (count, time.perf_counter())
+
+
+def _recent_choice(ceiling: int) -> int:
+    """Where a loop starts: the last probe's count if it is recent (a busy machine is likely still
+    busy), else the ceiling."""
+    count, when = _last
+    return min(ceiling, count) if count and time.perf_counter() - when < REPROBE_SECONDS else ceiling
+
+
+_local = threading.local()  # whether a loop runs in this thread, and its probe
+
+
+@contextlib.contextmanager
+def loop_threads(device: torch.device):
+    """Run one of lamina's loops at the chosen thread count, and restore torch's setting after
+    it; its steps, wrapped in `timed_step()`, choose the count (on the CPU). A loop inside a loop
+    (fit's validation) runs at the outer loop's count, and its steps are not timed."""
+    if getattr(_local, "active", False):
+        saved, _local.probe = _local.probe, None
+        try:
+            yield
+        finally:
+            _local.probe = saved
+        return
+    user = torch.get_num_threads()
+    fixed = get_num_threads()
+    ceiling = fixed or min(user, available_cpus())
+    probe = _Probe(ceiling) if fixed is None and device.type == "cpu" and ceiling > 1 else None
+    torch.set_num_threads(ceiling if fixed else _recent_choice(ceiling))
+    _local.active, _local.probe = True, probe
+    try:
+        yield
+    finally:
+        _local.active, _local.probe = False, None
+        torch.set_num_threads(user)
+
+
+class timed_step:
+    """`with timed_step():` around one step of a loop run under `loop_threads`."""
+
+    __slots__ = ("probe",)
+
+    def __enter__(self):
+        self.probe = getattr(_local, "probe", None)
+        if self.probe is not None:
+            self.probe.begin()
+
+    def __exit__(self, kind, *_):
+        if self.probe is not None and kind is None:
+            self.probe.end()
