@@ -15,7 +15,6 @@ class Clock:
     def __init__(self, monkeypatch, cost):
         self.now, self.cost = 1000.0, cost
         monkeypatch.setattr(threads.time, "perf_counter", lambda: self.now)
-        monkeypatch.setattr(threads, "_last", (None, 0.0))
 
     def steps(self, probe, n):
         counts = []
@@ -100,7 +99,6 @@ def model_and_data():
 @pytest.fixture
 def automatic(monkeypatch):
     monkeypatch.delenv("LAMINA_NUM_THREADS", raising=False)
-    monkeypatch.setattr(threads, "_last", (None, 0.0))
     yield
     threads.set_num_threads(None)
 
@@ -144,3 +142,20 @@ def test_bad_counts_are_refused(bad, automatic, monkeypatch):
     monkeypatch.setenv("LAMINA_NUM_THREADS", "many")
     with pytest.raises(ValueError, match="LAMINA_NUM_THREADS"):
         threads.get_num_threads()
+
+
+def test_single_sample_predict_calls_probe_across_calls(automatic, monkeypatch):
+    clock = Clock(monkeypatch, {1: 0.010, 2: 0.400})
+    model, x, _ = model_and_data()
+    torch.set_num_threads(2)
+    counts, real = [], model.predict_step
+
+    def step(data):
+        counts.append(torch.get_num_threads())
+        clock.now += clock.cost[counts[-1]]
+        return real(data)
+
+    model.predict_step = step
+    for _ in range(12):
+        model.predict(x[:1], verbose=0)
+    assert counts[-4:] == [1] * 4 and torch.get_num_threads() == 2

@@ -16,9 +16,11 @@ So inside its loops lamina picks the count itself, and puts the user's back afte
   container (a `--cpus=2` container on a 64-core host gets 2), and at most
   `torch.get_num_threads()` as the loop starts (the user's setting, or torch's default);
 - on the CPU, the loop's own steps decide: after one warm-up step it times a few steps at each
-  candidate count (that ceiling, one less, half, one) and runs on at the fastest, and probes
-  again every `REPROBE_SECONDS` of the loop, since the machine's load changes. A probe costs a
-  few steps at the slower counts; a step at a count that collapses is what it saves.
+  candidate count (one, half the ceiling, one less, the ceiling) and runs on at the fastest, and
+  probes again every `REPROBE_SECONDS`, since the machine's load changes. A count whose step is
+  `SLOWER` times the best's is dropped after that one step, so a probe costs a few steps; a
+  step at a count that collapses is what it saves. Each model keeps its probe for each kind of
+  loop from call to call, so single-sample `predict` calls probe across calls.
 
 `set_num_threads(n)` (or the environment variable `LAMINA_NUM_THREADS=n`) fixes the count lamina's
 loops run at instead, with no probing; `set_num_threads(None)` (or `LAMINA_NUM_THREADS=auto`)
@@ -42,6 +44,7 @@ import os
 import statistics
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import torch
@@ -135,7 +138,7 @@ class _Probe:
     """Chooses the count from the loop's steps, each timed between `begin()` and `end()`."""
 
     def __init__(self, ceiling: int):
-        self.counts = candidates(ceiling)
+        self.ceiling, self.chosen, self.counts = ceiling, ceiling, candidates(ceiling)
         self.queue = []  # the counts this probe has still to try
         self.times = {}  # count -> the times of its steps in this probe
         self.count = None  # the count on trial, None between probes
@@ -172,35 +175,25 @@ class _Probe:
             self.times[self.count] = []
             torch.set_num_threads(self.count)
             return
-        chosen = min(self.times, key=lambda count: statistics.median(self.times[count]))
-        torch.set_num_threads(chosen)
+        self.chosen = min(self.times, key=lambda count: statistics.median(self.times[count]))
+        torch.set_num_threads(self.chosen)
         self.count, self.next_probe = None, time.perf_counter() + REPROBE_SECONDS
-        _remember(chosen)
 
 
-_last = (None, 0.0)  # the count the last probe chose in this process, and when
-
-
-def _remember(count: int) -> None:
-    global _last
-    _last = (count, time.perf_counter())
-
-
-def _recent_choice(ceiling: int) -> int:
-    """Where a loop starts: the last probe's count if it is recent (a busy machine is likely still
-    busy), else the ceiling."""
-    count, when = _last
-    return min(ceiling, count) if count and time.perf_counter() - when < REPROBE_SECONDS else ceiling
+# A model's probes, one per kind of loop (their steps differ), kept from call to call: predict
+# called on one sample at a time probes across its calls.
+_probes = weakref.WeakKeyDictionary()
 
 
 _local = threading.local()  # whether a loop runs in this thread, and its probe
 
 
 @contextlib.contextmanager
-def loop_threads(device: torch.device):
-    """Run one of lamina's loops at the chosen thread count, and restore torch's setting after
-    it; its steps, wrapped in `timed_step()`, choose the count (on the CPU). A loop inside a loop
-    (fit's validation) runs at the outer loop's count, and its steps are not timed."""
+def loop_threads(model, kind: str, device: torch.device):
+    """Run one of `model`'s loops (`kind`: fit, evaluate, predict) at the chosen thread count, and
+    restore torch's setting after it; its steps, wrapped in `timed_step()`, choose the count (on
+    the CPU). A loop inside a loop (fit's validation) runs at the outer loop's count, and its
+    steps are not timed."""
     if getattr(_local, "active", False):
         saved, _local.probe = _local.probe, None
         try:
@@ -211,8 +204,13 @@ def loop_threads(device: torch.device):
     user = torch.get_num_threads()
     fixed = get_num_threads()
     ceiling = fixed or min(user, available_cpus())
-    probe = _Probe(ceiling) if fixed is None and device.type == "cpu" and ceiling > 1 else None
-    torch.set_num_threads(ceiling if fixed else _recent_choice(ceiling))
+    probe = None
+    if fixed is None and device.type == "cpu" and ceiling > 1:
+        kinds = _probes.setdefault(model, {})
+        if kind not in kinds or kinds[kind].ceiling != ceiling:
+            kinds[kind] = _Probe(ceiling)
+        probe = kinds[kind]
+    torch.set_num_threads(ceiling if probe is None else probe.count or probe.chosen)
     _local.active, _local.probe = True, probe
     try:
         yield

@@ -548,7 +548,7 @@ class Trainer:
         self._dense_step = (DenseStackStep.for_model(self) if self._jit_compile and self._outputs_spec
                             else None)
         try:
-            with threads.loop_threads(self._device()):
+            with threads.loop_threads(self, "fit", self._device()):
                 return self._fit_epochs(data, val, parallel, epochs, verbose, callbacks, initial_epoch,
                                         steps_per_epoch, validation_steps, validation_freq)
         finally:
@@ -636,7 +636,7 @@ class Trainer:
         cbs.on_test_begin({})
         step_logs = None
         with (torch.no_grad(), state_updates_disabled(), self._modes(False),
-              threads.loop_threads(self._device())):
+              threads.loop_threads(self, "evaluate", self._device())):
             for step, batch in enumerate(data):
                 if steps and step >= steps:
                     break
@@ -691,9 +691,10 @@ class Trainer:
         states = state_updates_disabled() if training else contextlib.nullcontext()
         one_batch = _one_batch(x, batch_size) if steps is None and not callbacks else None
         with (torch.inference_mode(), states, self._modes(bool(training)), self._autocast(),
-              threads.loop_threads(self._device())):
+              threads.loop_threads(self, "predict", self._device())):
             if one_batch is not None:  # the lean path of single-sample serving: no adapter, no concat
-                return self._predict_one(one_batch)
+                with threads.timed_step():
+                    return self._predict_one(one_batch)
             cbs = CallbackList(callbacks or [], self, {"steps": steps, "verbose": _resolve_verbose(verbose)})
             cbs.on_predict_begin({})
             outs = []
