@@ -159,3 +159,23 @@ def test_single_sample_predict_calls_probe_across_calls(automatic, monkeypatch):
     for _ in range(12):
         model.predict(x[:1], verbose=0)
     assert counts[-4:] == [1] * 4 and torch.get_num_threads() == 2
+
+
+def holders():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "lamina-omp-throttle"]
+
+
+@pytest.mark.skipif(threads._libgomp() is None, reason="torch does not run on libgomp here")
+def test_waits_are_throttled_only_inside_a_loop_and_not_against_the_users_wait_policy(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    with threads._waits_throttled(2):
+        assert len(holders()) == 1
+    assert holders() == []
+    with threads._waits_throttled(1):  # one thread waits for nobody
+        assert holders() == []
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with threads._waits_throttled(2):
+        assert holders() == []

@@ -7,28 +7,35 @@ default when `OMP_WAIT_POLICY` is unset). When another process keeps one of thos
 the thread scheduled there runs only in turns, and its partners spin through every op waiting
 for it: measured on a 2-core machine with a competing process, the bench MLP's `fit` ran at
 about 560 samples/s with 2 threads against 5,500 with 1. The wait policy is read once, when
-torch loads libgomp, so nothing lamina does after `import torch` can change it; the number of
-threads it can.
+torch loads libgomp, so lamina cannot change it after `import torch`. Two things it can do:
 
-So inside its loops lamina picks the count itself, and puts the user's back afterwards:
+- libgomp spins only ~100 times before sleeping whenever it manages more threads than the process
+  has CPUs (documented with GOMP_SPINCOUNT). While one of lamina's loops runs, a thread of its
+  own holds an idle pool just large enough for that, and exits with it when the loop ends
+  (`_waits_throttled`): the MLP above then ran at 1,450-10,400 samples/s at 2 threads, against
+  110-180 without (a machine loaded ~10 on 2 cores, so the spread is wide). Not where the user
+  set OMP_WAIT_POLICY or GOMP_SPINCOUNT.
+- it picks the count itself, and puts the user's back afterwards:
 
-- at most the CPUs this process may use: its CPU affinity, and the cgroup CPU quota of a
-  container (a `--cpus=2` container on a 64-core host gets 2), and at most
-  `torch.get_num_threads()` as the loop starts (the user's setting, or torch's default);
-- on the CPU, the loop's own steps decide: after one warm-up step it times a few steps at each
-  candidate count (one, half the ceiling, one less, the ceiling) and runs on at the fastest, and
-  probes again every `REPROBE_SECONDS`, since the machine's load changes. A count whose step is
-  `SLOWER` times the best's is dropped after that one step, so a probe costs a few steps; a
-  step at a count that collapses is what it saves. Each model keeps its probe for each kind of
-  loop from call to call, so single-sample `predict` calls probe across calls.
+  - at most the CPUs this process may use: its CPU affinity, and the cgroup CPU quota of a
+    container (a `--cpus=2` container on a 64-core host gets 2), and at most
+    `torch.get_num_threads()` as the loop starts (the user's setting, or torch's default);
+  - on the CPU, the loop's own steps decide: after one warm-up step it times a few steps at each
+    candidate count (one, half the ceiling, one less, the ceiling) and runs on at the fastest,
+    and probes again every `REPROBE_SECONDS`, since the machine's load changes. A count whose
+    step is `SLOWER` times the best's is dropped after that one step, so a probe costs a few
+    steps; a step at a count that collapses is what it saves. Each model keeps its probe for
+    each kind of loop from call to call, so single-sample `predict` calls probe across calls.
 
 `set_num_threads(n)` (or the environment variable `LAMINA_NUM_THREADS=n`) fixes the count lamina's
 loops run at instead, with no probing; `set_num_threads(None)` (or `LAMINA_NUM_THREADS=auto`)
 restores the automatic choice. Code outside lamina's loops, and torch's setting itself, are never
-changed. A user who owns the whole machine's scheduling can also start Python with
-`OMP_WAIT_POLICY=PASSIVE` (threads sleep at once instead of spinning: with a competing process,
-8,700 samples/s on the MLP above at 2 threads); lamina does not set it, since it is process-wide
-and must be set before torch is imported.
+changed. A user can also start Python with `OMP_WAIT_POLICY=PASSIVE` (threads sleep at once
+instead of spinning, everywhere: 8,700 samples/s on the MLP above at 2 threads); lamina does
+not set it, since it is process-wide and must be set before torch is imported.
+
+lamina's compiled kernels (`#pragma omp parallel num_threads(torch.get_num_threads())`, linked
+to the libgomp torch has loaded) run on the same pool, so they follow both.
 
 Example:
     >>> lamina.config.set_num_threads(4)      # lamina's loops always run 4 threads
@@ -38,10 +45,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import math
 import os
 import statistics
+import sys
 import threading
 import time
 import weakref
@@ -188,12 +197,61 @@ _probes = weakref.WeakKeyDictionary()
 _local = threading.local()  # whether a loop runs in this thread, and its probe
 
 
+@functools.cache
+def _libgomp():
+    """torch's libgomp with GOMP_parallel typed, where torch runs on it (it is then loaded already:
+    RTLD_NOLOAD finds it, and never loads a second OpenMP runtime); else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+    except OSError:
+        return None
+    gomp.GOMP_parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    gomp.GOMP_parallel.restype = None
+    return gomp
+
+
+_NOTHING = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda data: None)
+
+
 @contextlib.contextmanager
-def loop_threads(model, kind: str, device: torch.device):
+def _waits_throttled(threads: int):
+    """While the block runs, libgomp's threads spin about 100 times before they sleep, instead of
+    ~300,000 (milliseconds): libgomp does that, as documented for GOMP_SPINCOUNT, whenever it
+    manages more threads than the process has CPUs, so a thread here keeps an idle pool of
+    `available - threads + 2` (at least one more thread than that) until the block ends, when it
+    exits and takes the pool with it. Not where the user chose a wait policy or spin count."""
+    gomp = _libgomp()
+    if (gomp is None or threads < 2 or "OMP_WAIT_POLICY" in os.environ
+            or "GOMP_SPINCOUNT" in os.environ):
+        yield
+        return
+    ready, release = threading.Event(), threading.Event()
+
+    def hold():
+        gomp.GOMP_parallel(ctypes.cast(_NOTHING, ctypes.c_void_p), None,
+                           max(2, available_cpus() - threads + 2), 0)
+        ready.set()
+        release.wait()
+
+    holder = threading.Thread(target=hold, name="lamina-omp-throttle", daemon=True)
+    holder.start()
+    ready.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+@contextlib.contextmanager
+def loop_threads(model, kind: str, device: torch.device, throttle: bool = True):
     """Run one of `model`'s loops (`kind`: fit, evaluate, predict) at the chosen thread count, and
     restore torch's setting after it; its steps, wrapped in `timed_step()`, choose the count (on
     the CPU). A loop inside a loop (fit's validation) runs at the outer loop's count, and its
-    steps are not timed."""
+    steps are not timed. `throttle` (for loops of more than a step or two): threads wait without
+    spinning for long (`_waits_throttled`)."""
     if getattr(_local, "active", False):
         saved, _local.probe = _local.probe, None
         try:
@@ -213,7 +271,8 @@ def loop_threads(model, kind: str, device: torch.device):
     torch.set_num_threads(ceiling if probe is None else probe.count or probe.chosen)
     _local.active, _local.probe = True, probe
     try:
-        yield
+        with _waits_throttled(ceiling) if throttle and device.type == "cpu" else contextlib.nullcontext():
+            yield
     finally:
         _local.active, _local.probe = False, None
         torch.set_num_threads(user)

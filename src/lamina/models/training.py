@@ -691,7 +691,7 @@ class Trainer:
         states = state_updates_disabled() if training else contextlib.nullcontext()
         one_batch = _one_batch(x, batch_size) if steps is None and not callbacks else None
         with (torch.inference_mode(), states, self._modes(bool(training)), self._autocast(),
-              threads.loop_threads(self, "predict", self._device())):
+              threads.loop_threads(self, "predict", self._device(), throttle=one_batch is None)):
             if one_batch is not None:  # the lean path of single-sample serving: no adapter, no concat
                 with threads.timed_step():
                     return self._predict_one(one_batch)
