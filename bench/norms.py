@@ -11,10 +11,10 @@ SwitchableNormalization, a direct port of the published algorithm. Not run by th
 
 Page faults: with glibc's default settings, freeing a few large tensors can hand their memory
 back to the OS, and the next step's outputs then fault in every 4 KiB page (zeroed by the
-kernel) before any arithmetic: this can cost more than the norm itself. Importing lamina tells
-glibc to keep freed memory (lamina/_memory.py), and since both sides run in this one process,
-torch's references get the same allocator; `LAMINA_MALLOC_TUNING=0 python bench/norms.py` shows
-glibc's defaults. The "faults" columns count page faults per step.
+kernel) before any arithmetic: this can cost more than the norm itself. lamina can tell glibc to
+keep freed memory (an opt-in, lamina/_memory.py): `LAMINA_MALLOC_TUNING=1 python bench/norms.py`
+runs with it, and since both sides run in this one process, torch's references get the same
+allocator; without it, glibc's defaults. The "faults" columns count page faults per step.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    allocator = ("glibc keeping freed memory (lamina's import)" if _memory.TUNED
+    allocator = ("glibc keeping freed memory (LAMINA_MALLOC_TUNING=1)" if _memory.TUNED
                  else "the allocator's defaults")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, channels_last, "
           f"{allocator}\n")

@@ -196,7 +196,7 @@ def markdown(raw, summary, labels) -> str:
         f"Commit: {meta['commit']}; machine: {meta['cpu']} ({meta['cpus']} cores), "
         f"{settings['threads']} threads per framework; load average {meta['load_before']} before, "
         f"{meta['load_after']} after; {meta['versions']}.",
-        "",
+        *([f"Busy machine: {meta['competing_process']}.", ""] if meta.get("competing_process") else [""]),
         f"Training: n = {settings['n']} random samples, {settings['epochs']} epochs, samples/s over the "
         f"median epoch after the first; median of {settings['repeats']} interleaved runs, each framework "
         "in its own process. Ratios: above 1 is faster than the best peer. Load: the median 1-minute "

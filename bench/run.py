@@ -3,6 +3,7 @@
     python bench/run.py                       # everything (about 10 minutes on a quiet 2-core machine)
     python bench/run.py --quick               # a few minutes: smaller data, one run
     python bench/run.py --models fcn,mlp --frameworks lamina,torch --repeats 5 --parts compare
+    python bench/run.py --busy                # the same with another process spinning on one core
 
 Training throughput (samples/s with lamina `fit`, a hand-written torch loop, a torch.compile'd
 step, Keras 3 on torch and on JAX), single-sample prediction latency, peak RSS, and the scaling
@@ -15,6 +16,7 @@ terminal and to bench/results/ (JSON, markdown, scaling plot). See bench/README.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -69,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lamina-compile", type=json.loads, default=None, metavar="JSON",
                         help="adds a lamina row trained after compile(**JSON), "
                              'e.g. \'{"jit_compile": true}\'')
+    parser.add_argument("--busy", action="store_true",
+                        help="run everything with a competing process spinning on one of the workers' cores")
     parser.add_argument("--compile-backend", default="inductor",
                         help="torch.compile backend of the torch.compile row (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=1800,
@@ -111,6 +115,27 @@ def _validate(parser, args) -> None:
 
 def _allowed_cpus() -> set:
     return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+
+
+# The competing process of --busy: a Python spin loop on one core, as a data-loading worker, a
+# notebook kernel or another user's job would hold it.
+SPIN = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
+
+
+@contextlib.contextmanager
+def competing_process(busy: bool):
+    """With `busy`, a process spinning on the first of the cores the workers pin themselves to
+    (bench/worker.py), for the duration; yields it (its last argument is the core), or None."""
+    if not busy:
+        yield None
+        return
+    core = min(_allowed_cpus())
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN, str(core)])
+    try:
+        yield spinner
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def run_worker(framework: Framework, spec: dict, threads: int, timeout: float) -> dict:
@@ -225,7 +250,7 @@ def main(argv=None) -> dict:
             sys.argv[1:])]), "commit": _commit(), "cpu": _cpu_name(), "cpus": len(_allowed_cpus()),
             "load_before": _load(), "python": platform.python_version()}
     console.print(f"{meta['cpu']}, {args.threads} threads per framework, load average {meta['load_before']}")
-    if hasattr(os, "getloadavg") and os.getloadavg()[0] > meta["cpus"] - args.threads + 0.5:
+    if not args.busy and hasattr(os, "getloadavg") and os.getloadavg()[0] > meta["cpus"] - args.threads + 0.5:
         # Measured here: torch's MLP at 2 threads fell from ~14000 to ~60 samples/s while another
         # process held one of the 2 cores (OpenMP threads spin-waiting on a descheduled peer).
         console.print("[yellow]The machine is busy: other processes want the cores the workers use. "
@@ -245,10 +270,15 @@ def main(argv=None) -> dict:
         # An interrupted run keeps what it measured: `--report` renders this file.
         partial.write_text(json.dumps(raw, indent=1))
 
-    if "compare" in args.parts:
-        compare(args, registry, frameworks, console, record)
-    if "scaling" in args.parts:
-        scaling(args, registry, scaling_frameworks, console, record)
+    with competing_process(args.busy) as spinner:
+        if spinner is not None:
+            meta["competing_process"] = (f"one process spinning on CPU {spinner.args[-1]} (started and "
+                                         "stopped by the bench)")
+            console.print(f"busy mode: {meta['competing_process']}")
+        if "compare" in args.parts:
+            compare(args, registry, frameworks, console, record)
+        if "scaling" in args.parts:
+            scaling(args, registry, scaling_frameworks, console, record)
     meta["load_after"] = _load()
     out = finish(raw, stem, console)
     partial.unlink(missing_ok=True)

@@ -1,7 +1,8 @@
-"""lamina's malloc tuning (lamina/_memory.py): which glibc settings it asks for, when it leaves
-malloc alone, and that a fresh `import lamina` applies it. (Its effect, page faults per
-training step, is measured rather than tested: glibc's own adaptive thresholds make the count
-for the untuned allocator depend on the process's allocation history.)"""
+"""lamina's malloc tuning (lamina/_memory.py), an opt-in: which glibc settings it asks for, when
+it leaves malloc alone, and that a fresh `import lamina` applies it only when the environment opts
+in. (Its effect, page faults per training step, is measured rather than tested: glibc's own
+adaptive thresholds make the count for the untuned allocator depend on the process's allocation
+history.)"""
 
 import json
 import os
@@ -10,14 +11,16 @@ import sys
 
 import pytest
 
+import lamina
 from lamina import _memory
 
 PROBE = "import json, lamina; from lamina import _memory; print(json.dumps(_memory.TUNED))"
 
 
 def imported(**env):
+    base = {k: v for k, v in os.environ.items() if k != "LAMINA_MALLOC_TUNING"}
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True,
-                         env={**os.environ, **env}, timeout=120)
+                         env={**base, **env}, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -49,28 +52,28 @@ def libc(monkeypatch):
 
 
 def test_asks_glibc_for_both_thresholds(libc):
-    assert _memory.tune() is True
+    assert lamina.config.tune_malloc() is True
     assert libc.calls == [(-3, 32 * 2**20), (-1, 512 * 2**20)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 
 
-@pytest.mark.parametrize("env", [{"LAMINA_MALLOC_TUNING": "0"}, {"MALLOC_TRIM_THRESHOLD_": "100000"},
-                                 {"MALLOC_MMAP_THRESHOLD_": "100000"}])
-def test_opt_out_and_the_users_own_settings_leave_malloc_alone(env, libc, monkeypatch):
+@pytest.mark.parametrize("env", [{"MALLOC_TRIM_THRESHOLD_": "100000"}, {"MALLOC_MMAP_THRESHOLD_": "100000"}])
+def test_the_users_own_settings_leave_malloc_alone(env, libc, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert _memory.tune() is False
+    assert _memory.tune_malloc() is False
     assert libc.calls == []
 
 
 def test_a_refusal_or_another_libc_reports_untuned(libc, monkeypatch):
     libc.accepts = False
-    assert _memory.tune() is False
+    assert _memory.tune_malloc() is False
     del libc.gnu_get_libc_version  # not glibc (musl, or a preloaded allocator without it)
     libc.calls.clear()
-    assert _memory.tune() is False and libc.calls == []
+    assert _memory.tune_malloc() is False and libc.calls == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
-def test_import_applies_it_and_the_switch_turns_it_off():
-    assert imported() is True
+def test_import_applies_it_only_when_the_environment_opts_in():
+    assert imported(LAMINA_MALLOC_TUNING="1") is True
     assert imported(LAMINA_MALLOC_TUNING="0") is False
+    assert imported() is False

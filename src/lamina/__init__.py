@@ -5,7 +5,7 @@ is a torch.nn.Module.
 """
 
 from lamina import (
-    _memory,  # noqa: F401  (importing it makes malloc keep freed tensor memory for reuse)
+    _memory,  # noqa: F401  (tunes malloc at import only with LAMINA_MALLOC_TUNING=1)
     activations,
     calibration,
     callbacks,

@@ -13,9 +13,11 @@ much the defaults cost depends on its allocation history).
 
 The cost is that up to 512 MiB of freed small-and-medium blocks stay mapped to the process
 instead of going back to the OS; blocks over 32 MiB are still mapped and unmapped one by one.
-Applied once at import on Linux with glibc; `LAMINA_MALLOC_TUNING=0`, or the user's own
-`MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_`, leaves malloc as it was. Other allocators
-(jemalloc, tcmalloc preloaded) ignore glibc's mallopt.
+mallopt's settings are the whole process's, and glibc has no call that puts its adaptive
+thresholds back, so lamina never applies them on its own: `lamina.config.tune_malloc()` does, or
+`LAMINA_MALLOC_TUNING=1` in the environment when lamina is imported. The user's own
+`MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_` win over both. Other allocators (jemalloc,
+tcmalloc preloaded) ignore glibc's mallopt.
 """
 
 from __future__ import annotations
@@ -30,9 +32,16 @@ MMAP_THRESHOLD = 32 << 20  # glibc's largest accepted value on 64-bit
 TRIM_THRESHOLD = 512 << 20
 
 
-def tune() -> bool:
-    """Set the two thresholds; True when glibc accepted both."""
-    if (os.environ.get("LAMINA_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux")
+def tune_malloc() -> bool:
+    """Tell glibc's malloc to keep freed memory for reuse, for the rest of the process (it cannot
+    be undone): steps then reuse their activation buffers instead of page-faulting fresh ones.
+    Applies to everything in the process, not only to lamina. See `lamina/_memory.py`.
+
+    Returns:
+        True when glibc accepted both thresholds; False off glibc, or where the user's own
+        MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ are set (they win).
+    """
+    if (not sys.platform.startswith("linux")
             or "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ):
         return False
     try:
@@ -45,4 +54,5 @@ def tune() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
-TUNED = tune()
+# At import, only where the environment opts in.
+TUNED = os.environ.get("LAMINA_MALLOC_TUNING", "0") == "1" and tune_malloc()

@@ -10,6 +10,9 @@ Example:
     >>> lamina.config.get_device()
     device(type='cpu')
     >>> lamina.config.set_device(None)         # back to the automatic choice
+
+Also here: `set_num_threads` (the thread count of lamina's loops; see lamina/threads.py) and
+`tune_malloc` (glibc's malloc keeping freed memory, an opt-in; see lamina/_memory.py).
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ import os
 
 import torch
 
+from lamina._memory import tune_malloc
 from lamina.mixed_precision import global_policy as dtype_policy
 from lamina.mixed_precision import set_global_policy as set_dtype_policy
+from lamina.threads import get_num_threads, set_num_threads
 
-__all__ = ["set_device", "get_device", "resolve_device", "placement", "set_dtype_policy", "dtype_policy"]
+__all__ = ["set_device", "get_device", "resolve_device", "placement", "set_dtype_policy", "dtype_policy",
+           "set_num_threads", "get_num_threads", "tune_malloc"]
 
 _chosen: torch.device | None = None
 

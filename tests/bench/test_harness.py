@@ -7,6 +7,8 @@ compiled-step code without waiting for C++ code generation.
 """
 
 import json
+import os
+import time
 
 import numpy as np
 import pytest
@@ -84,6 +86,18 @@ def test_bench_runs_end_to_end(tmp_path):
     assert rendered["files"] == [str(tmp_path / f"bench-interrupted.{ext}") for ext in ("json", "md")]
     text = (tmp_path / "bench-interrupted.md").read_text()
     assert "not run" in text and "the run was interrupted" in text
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="pins with sched_setaffinity")
+def test_busy_mode_spins_on_one_of_the_workers_cores_and_stops():
+    with run.competing_process(False) as none:
+        assert none is None
+    with run.competing_process(True) as spinner:
+        deadline = time.monotonic() + 60
+        while os.sched_getaffinity(spinner.pid) != {min(os.sched_getaffinity(0))}:
+            assert spinner.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    assert spinner.poll() is not None
 
 
 def test_missing_framework_is_skipped(capsys):

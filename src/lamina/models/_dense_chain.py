@@ -9,7 +9,8 @@ from Python costs. Every other input runs the layers' own calls, one after anoth
 
 Every layer but the last must have a plain ReLU or no activation (the loop applies them); the
 last may have any, applied after the loop as its own `call` would. The runs are found when the
-plan is made; the activations are checked again on every call.
+plan is made, of the Dense layers whose every option the chain declares (`_fusable.py`); the
+activations are checked again on every call.
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ import torch
 from lamina import _native, activations
 from lamina.layers import _matvec_kernel
 from lamina.layers.core import Dense
+from lamina.models import _fusable
 
 _IN_LOOP = (activations.relu, activations.linear)
 
+# The Dense options the chain computes, at inference: a regularizer changes nothing there, and the
+# activation is read on every call.
+DECLARED = {Dense: _fusable.fields("units", "activation", "use_bias", "kernel_initializer",
+                                   "bias_initializer", "kernel_regularizer", "bias_regularizer")}
+
 
 def chainable(layer) -> bool:
-    """A plain Dense layer (not a subclass with its own call)."""
-    return type(layer) is Dense and layer.built
+    """A built Dense layer whose every option the chain computes."""
+    return layer.built and _fusable.accepts(layer, DECLARED)
 
 
 def group(layers) -> list:

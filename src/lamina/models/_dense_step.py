@@ -38,7 +38,18 @@ from lamina.layers.dropout import Dropout
 from lamina.layers.reshaping import Flatten
 from lamina.layers.symbolic import SymbolicTensor
 from lamina.losses.probabilistic import NO_CLASS, SparseCategoricalCrossentropy
+from lamina.models import _fusable
 from lamina.models._folding import hooked
+
+# The options of each layer the step computes (`_fusable.py`); which activation may stand where is
+# checked in `for_model`.
+DECLARED = {
+    Dense: _fusable.fields("units", "use_bias", "kernel_initializer", "bias_initializer",
+                           activation=("linear", "relu", "softmax"), trainable=(True,),
+                           kernel_regularizer=(None,), bias_regularizer=(None,)),
+    Dropout: _fusable.fields("rate", "seed", noise_shape=(None,)),
+    Flatten: _fusable.fields(data_format=("channels_last",)),
+}
 
 
 class DenseStackStep:
@@ -57,28 +68,23 @@ class DenseStackStep:
                 or _dropout_kernel.library() is None or hooked(model, backward=True)):
             return None
         stack = _chain(model)
-        if not stack or type(stack[-1]) is not Dense or any(hooked(layer, backward=True) for layer in stack):
+        if (not stack or not all(_fusable.accepts(layer, DECLARED) for layer in stack)
+                or any(hooked(layer, backward=True) for layer in stack)):
             return None
-        if type(stack[0]) is Flatten and stack[0].data_format == "channels_last":
+        flatten = isinstance(stack[0], Flatten)
+        if flatten:
             stack = stack[1:]  # a reshape of the batch to (n, features), done in `applies`
-            flatten = True
-        else:
-            flatten = False
+        if not stack or not isinstance(stack[-1], Dense) or any(isinstance(lay, Flatten) for lay in stack):
+            return None
         for i, layer in enumerate(stack):
-            if type(layer) is Dropout:
-                if layer.noise_shape is not None:
-                    return None
-            elif type(layer) is Dense:
+            if isinstance(layer, Dense):
                 allowed = (activations.linear, activations.softmax) if i == len(stack) - 1 else (
                     activations.linear, activations.relu)
                 weights = [w for w in (layer.kernel, _bias(layer)) if w is not None]
                 if (layer.activation not in allowed or layer._regularizers
-                        or layer.activity_regularizer is not None
                         or not all(w.requires_grad and w.dtype == torch.float32
                                    and w.device.type == "cpu" for w in weights)):
                     return None
-            else:
-                return None
         spec = model._outputs_spec[0]
         loss = spec.loss
         softmax_output = stack[-1].activation is activations.softmax
@@ -106,7 +112,7 @@ class DenseStackStep:
         with torch.no_grad():
             h, saved = x.reshape(x.shape[0], -1), []
             for layer in self.stack:
-                if type(layer) is Dropout:
+                if isinstance(layer, Dropout):
                     if layer.rate == 0:
                         continue
                     mask = _dropout_kernel.draw_mask(h, layer.rate, layer._rng(h.device))
@@ -129,7 +135,7 @@ class DenseStackStep:
             grads = {}
             for index in range(len(saved) - 1, -1, -1):
                 layer, kept, out, onednn = saved[index]
-                if type(layer) is Dropout:
+                if isinstance(layer, Dropout):
                     grad = grad * kept
                     continue
                 if out is not None:

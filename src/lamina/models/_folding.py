@@ -3,6 +3,7 @@ a BatchNormalization in training applies inside its own passes."""
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 
 import torch
@@ -12,7 +13,26 @@ from lamina import activations
 from lamina.layers.core import Activation
 from lamina.layers.normalization.batch_normalization import BatchNormalization
 from lamina.layers.symbolic import SymbolicTensor
+from lamina.models import _fusable
 from lamina.utils import tree
+
+# The options the fold computes (`_fusable.py`): all of BatchNormalization's (the layer applies the
+# ReLU in its own passes, whatever they are), and an Activation that is a ReLU.
+DECLARED = {
+    BatchNormalization: _fusable.fields(
+        "axis", "momentum", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
+        "moving_mean_initializer", "moving_variance_initializer", "beta_regularizer",
+        "gamma_regularizer", "synchronized"),
+    Activation: _fusable.fields(activation=("relu",)),
+}
+_verdicts = weakref.WeakKeyDictionary()  # layer -> accepted; options are fixed at construction
+
+
+def _foldable(layer) -> bool:
+    verdict = _verdicts.get(layer)
+    if verdict is None:
+        verdict = _verdicts[layer] = _fusable.accepts(layer, DECLARED)
+    return verdict
 
 
 def hooked(module, backward=False) -> bool:
@@ -31,7 +51,8 @@ def relu_folds_into(layer, follower, x, training) -> bool:
     """Whether `follower` is a plain Activation("relu") that `layer`, a BatchNormalization in
     training, can apply inside its own passes (the rows kernels mask the gradient themselves,
     saving the ReLU's separate pass each way): no hooks on either, no mask on the input."""
-    if type(layer) is not BatchNormalization or type(follower) is not Activation:
+    if not (isinstance(layer, BatchNormalization) and isinstance(follower, Activation)
+            and _foldable(layer) and _foldable(follower)):
         return False
     active = training if training is not None else layer.training
     return (bool(active) and follower.activation is activations.relu and isinstance(x, torch.Tensor)
@@ -48,11 +69,11 @@ def relu_pairs(nodes, outputs) -> dict:
     position = {id(node): i for i, node in enumerate(nodes)}
     pairs = {}
     for i, node in enumerate(nodes):
-        if type(node.layer) is not Activation or len(node.args) != 1 or node.kwargs:
+        if not isinstance(node.layer, Activation) or len(node.args) != 1 or node.kwargs:
             continue
         source = node.args[0]
         parent = getattr(source, "node", None)
-        if (parent is not None and id(parent) in position and type(parent.layer) is BatchNormalization
+        if (parent is not None and id(parent) in position and isinstance(parent.layer, BatchNormalization)
                 and parent.outputs is source and len(parent.args) == 1 and not parent.kwargs
                 and uses[id(source)] == 1 and id(source) not in returned):
             pairs[position[id(parent)]] = i

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lamina import config, distributed, mixed_precision, optimizers
+from lamina import config, distributed, mixed_precision, optimizers, threads
 from lamina import losses as losses_mod
 from lamina import metrics as metrics_mod
 from lamina.callbacks import CallbackList, History
@@ -593,8 +593,9 @@ class Trainer:
         self._dense_step = (DenseStackStep.for_model(self)
                             if self._jit_compile == "auto" and self._outputs_spec else None)
         try:
-            return self._fit_epochs(data, val, parallel, epochs, verbose, callbacks, initial_epoch,
-                                    steps_per_epoch, validation_steps, validation_freq)
+            with threads.loop_threads(self, "fit", self._device()):
+                return self._fit_epochs(data, val, parallel, epochs, verbose, callbacks, initial_epoch,
+                                        steps_per_epoch, validation_steps, validation_freq)
         finally:
             self._data_parallel = self._dense_step = None
 
@@ -634,7 +635,8 @@ class Trainer:
                     continue
                 if cbs.wants("on_train_batch_begin"):
                     cbs.on_train_batch_begin(step, {})
-                step_logs = self.train_step(self._step_data(batch, device))
+                with threads.timed_step():
+                    step_logs = self.train_step(self._step_data(batch, device))
                 if cbs.wants("on_train_batch_end"):
                     cbs.on_train_batch_end(step, LazyLogs(step_logs))
                 if self.stop_training and parallel is None:  # processes stop together, below
@@ -678,13 +680,15 @@ class Trainer:
         self.reset_metrics()
         cbs.on_test_begin({})
         step_logs = None
-        with torch.no_grad(), state_updates_disabled(), self._modes(False):
+        with (torch.no_grad(), state_updates_disabled(), self._modes(False),
+              threads.loop_threads(self, "evaluate", self._device())):
             for step, batch in enumerate(prefetched(data, self._device())):
                 if steps and step >= steps:
                     break
                 if cbs.wants("on_test_batch_begin"):
                     cbs.on_test_batch_begin(step, {})
-                step_logs = self.test_step(self._step_data(batch))
+                with threads.timed_step():
+                    step_logs = self.test_step(self._step_data(batch))
                 if cbs.wants("on_test_batch_end"):
                     cbs.on_test_batch_end(step, LazyLogs(step_logs))
         if getattr(data, "partial", False):  # each process saw its part of the data
@@ -731,16 +735,19 @@ class Trainer:
         """
         states = state_updates_disabled() if training else contextlib.nullcontext()
         one_batch = _one_batch(x, batch_size) if steps is None and not callbacks else None
-        with torch.inference_mode(), states, self._modes(bool(training)), self._autocast():
+        with (torch.inference_mode(), states, self._modes(bool(training)), self._autocast(),
+              threads.loop_threads(self, "predict", self._device(), throttle=one_batch is None)):
             if one_batch is not None:  # the lean path of single-sample serving: no adapter, no concat
-                return self._predict_one(one_batch)
+                with threads.timed_step():
+                    return self._predict_one(one_batch)
             cbs = CallbackList(callbacks or [], self, {"steps": steps, "verbose": _resolve_verbose(verbose)})
             cbs.on_predict_begin({})
             outs = []
             for step, xb in enumerate(self._predict_batches(x, batch_size, steps)):
                 if cbs.wants("on_predict_batch_begin"):
                     cbs.on_predict_batch_begin(step, {})
-                outs.append(self.predict_step(pack_x_y_sample_weight(xb)))
+                with threads.timed_step():
+                    outs.append(self.predict_step(pack_x_y_sample_weight(xb)))
                 if cbs.wants("on_predict_batch_end"):
                     cbs.on_predict_batch_end(step, {"outputs": outs[-1]})
             cbs.on_predict_end({})

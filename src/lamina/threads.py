@@ -1,0 +1,293 @@
+"""How many threads torch computes with inside lamina's loops (`fit`, `evaluate`, `predict`).
+
+torch's CPU ops run on an OpenMP thread pool (libgomp in torch's Linux wheels), and so do
+lamina's compiled kernels, which share that pool. Its threads wait for each other at the end of
+every parallel op by spinning on their core for a few milliseconds before sleeping (libgomp's
+default when `OMP_WAIT_POLICY` is unset). When another process keeps one of those cores busy,
+the thread scheduled there runs only in turns, and its partners spin through every op waiting
+for it: measured on a 2-core machine with a competing process, the bench MLP's `fit` ran at
+about 560 samples/s with 2 threads against 5,500 with 1. The wait policy is read once, when
+torch loads libgomp, so lamina cannot change it after `import torch`. Two things it can do:
+
+- libgomp spins only ~100 times before sleeping whenever it manages more threads than the process
+  has CPUs (documented with GOMP_SPINCOUNT). While one of lamina's loops runs, a thread of its
+  own holds an idle pool just large enough for that, and exits with it when the loop ends
+  (`_waits_throttled`): the MLP above then ran at 1,450-10,400 samples/s at 2 threads, against
+  110-180 without (a machine loaded ~10 on 2 cores, so the spread is wide). Not where the user
+  set OMP_WAIT_POLICY or GOMP_SPINCOUNT.
+- it picks the count itself, and puts the user's back afterwards:
+
+  - at most the CPUs this process may use: its CPU affinity, and the cgroup CPU quota of a
+    container (a `--cpus=2` container on a 64-core host gets 2), and at most
+    `torch.get_num_threads()` as the loop starts (the user's setting, or torch's default);
+  - on the CPU, the loop's own steps decide: after one warm-up step it times a few steps at each
+    candidate count (one, half the ceiling, one less, the ceiling) and runs on at the fastest,
+    and probes again every `REPROBE_SECONDS`, since the machine's load changes. A count whose
+    step is `SLOWER` times the best's is dropped after that one step, so a probe costs a few
+    steps; a step at a count that collapses is what it saves. Each model keeps its probe for
+    each kind of loop from call to call, so single-sample `predict` calls probe across calls.
+
+`set_num_threads(n)` (or the environment variable `LAMINA_NUM_THREADS=n`) fixes the count lamina's
+loops run at instead, with no probing; `set_num_threads(None)` (or `LAMINA_NUM_THREADS=auto`)
+restores the automatic choice. Code outside lamina's loops, and torch's setting itself, are never
+changed. A user can also start Python with `OMP_WAIT_POLICY=PASSIVE` (threads sleep at once
+instead of spinning, everywhere: 8,700 samples/s on the MLP above at 2 threads); lamina does
+not set it, since it is process-wide and must be set before torch is imported.
+
+lamina's compiled kernels (`#pragma omp parallel num_threads(torch.get_num_threads())`, linked
+to the libgomp torch has loaded) run on the same pool, so they follow both.
+
+Example:
+    >>> lamina.config.set_num_threads(4)      # lamina's loops always run 4 threads
+    >>> lamina.config.set_num_threads(None)   # back to the automatic choice
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import math
+import os
+import statistics
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import torch
+
+__all__ = ["set_num_threads", "get_num_threads", "available_cpus", "loop_threads"]
+
+REPROBE_SECONDS = 30.0
+SAMPLES = 3  # timed steps per candidate count; the median counts, so one preempted step does not
+SLOWER = 3.0  # a step this many times slower than the best count's median ends its count's trial
+
+_fixed: int | None = None
+
+
+def set_num_threads(n: int | None) -> None:
+    """Run lamina's loops at `n` threads (an int >= 1), or choose automatically (None).
+
+    Args:
+        n: the number of threads, or None for the automatic choice (the default): the CPUs this
+            process may use, lowered where the loop's first steps run faster on fewer.
+
+    Raises:
+        ValueError: `n` is not a positive int or None.
+    """
+    global _fixed
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"set_num_threads: `n` must be a positive int or None. Received: n={n!r}")
+    _fixed = n
+
+
+def get_num_threads() -> int | None:
+    """The count set by `set_num_threads` or `LAMINA_NUM_THREADS`; None: chosen automatically."""
+    if _fixed is not None:
+        return _fixed
+    value = os.environ.get("LAMINA_NUM_THREADS", "auto").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"LAMINA_NUM_THREADS must be a positive integer or 'auto'. Received: {value!r}")
+    return int(value)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+@functools.cache  # read once: a container's quota is fixed while it runs
+def _cgroup_quota(proc=Path("/proc/self/cgroup"), root=Path("/sys/fs/cgroup")) -> float | None:
+    """The smallest CPU quota (in CPUs) of this process's cgroup and its parents, or None."""
+    try:
+        lines = proc.read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # cgroup v2: "max 100000" or "200000 100000" in cpu.max
+            files = [(d / "cpu.max", None) for d in _dirs(root, path)]
+        elif "cpu" in controllers.split(","):  # v1: cfs quota and period, -1 for none
+            files = [(d / "cpu.cfs_quota_us", d / "cpu.cfs_period_us")
+                     for d in _dirs(root / controllers, path)]
+        else:
+            continue
+        for first, period in files:
+            try:
+                fields = first.read_text().split()
+                if period is not None:
+                    fields.append(period.read_text().strip())
+            except OSError:
+                continue
+            if fields[0] not in ("max", "-1") and float(fields[1]) > 0:
+                quotas.append(float(fields[0]) / float(fields[1]))
+    return min(quotas) if quotas else None
+
+
+def _dirs(root: Path, path: str) -> list:
+    """`root`/`path` and its parents up to `root` (a container often sees only `root` itself)."""
+    here = root / path.lstrip("/")
+    return [here, *[p for p in here.parents if p.is_relative_to(root)]]
+
+
+def candidates(ceiling: int) -> list[int]:
+    """The counts a probe tries, in this order: one (never collapses), half the cores, all but
+    one (the rest left to a competing process), all."""
+    return sorted({c for c in (ceiling, ceiling - 1, ceiling // 2, 1) if c >= 1})
+
+
+class _Probe:
+    """Chooses the count from the loop's steps, each timed between `begin()` and `end()`."""
+
+    def __init__(self, ceiling: int):
+        self.ceiling, self.chosen, self.counts = ceiling, ceiling, candidates(ceiling)
+        self.queue = []  # the counts this probe has still to try
+        self.times = {}  # count -> the times of its steps in this probe
+        self.count = None  # the count on trial, None between probes
+        self.warming = False  # the step after a switch: the pool resizes, caches refill
+        self.started = self.next_probe = None
+
+    def begin(self) -> None:
+        now = time.perf_counter()
+        if self.next_probe is None:  # the loop's first step, a warm-up: timed by nobody
+            self.next_probe = now
+        elif self.count is None and now >= self.next_probe:
+            self.queue, self.times = list(self.counts), {}
+            self._try_next()
+        self.started = time.perf_counter()
+
+    def end(self) -> None:
+        if self.count is None:
+            return
+        elapsed = time.perf_counter() - self.started
+        done = [statistics.median(t) for t in self.times.values() if len(t) == SAMPLES]
+        if done and elapsed > SLOWER * min(done):
+            del self.times[self.count]  # a count that collapses costs one step, not SAMPLES
+            self._try_next()
+        elif self.warming:
+            self.warming = False
+        else:
+            self.times[self.count].append(elapsed)
+            if len(self.times[self.count]) == SAMPLES:
+                self._try_next()
+
+    def _try_next(self) -> None:
+        if self.queue:
+            self.count, self.warming = self.queue.pop(0), True
+            self.times[self.count] = []
+            torch.set_num_threads(self.count)
+            return
+        self.chosen = min(self.times, key=lambda count: statistics.median(self.times[count]))
+        torch.set_num_threads(self.chosen)
+        self.count, self.next_probe = None, time.perf_counter() + REPROBE_SECONDS
+
+
+# A model's probes, one per kind of loop (their steps differ), kept from call to call: predict
+# called on one sample at a time probes across its calls.
+_probes = weakref.WeakKeyDictionary()
+
+
+_local = threading.local()  # whether a loop runs in this thread, and its probe
+
+
+@functools.cache
+def _libgomp():
+    """torch's libgomp with GOMP_parallel typed, where torch runs on it (it is then loaded already:
+    RTLD_NOLOAD finds it, and never loads a second OpenMP runtime); else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+    except OSError:
+        return None
+    gomp.GOMP_parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    gomp.GOMP_parallel.restype = None
+    return gomp
+
+
+_NOTHING = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda data: None)
+
+
+@contextlib.contextmanager
+def _waits_throttled(threads: int):
+    """While the block runs, libgomp's threads spin about 100 times before they sleep, instead of
+    ~300,000 (milliseconds): libgomp does that, as documented for GOMP_SPINCOUNT, whenever it
+    manages more threads than the process has CPUs, so a thread here keeps an idle pool of
+    `available - threads + 2` (at least one more thread than that) until the block ends, when it
+    exits and takes the pool with it. Not where the user chose a wait policy or spin count."""
+    gomp = _libgomp()
+    if (gomp is None or threads < 2 or "OMP_WAIT_POLICY" in os.environ
+            or "GOMP_SPINCOUNT" in os.environ):
+        yield
+        return
+    ready, release = threading.Event(), threading.Event()
+
+    def hold():
+        gomp.GOMP_parallel(ctypes.cast(_NOTHING, ctypes.c_void_p), None,
+                           max(2, available_cpus() - threads + 2), 0)
+        ready.set()
+        release.wait()
+
+    holder = threading.Thread(target=hold, name="lamina-omp-throttle", daemon=True)
+    holder.start()
+    ready.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+@contextlib.contextmanager
+def loop_threads(model, kind: str, device: torch.device, throttle: bool = True):
+    """Run one of `model`'s loops (`kind`: fit, evaluate, predict) at the chosen thread count, and
+    restore torch's setting after it; its steps, wrapped in `timed_step()`, choose the count (on
+    the CPU). A loop inside a loop (fit's validation) runs at the outer loop's count, and its
+    steps are not timed. `throttle` (for loops of more than a step or two): threads wait without
+    spinning for long (`_waits_throttled`)."""
+    if getattr(_local, "active", False):
+        saved, _local.probe = _local.probe, None
+        try:
+            yield
+        finally:
+            _local.probe = saved
+        return
+    user = torch.get_num_threads()
+    fixed = get_num_threads()
+    ceiling = fixed or min(user, available_cpus())
+    probe = None
+    if fixed is None and device.type == "cpu" and ceiling > 1:
+        kinds = _probes.setdefault(model, {})
+        if kind not in kinds or kinds[kind].ceiling != ceiling:
+            kinds[kind] = _Probe(ceiling)
+        probe = kinds[kind]
+    torch.set_num_threads(ceiling if probe is None else probe.count or probe.chosen)
+    _local.active, _local.probe = True, probe
+    try:
+        with _waits_throttled(ceiling) if throttle and device.type == "cpu" else contextlib.nullcontext():
+            yield
+    finally:
+        _local.active, _local.probe = False, None
+        torch.set_num_threads(user)
+
+
+class timed_step:
+    """`with timed_step():` around one step of a loop run under `loop_threads`."""
+
+    __slots__ = ("probe",)
+
+    def __enter__(self):
+        self.probe = getattr(_local, "probe", None)
+        if self.probe is not None:
+            self.probe.begin()
+
+    def __exit__(self, kind, *_):
+        if self.probe is not None and kind is None:
+            self.probe.end()

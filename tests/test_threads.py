@@ -1,0 +1,181 @@
+"""The thread count of lamina's loops (lamina/threads.py): the CPUs a process may use, the probe's
+choice on a simulated clock, the override, and torch's own setting restored after every loop."""
+
+import numpy as np
+import pytest
+import torch
+
+import lamina
+from lamina import layers, threads
+
+
+class Clock:
+    """perf_counter for the probe: a step costs `cost[torch.get_num_threads()]` seconds."""
+
+    def __init__(self, monkeypatch, cost):
+        self.now, self.cost = 1000.0, cost
+        monkeypatch.setattr(threads.time, "perf_counter", lambda: self.now)
+
+    def steps(self, probe, n):
+        counts = []
+        for _ in range(n):
+            probe.begin()
+            counts.append(torch.get_num_threads())
+            self.now += self.cost[torch.get_num_threads()]
+            probe.end()
+        return counts
+
+
+def test_candidates_try_one_thread_first_and_the_ceiling_last():
+    assert threads.candidates(1) == [1]
+    assert threads.candidates(2) == [1, 2]
+    assert threads.candidates(16) == [1, 8, 15, 16]
+
+
+def test_a_count_that_collapses_costs_one_step_and_the_fastest_is_kept(monkeypatch):
+    clock = Clock(monkeypatch, {1: 0.010, 2: 0.400})  # 2 threads spin-waiting for a busy core
+    torch.set_num_threads(2)
+    counts = clock.steps(threads._Probe(2), 20)
+    # warm-up, then 1 thread (one untimed, SAMPLES timed), then 2 threads for one step only
+    assert counts[:1 + 1 + threads.SAMPLES] == [2] + [1] * (1 + threads.SAMPLES)
+    assert counts[1 + 1 + threads.SAMPLES:].count(2) == 1
+    assert torch.get_num_threads() == 1 and counts[-1] == 1
+
+
+def test_the_faster_count_wins_and_a_later_probe_follows_the_load(monkeypatch):
+    clock = Clock(monkeypatch, {1: 0.010, 2: 0.006})
+    torch.set_num_threads(2)
+    probe = threads._Probe(2)
+    counts = clock.steps(probe, 20)
+    assert counts[-10:] == [2] * 10
+    clock.cost = {1: 0.010, 2: 0.400}  # another process takes a core
+    clock.steps(probe, 5)
+    assert torch.get_num_threads() == 2  # no probe before REPROBE_SECONDS
+    clock.now += threads.REPROBE_SECONDS
+    counts = clock.steps(probe, 20)
+    assert counts[-10:] == [1] * 10
+
+
+def test_cgroup_quotas_v1_and_v2(tmp_path):
+    (tmp_path / "v2" / "job").mkdir(parents=True)
+    (tmp_path / "v2" / "cpu.max").write_text("max 100000\n")
+    (tmp_path / "v2" / "job" / "cpu.max").write_text("150000 100000\n")
+    (tmp_path / "proc2").write_text("0::/job\n")
+    assert threads._cgroup_quota(tmp_path / "proc2", tmp_path / "v2") == 1.5
+    (tmp_path / "v1" / "cpu,cpuacct").mkdir(parents=True)
+    (tmp_path / "v1" / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("300000\n")
+    (tmp_path / "v1" / "cpu,cpuacct" / "cpu.cfs_period_us").write_text("100000\n")
+    (tmp_path / "proc1").write_text("4:memory:/x\n3:cpu,cpuacct:/\n")
+    assert threads._cgroup_quota(tmp_path / "proc1", tmp_path / "v1") == 3.0
+    (tmp_path / "v1" / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("-1\n")
+    threads._cgroup_quota.cache_clear()
+    assert threads._cgroup_quota(tmp_path / "proc1", tmp_path / "v1") is None
+
+
+def test_available_cpus_is_at_most_the_affinity_mask():
+    import os
+
+    assert 1 <= threads.available_cpus() <= len(os.sched_getaffinity(0))
+
+
+class Seen(lamina.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.counts = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.counts.append(torch.get_num_threads())
+
+    on_test_batch_end = on_predict_batch_end = on_train_batch_end
+
+
+def model_and_data():
+    model = lamina.Sequential([layers.Input((4,)), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    return model, rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
+
+
+@pytest.fixture
+def automatic(monkeypatch):
+    monkeypatch.delenv("LAMINA_NUM_THREADS", raising=False)
+    yield
+    threads.set_num_threads(None)
+
+
+def test_the_override_runs_every_loop_at_its_count_and_torchs_setting_comes_back(automatic, monkeypatch):
+    model, x, y = model_and_data()
+    torch.set_num_threads(2)
+    lamina.config.set_num_threads(3)
+    seen = Seen()
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[seen])
+    model.evaluate(x, y, batch_size=8, verbose=0, callbacks=[seen])
+    model.predict(x, batch_size=8, verbose=0, callbacks=[seen])
+    assert seen.counts == [3] * 32 and torch.get_num_threads() == 2
+    threads.set_num_threads(None)
+    monkeypatch.setenv("LAMINA_NUM_THREADS", "1")
+    seen.counts.clear()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[seen])
+    assert seen.counts == [1] * 8 and torch.get_num_threads() == 2
+
+
+def test_automatic_counts_stay_within_the_users_setting_and_it_is_restored_after_an_error(automatic):
+    model, x, y = model_and_data()
+    torch.set_num_threads(2)
+    seen = Seen()
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[seen], validation_split=0.25)
+    assert set(seen.counts) <= {1, 2} and torch.get_num_threads() == 2
+
+    class Fails(lamina.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[Fails()])
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_bad_counts_are_refused(bad, automatic, monkeypatch):
+    with pytest.raises(ValueError, match="set_num_threads"):
+        threads.set_num_threads(bad)
+    monkeypatch.setenv("LAMINA_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="LAMINA_NUM_THREADS"):
+        threads.get_num_threads()
+
+
+def test_single_sample_predict_calls_probe_across_calls(automatic, monkeypatch):
+    clock = Clock(monkeypatch, {1: 0.010, 2: 0.400})
+    model, x, _ = model_and_data()
+    torch.set_num_threads(2)
+    counts, real = [], model.predict_step
+
+    def step(data):
+        counts.append(torch.get_num_threads())
+        clock.now += clock.cost[counts[-1]]
+        return real(data)
+
+    model.predict_step = step
+    for _ in range(12):
+        model.predict(x[:1], verbose=0)
+    assert counts[-4:] == [1] * 4 and torch.get_num_threads() == 2
+
+
+def holders():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "lamina-omp-throttle"]
+
+
+@pytest.mark.skipif(threads._libgomp() is None, reason="torch does not run on libgomp here")
+def test_waits_are_throttled_only_inside_a_loop_and_not_against_the_users_wait_policy(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    with threads._waits_throttled(2):
+        assert len(holders()) == 1
+    assert holders() == []
+    with threads._waits_throttled(1):  # one thread waits for nobody
+        assert holders() == []
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with threads._waits_throttled(2):
+        assert holders() == []
