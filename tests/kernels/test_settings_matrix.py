@@ -259,3 +259,25 @@ def test_default_float64_training_norms_on_float32_input():
     for y, want in zip(outputs, expected):
         assert y.dtype == torch.float32
         torch.testing.assert_close(y, want.transpose(1, 2), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s != "vmap"] + ["torch.compile"])
+def test_dropout_statistics(setting):
+    """Dropout's mask operator under each setting: the identity in inference; in training about
+    `rate` of the values dropped, survivors scaled by 1 / (1 - rate), the gradient the same mask."""
+    rate, x = 0.3, torch.rand(200, 100) + 0.5
+    x = x.t().contiguous().t() if setting == "non-contiguous" else x
+    with SETTINGS.get(setting, contextlib.nullcontext)():
+        layer = layers.Dropout(rate)
+        call = torch.compile(layer) if setting == "torch.compile" else layer
+        leaf = x.clone().requires_grad_(setting != "inference_mode")
+        assert torch.equal(call(leaf, training=False), leaf)
+        y = call(leaf, training=True)
+        grad = torch.autograd.grad(y.sum(), leaf)[0] if leaf.requires_grad else None
+    dropped = y == 0
+    assert abs(dropped.float().mean().item() - rate) < 0.02
+    tolerance = 1e-2 if setting == "bf16 autocast" else 1e-6
+    torch.testing.assert_close(y[~dropped].float(), x[~dropped] / (1 - rate), rtol=tolerance,
+                               atol=tolerance)
+    if grad is not None:
+        torch.testing.assert_close(grad, torch.where(dropped, 0.0, 1 / (1 - rate)), rtol=1e-6, atol=1e-6)

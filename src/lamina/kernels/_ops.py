@@ -47,3 +47,48 @@ def decomposes(op):
         return formula
 
     return record
+
+
+# One library fragment for every family (FRAGMENT: each module adds its operators to "lamina").
+_LIBRARY = torch.library.Library("lamina", "FRAGMENT")
+
+
+def operator(schema: str, impl, fake, setup_context=None, backward=None, vmap=None):
+    """Register the operator lamina::`schema`: `impl` runs it on real tensors of any device,
+    `fake` gives its outputs' shapes for graph capture, `backward(ctx, *grads)` (with
+    `setup_context(ctx, inputs, output)`) is its gradient, and `vmap` its vmap rule (default: one
+    call per mapped index). Returns the operator.
+
+    Registered with torch.library's lower-level calls rather than `torch.library.custom_op`,
+    whose Python wrapper (argument defaults, alias checks, its own autograd.Function) cost more
+    per call than a small norm's arithmetic: a call here is one dispatch to `impl`, or two with
+    a gradient to record."""
+    name = schema.split("(", 1)[0]
+    _LIBRARY.define(schema)
+    op = getattr(torch.ops.lamina, name).default
+    _LIBRARY.impl(name, impl, "CompositeExplicitAutograd")
+    torch.library.register_fake(op, fake, lib=_LIBRARY)
+    if backward is not None:
+        differentiable = type(f"_{name}_autograd", (torch.autograd.Function,), {
+            "forward": staticmethod(lambda *args: _below_autograd(op, args)),
+            "setup_context": staticmethod(setup_context),
+            "backward": staticmethod(backward),
+            "generate_vmap_rule": True,
+        })
+
+        def autograd_kernel(*args):
+            if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+                return differentiable.apply(*args)
+            return _below_autograd(op, args)
+
+        _LIBRARY.impl(name, autograd_kernel, "Autograd")
+    if vmap is None:
+        vmap_by_loop(op)
+    else:
+        torch.library.register_vmap(op, vmap, lib=_LIBRARY)
+    return op
+
+
+def _below_autograd(op, args):
+    with torch._C._AutoDispatchBelowAutograd():
+        return op(*args)

@@ -35,7 +35,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 from torch import distributed as dist
 
 from lamina import _native
@@ -43,7 +42,7 @@ from lamina._native import FLOAT as _e
 from lamina._native import INT as _i
 from lamina._native import LONG as _n
 from lamina._native import POINTER as _f
-from lamina.kernels._ops import as_float32, decomposes, on_loops, vmap_by_loop
+from lamina.kernels._ops import as_float32, decomposes, on_loops, operator
 
 _STATISTICS_SOURCE = r"""
 /* Fused CPU loops for lamina's normalization statistics core (float32).
@@ -912,49 +911,49 @@ def _absent(t):
 
 # --- lamina::normalize: x standardized with its own statistics over `dims`.
 
-@torch.library.custom_op("lamina::normalize", mutates_args=())
-def _normalize(x: Tensor, weight: Tensor | None, bias: Tensor | None, dims: list[int], epsilon: float,
-               relu: bool) -> tuple[Tensor, Tensor, Tensor]:
+def _normalize_impl(x, weight, bias, dims, epsilon, relu):
     y, mean, var, _ = _forward(as_float32(x), weight, bias, dims, epsilon, relu)
     return y.to(x.dtype), mean, var
 
 
-@_normalize.register_fake
-def _(x, weight, bias, dims, epsilon, relu):
+def _normalize_fake(x, weight, bias, dims, epsilon, relu):
     stats = as_float32(x).new_empty(_stat_shape(x, dims))
     return torch.empty_like(x), stats, torch.empty_like(stats)
 
 
-@torch.library.custom_op("lamina::normalize_backward", mutates_args=())
-def _normalize_backward(dy: Tensor, x: Tensor, weight: Tensor | None, bias: Tensor | None, mean: Tensor,
-                        var: Tensor, dims: list[int], epsilon: float,
-                        relu: bool) -> tuple[Tensor, Tensor, Tensor]:
+def _normalize_backward_impl(dy, x, weight, bias, mean, var, dims, epsilon, relu):
     count = math.prod(x.shape[d] for d in dims)
     dx, grad_weight, grad_bias = _backward(as_float32(dy), as_float32(x), weight, bias, dims, epsilon, relu,
                                            mean, var, count)
     return _fresh((dx.to(x.dtype), grad_weight, grad_bias), (dy, x, weight, bias, mean, var))
 
 
-@_normalize_backward.register_fake
-def _(dy, x, weight, bias, mean, var, dims, epsilon, relu):
+def _normalize_backward_fake(dy, x, weight, bias, mean, var, dims, epsilon, relu):
     return torch.empty_like(x), *(_empty_like_param(x, t) for t in (weight, bias))
+
+
+_NORMALIZE_BACKWARD = operator(
+    "normalize_backward(Tensor dy, Tensor x, Tensor? weight, Tensor? bias, Tensor mean, Tensor var, "
+    "int[] dims, float epsilon, bool relu) -> (Tensor, Tensor, Tensor)",
+    _normalize_backward_impl, _normalize_backward_fake)
 
 
 def _normalize_setup(ctx, inputs, output):
     x, weight, bias, ctx.dims, ctx.epsilon, ctx.relu = inputs
     ctx.save_for_backward(x, weight, bias, output[1], output[2])
+    ctx.mark_non_differentiable(output[1], output[2])
 
 
 def _normalize_grad(ctx, dy, _grad_mean, _grad_var):
     x, weight, bias, mean, var = ctx.saved_tensors
-    dx, grad_weight, grad_bias = _normalize_backward(dy, x, weight, bias, mean, var, ctx.dims, ctx.epsilon,
+    dx, grad_weight, grad_bias = _NORMALIZE_BACKWARD(dy, x, weight, bias, mean, var, ctx.dims, ctx.epsilon,
                                                      ctx.relu)
     return dx, _absent(grad_weight), _absent(grad_bias), None, None, None
 
 
-_normalize.register_autograd(_normalize_grad, setup_context=_normalize_setup)
-vmap_by_loop(_normalize)
-vmap_by_loop(_normalize_backward)
+_NORMALIZE = operator(
+    "normalize(Tensor x, Tensor? weight, Tensor? bias, int[] dims, float epsilon, bool relu) "
+    "-> (Tensor, Tensor, Tensor)", _normalize_impl, _normalize_fake, _normalize_setup, _normalize_grad)
 
 
 @decomposes(torch.ops.lamina.normalize.default)
@@ -997,14 +996,12 @@ def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, relu=Fa
     dims = sorted(dims)
     if group is not None:
         return _SynchronizedNormalize.apply(x, weight, bias, dims, float(epsilon), relu, group)
-    return _normalize(x, weight, bias, dims, float(epsilon), relu)
+    return _NORMALIZE(x, weight, bias, dims, float(epsilon), relu)
 
 
 # --- lamina::normalize_with: x standardized with given statistics.
 
-@torch.library.custom_op("lamina::normalize_with", mutates_args=())
-def _normalize_with(x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None, bias: Tensor | None,
-                    epsilon: float) -> Tensor:
+def _normalize_with_impl(x, mean, var, weight, bias, epsilon):
     x32 = as_float32(x)
     if _batch_norm_layout(x, [d for d in range(x.ndim) if d != 1], weight, bias, mean, var):
         # torch's fused batch norm with given statistics: one pass, on every device.
@@ -1015,14 +1012,7 @@ def _normalize_with(x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
     return y.to(x.dtype)
 
 
-@_normalize_with.register_fake
-def _(x, mean, var, weight, bias, epsilon):
-    return torch.empty_like(x)
-
-
-@torch.library.custom_op("lamina::normalize_with_backward", mutates_args=())
-def _normalize_with_backward(dy: Tensor, x: Tensor, mean: Tensor, var: Tensor, weight: Tensor | None,
-                             bias: Tensor | None, epsilon: float, statistics: bool) -> list[Tensor]:
+def _normalize_with_backward_impl(dy, x, mean, var, weight, bias, epsilon, statistics):
     """Gradients of x, then (with `statistics`: something besides x wants one) of mean, var,
     weight and bias."""
     dy32 = as_float32(dy)
@@ -1037,12 +1027,17 @@ def _normalize_with_backward(dy: Tensor, x: Tensor, mean: Tensor, var: Tensor, w
                    _like(grad_bias, bias)], (dy, x, mean, var, weight, bias))
 
 
-@_normalize_with_backward.register_fake
-def _(dy, x, mean, var, weight, bias, epsilon, statistics):
+def _normalize_with_backward_fake(dy, x, mean, var, weight, bias, epsilon, statistics):
     if not statistics:
         return [torch.empty_like(x)]
     return [torch.empty_like(x), torch.empty_like(mean), torch.empty_like(var),
             *(_empty_like_param(x, t) for t in (weight, bias))]
+
+
+_NORMALIZE_WITH_BACKWARD = operator(
+    "normalize_with_backward(Tensor dy, Tensor x, Tensor mean, Tensor var, Tensor? weight, Tensor? bias, "
+    "float epsilon, bool statistics) -> Tensor[]",
+    _normalize_with_backward_impl, _normalize_with_backward_fake)
 
 
 def _normalize_with_setup(ctx, inputs, output):
@@ -1053,15 +1048,17 @@ def _normalize_with_setup(ctx, inputs, output):
 def _normalize_with_grad(ctx, dy):
     x, mean, var, weight, bias = ctx.saved_tensors
     statistics = any(ctx.needs_input_grad[1:5])
-    grads = _normalize_with_backward(dy, x, mean, var, weight, bias, ctx.epsilon, statistics)
+    grads = _NORMALIZE_WITH_BACKWARD(dy, x, mean, var, weight, bias, ctx.epsilon, statistics)
     if not statistics:
         return grads[0], None, None, None, None, None
     dx, grad_mean, grad_var, grad_weight, grad_bias = grads
     return dx, grad_mean, grad_var, _absent(grad_weight), _absent(grad_bias), None
 
 
-_normalize_with.register_autograd(_normalize_with_grad, setup_context=_normalize_with_setup)
-vmap_by_loop(_normalize_with)
+_NORMALIZE_WITH = operator(
+    "normalize_with(Tensor x, Tensor mean, Tensor var, Tensor? weight, Tensor? bias, float epsilon) "
+    "-> Tensor",
+    _normalize_with_impl, lambda x, *_: torch.empty_like(x), _normalize_with_setup, _normalize_with_grad)
 
 
 @decomposes(torch.ops.lamina.normalize_with.default)
@@ -1073,7 +1070,7 @@ def _normalize_with_formula(x, mean, var, weight, bias, epsilon):
 
 def normalize_with(x, mean, var, weight=None, bias=None, epsilon=1e-3):
     """`x` standardized with the given (broadcastable) statistics, then scaled and shifted."""
-    return _normalize_with(x, mean, var, weight, bias, float(epsilon))
+    return _NORMALIZE_WITH(x, mean, var, weight, bias, float(epsilon))
 
 
 # --- lamina::switchable_normalize: SwitchableNorm's mixture of statistics.
@@ -1165,10 +1162,8 @@ def _sn_moving(moving_mean, moving_var):
     return () if moving_mean is None else (moving_mean.reshape(1, 1, -1), moving_var.reshape(1, 1, -1))
 
 
-@torch.library.custom_op("lamina::switchable_normalize", mutates_args=())
-def _switchable_normalize(x: Tensor, gamma: Tensor | None, beta: Tensor | None, mean_logits: Tensor,
-                          var_logits: Tensor, moving_mean: Tensor | None, moving_var: Tensor | None,
-                          epsilon: float, using_bn: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _switchable_normalize_impl(x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var, epsilon,
+                               using_bn):
     """(y, the batch branch's pooled mean and variance ((c,), empty when it does not pool), what
     the backward needs) of SN over x (n, positions, c); gamma, beta and the moving statistics (the
     batch branch at inference, else None) are (c,). On the loops: the kernels' full-size passes,
@@ -1197,8 +1192,8 @@ def _switchable_normalize(x: Tensor, gamma: Tensor | None, beta: Tensor | None, 
     return y.to(x.dtype), mean_bn.reshape(-1), var_bn.reshape(-1), saved
 
 
-@_switchable_normalize.register_fake
-def _(x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var, epsilon, using_bn):
+def _switchable_normalize_fake(x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var, epsilon,
+                               using_bn):
     n, _, c = x.shape
     x32 = as_float32(x)
     pooled_size = c if using_bn and moving_mean is None else 0
@@ -1207,11 +1202,8 @@ def _(x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var, epsilon,
     return torch.empty_like(x), x32.new_empty(pooled_size), x32.new_empty(pooled_size), saved
 
 
-@torch.library.custom_op("lamina::switchable_normalize_backward", mutates_args=())
-def _switchable_normalize_backward(dy: Tensor, x: Tensor, gamma: Tensor | None, beta: Tensor | None,
-                                   mean_logits: Tensor, var_logits: Tensor, moving_mean: Tensor | None,
-                                   moving_var: Tensor | None, epsilon: float, using_bn: bool,
-                                   saved: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def _switchable_normalize_backward_impl(dy, x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var,
+                                        epsilon, using_bn, saved):
     """Gradients of x, gamma, beta (empty when absent) and the two logits; the route is the
     forward's (`saved` holds the loops' tables after the instance statistics when they ran)."""
     n, length, c = x.shape
@@ -1261,28 +1253,39 @@ def _sn_mix_backward(sum_dy, sum_dy_centered, length, batch_pooled, wm, wv, mean
     return grad_gamma, grad_beta, grad_mean_logits, grad_var_logits, slope, offset
 
 
-@_switchable_normalize_backward.register_fake
-def _(dy, x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var, epsilon, using_bn, saved):
+def _switchable_normalize_backward_fake(dy, x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var,
+                                        epsilon, using_bn, saved):
     return (torch.empty_like(x), *(_empty_like_param(x, t) for t in (gamma, beta)),
             torch.empty_like(mean_logits), torch.empty_like(var_logits))
+
+
+_SWITCHABLE_NORMALIZE_BACKWARD = operator(
+    "switchable_normalize_backward(Tensor dy, Tensor x, Tensor? gamma, Tensor? beta, Tensor mean_logits, "
+    "Tensor var_logits, Tensor? moving_mean, Tensor? moving_var, float epsilon, bool using_bn, Tensor saved) "
+    "-> (Tensor, Tensor, Tensor, Tensor, Tensor)", _switchable_normalize_backward_impl,
+    _switchable_normalize_backward_fake)
 
 
 def _switchable_setup(ctx, inputs, output):
     *tensors, ctx.epsilon, ctx.using_bn = inputs
     ctx.save_for_backward(*tensors, output[3])
+    ctx.mark_non_differentiable(*output[1:])
 
 
 def _switchable_grad(ctx, dy, _grad_mean_bn, _grad_var_bn, _grad_saved):
     x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var, saved = ctx.saved_tensors
-    dx, grad_gamma, grad_beta, grad_mean_logits, grad_var_logits = _switchable_normalize_backward(
+    dx, grad_gamma, grad_beta, grad_mean_logits, grad_var_logits = _SWITCHABLE_NORMALIZE_BACKWARD(
         dy, x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var, ctx.epsilon, ctx.using_bn,
         saved)
     return (dx, _absent(grad_gamma), _absent(grad_beta), grad_mean_logits, grad_var_logits,
             None, None, None, None)
 
 
-_switchable_normalize.register_autograd(_switchable_grad, setup_context=_switchable_setup)
-vmap_by_loop(_switchable_normalize)
+_SWITCHABLE_NORMALIZE = operator(
+    "switchable_normalize(Tensor x, Tensor? gamma, Tensor? beta, Tensor mean_logits, Tensor var_logits, "
+    "Tensor? moving_mean, Tensor? moving_var, float epsilon, bool using_bn) "
+    "-> (Tensor, Tensor, Tensor, Tensor)",
+    _switchable_normalize_impl, _switchable_normalize_fake, _switchable_setup, _switchable_grad)
 
 
 @decomposes(torch.ops.lamina.switchable_normalize.default)
@@ -1306,6 +1309,6 @@ def switchable_normalize(x, gamma, beta, mean_logits, var_logits, moving_mean, m
     """(y, batch mean, batch variance) of SwitchableNorm over x (n, positions, c): see
     `lamina::switchable_normalize`. The batch statistics are empty unless the batch branch pools
     the batch (using_bn, no moving statistics given)."""
-    y, mean_bn, var_bn, _ = _switchable_normalize(x, gamma, beta, mean_logits, var_logits, moving_mean,
+    y, mean_bn, var_bn, _ = _SWITCHABLE_NORMALIZE(x, gamma, beta, mean_logits, var_logits, moving_mean,
                                                   moving_var, float(epsilon), using_bn)
     return y, mean_bn, var_bn
