@@ -69,17 +69,31 @@ def operator(schema: str, impl, fake, setup_context=None, backward=None, vmap=No
     _LIBRARY.impl(name, impl, "CompositeExplicitAutograd")
     torch.library.register_fake(op, fake, lib=_LIBRARY)
     if backward is not None:
-        differentiable = type(f"_{name}_autograd", (torch.autograd.Function,), {
+        # Two forms of the same autograd.Function: functorch transforms (vmap, grad) need the
+        # setup_context form, whose apply inspects signatures on every call; eager calls take the
+        # classic form, which does not.
+        transformable = type(f"_{name}_transformable", (torch.autograd.Function,), {
             "forward": staticmethod(lambda *args: _below_autograd(op, args)),
             "setup_context": staticmethod(setup_context),
             "backward": staticmethod(backward),
             "generate_vmap_rule": True,
         })
 
+        def classic_forward(ctx, *args):
+            output = _below_autograd(op, args)
+            setup_context(ctx, args, output)
+            return output
+
+        classic = type(f"_{name}_autograd", (torch.autograd.Function,), {
+            "forward": staticmethod(classic_forward), "backward": staticmethod(backward)})
+
         def autograd_kernel(*args):
-            if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
-                return differentiable.apply(*args)
-            return _below_autograd(op, args)
+            if not (torch.is_grad_enabled()
+                    and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)):
+                return _below_autograd(op, args)
+            if torch._C._are_functorch_transforms_active():
+                return transformable.apply(*args)
+            return classic.apply(*args)
 
         _LIBRARY.impl(name, autograd_kernel, "Autograd")
     if vmap is None:

@@ -790,6 +790,12 @@ def _forward(x, weight, bias, dims, epsilon, relu, group=None, derive=None, deri
     moments (before mixing) cover `count` values each."""
     plain = group is None and derive is None
     count = math.prod(x.shape[d] for d in dims)
+    if plain and _rows(x, dims, weight, bias):
+        x3 = x.view(1, *x.shape)
+        mean, var = _moments(x3)
+        scale = _scale(torch.rsqrt(var + epsilon), weight)
+        shift = x.new_zeros(mean.shape) if bias is None else bias
+        return _affine_rows(x3, mean, scale, shift, relu=relu).view(x.shape), mean, var, count
     if plain and _trailing(x, dims, weight, bias):
         y, mean, inv_std = _layer_norm(x, dims, weight, bias, epsilon)
         return (y.relu_() if relu else y), mean, _variance(inv_std, epsilon), count
@@ -819,6 +825,8 @@ def _backward(dy, x, weight, bias, dims, epsilon, relu, atom_mean, atom_var, cou
     """Gradients (x, weight, bias, *derive_inputs) of `_forward`, given its moments and count;
     x and dy float32 at least."""
     plain = group is None and derive is None
+    if plain and _rows(x, dims, weight, bias) and dy.dtype == x.dtype:
+        return _rows_backward(dy.contiguous(), x, weight, bias, epsilon, relu, atom_mean, atom_var)
     mean, var, derived = (atom_mean, atom_var, None) if derive is None else derive(atom_mean, atom_var,
                                                                                   *derive_inputs)
     inv_std = torch.rsqrt(var + epsilon)
@@ -863,6 +871,32 @@ def _backward(dy, x, weight, bias, dims, epsilon, relu, atom_mean, atom_var, cou
     return dx, _like(grad_weight, weight), _like(grad_bias, bias), *grad_inputs
 
 
+def _rows(x, dims, weight, bias) -> bool:
+    """Whether this is a BatchNorm of a (rows, channels) view on the loops, the layout every
+    channels_last BatchNorm reduces to: it runs with a fixed handful of statistics-sized ops around
+    the loops, which matters when the tensor is small enough for per-op costs to show."""
+    return (x.ndim == 2 and len(dims) == 1 and dims[0] == 0 and x.shape[0] > 1
+            and all(t is None or tuple(t.shape) == (1, x.shape[1]) for t in (weight, bias))
+            and _on_statistics_loops(x, weight, bias))
+
+
+def _rows_backward(dy, x, weight, bias, epsilon, relu, mean, var):
+    """`_backward` of a (rows, channels) BatchNorm on the loops (see `_rows`); with `relu`, dy
+    counts only where the output (recomputed inside the loops) is positive."""
+    rows, channels = x.shape
+    x3, dy3 = x.view(1, rows, channels), dy.view(1, rows, channels)
+    inv_std = torch.rsqrt(var + epsilon)
+    scale = _scale(inv_std, weight)
+    relu_shift = (x.new_zeros(mean.shape) if bias is None else bias) if relu else None
+    sum_dy, sum_dy_centered = _sums(dy3, x3, mean, scale if relu else None, relu_shift)
+    # dx = dy * scale + (x - mean) * slope + offset, the statistics' share folded in.
+    slope = scale * inv_std.square() * sum_dy_centered * (-1.0 / rows)
+    offset = scale * sum_dy * (-1.0 / rows)
+    dx = _combine_rows(dy3, x3, mean, scale, slope, offset, relu_shift).view(x.shape)
+    grad_weight = sum_dy_centered * inv_std if weight is not None else x.new_empty(0)
+    return dx, grad_weight, sum_dy if bias is not None else x.new_empty(0)
+
+
 def _like(grad, param):
     """A parameter's gradient in its shape and dtype; an empty tensor for an absent parameter (an
     operator returns tensors only)."""
@@ -889,12 +923,12 @@ def _stat_shape(x, dims):
 def _fresh(outputs, inputs):
     """`outputs` with any that shares memory with an input or an earlier output copied (an
     operator's outputs may not alias: a gradient can be a given tensor, summed over nothing)."""
-    seen = {t.untyped_storage().data_ptr() for t in inputs if t is not None and t.numel()}
+    seen = {t.data_ptr() for t in inputs if t is not None and t.numel()}
     fresh = []
     for t in outputs:
-        if t.numel() and t.untyped_storage().data_ptr() in seen:
+        if t.numel() and t.data_ptr() in seen:
             t = t.clone()
-        seen.add(t.untyped_storage().data_ptr())
+        seen.add(t.data_ptr())
         fresh.append(t)
     return type(outputs)(fresh) if isinstance(outputs, tuple) else fresh
 

@@ -11,6 +11,7 @@ Keras' moving averages are here too.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -40,6 +41,15 @@ class Plan:
 
 
 def plan(shape, stat_axes, param_axes) -> Plan:
+    """See `_plan`: cached, since a layer sees the same few shapes call after call (symbolic sizes
+    of a graph capture are not hashable, and are planned afresh)."""
+    if not all(type(size) is int for size in shape):
+        return _plan.__wrapped__(shape, stat_axes, param_axes)
+    return _plan(tuple(shape), frozenset(stat_axes), frozenset(param_axes))
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(shape, stat_axes, param_axes) -> Plan:
     """The compact view of an input of `shape` for statistics that keep `stat_axes` and
     parameters that span `param_axes` (both sets of non-negative axis indices).
 
