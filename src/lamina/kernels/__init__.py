@@ -9,5 +9,5 @@ else; layers call the operators and hold no such choice.
 """
 
 # Importing the families registers their operators (in lamina's own namespace only).
-from lamina.kernels import linear, normalization  # noqa: E402,F401
+from lamina.kernels import dropout, linear, normalization, recurrent  # noqa: E402,F401
 from lamina.kernels._ops import DECOMPOSITIONS  # noqa: E402,F401

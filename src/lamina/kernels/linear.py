@@ -255,11 +255,6 @@ def _linear_grad(ctx, grad):
 
 _LINEAR_OP = operator("linear(Tensor x, Tensor kernel, Tensor? bias, bool relu) -> Tensor", _linear_impl,
                       _linear_fake, _linear_setup, _linear_grad)
-# Under autocast the product runs in its lower precision, as torch's own linear does.
-for _device, _dtype in (("cpu", torch.bfloat16), ("cuda", torch.float16)):
-    torch.library.register_autocast(_LINEAR_OP, _device, _dtype)
-
-
 @decomposes(_LINEAR_OP)
 def _linear_formula(x, kernel, bias, relu):
     y = F.linear(x, kernel, bias)
@@ -268,7 +263,12 @@ def _linear_formula(x, kernel, bias, relu):
 
 def linear(x, kernel, bias=None, relu=False):
     """`x @ kernel.T + bias` over the last axis of `x` (`kernel` in torch's (out, in) layout),
-    then max(., 0) with `relu`."""
+    then max(., 0) with `relu`. Under autocast the product runs in autocast's lower precision, as
+    torch's own linear does."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        x, kernel, bias = (None if t is None else t.to(dtype) for t in (x, kernel, bias))
     return _LINEAR_OP(x, kernel, bias, relu)
 
 
