@@ -1,8 +1,9 @@
 """Small C kernels for CPU loops that torch's eager ops cannot fuse, built once with the system's C
-compiler and loaded with ctypes (shared by the normalization core and dropout).
+compiler and loaded with ctypes: the one place that loads them. They are called only inside the
+operators of `lamina.kernels`, through `checked` pointers.
 
 Everything built here is optional: without a C compiler, off Linux, or with
-`LAMINA_NATIVE_KERNELS=0`, the callers run the same mathematics with eager torch ops. Libraries
+`LAMINA_NATIVE_KERNELS=0`, the operators run the same mathematics with torch's ops. Libraries
 are cached in `$LAMINA_CACHE_DIR` (default `~/.cache/lamina`), keyed by a hash of source and
 flags. Sources mark their hot functions with per-CPU variants (AVX-512, AVX2, generic) chosen at
 load time, never `-march=native`, so a cache shared between machines stays valid. They link
@@ -93,16 +94,6 @@ def eager(autocast_lowers: bool = False) -> bool:
 def float32_cpu(*tensors) -> bool:
     """Whether every tensor given (None: an absent one, skipped) is float32 on the CPU."""
     return all(t is None or (t.dtype == torch.float32 and t.is_cpu) for t in tensors)
-
-
-def pointer(t: torch.Tensor | None):
-    """A tensor's data as a C pointer argument (an int, which ctypes converts for a c_void_p
-    parameter without building a c_void_p object first); None passes NULL (an absent table)."""
-    return None if t is None else t.data_ptr()
-
-
-def pointers(*tensors) -> list:
-    return [pointer(t) for t in tensors]
 
 
 def checked(where: str, t: torch.Tensor | None, shape) -> int | None:
