@@ -236,7 +236,9 @@ def test_route_matches_the_torch_formula(name, setting):
         params64 = [weights[n] for n, p in layer.named_parameters() if p.requires_grad]
         expected_grads = torch.autograd.grad((expected * cotangent.double()).sum(), [leaf64, *params64])
         for i, (got, want) in enumerate(zip(grads, expected_grads)):
-            _close(got, want, 4 * tolerance, f"{name} under {setting}: gradient {i}")
+            # A parameter's gradient sums over the batch: float32's rounding grows with the count.
+            summed = 1.0 if i == 0 else (x.numel() / want.numel()) ** 0.5
+            _close(got, want, 4 * tolerance * summed, f"{name} under {setting}: gradient {i}")
 
 
 def _close(got, want, tolerance, what):
