@@ -1,8 +1,9 @@
 """Small C kernels for CPU loops that torch's eager ops cannot fuse, built once with the system's C
-compiler and loaded with ctypes (shared by the normalization core and dropout).
+compiler and loaded with ctypes: the one place that loads them. They are called only inside the
+operators of `lamina.kernels`, through `checked` pointers.
 
 Everything built here is optional: without a C compiler, off Linux, or with
-`LAMINA_NATIVE_KERNELS=0`, the callers run the same mathematics with eager torch ops. Libraries
+`LAMINA_NATIVE_KERNELS=0`, the operators run the same mathematics with torch's ops. Libraries
 are cached in `$LAMINA_CACHE_DIR` (default `~/.cache/lamina`), keyed by a hash of source and
 flags. Sources mark their hot functions with per-CPU variants (AVX-512, AVX2, generic) chosen at
 load time, never `-march=native`, so a cache shared between machines stays valid. They link
@@ -81,12 +82,10 @@ def load(name: str, source: str, signatures: dict, fallback: str):
 
 
 def eager(autocast_lowers: bool = False) -> bool:
-    """Whether lamina's own routes (compiled loops, direct oneDNN calls) may stand in for torch's
-    ops in this call: no graph capture (torch.compile and export, jit.trace: they record torch's
-    ops, and would bake in a route's pointers and decisions), no functorch transform (its wrapper
-    tensors have no memory to hand to C), and, for an op that CPU autocast runs in lower precision
-    (`autocast_lowers`: matrix products, convolutions, the LSTM), no autocast, which must keep
-    its dtype. Graph capture is tested first, before any test of a (symbolic) size."""
+    """Whether a route that calls the loops directly, outside a registered operator, may run: no
+    graph capture, no functorch transform and (for ops autocast lowers) no autocast. Only the
+    model-level fusions (`models/_dense_chain.py`, `models/_dense_step.py`) and Conv's one-sample
+    oneDNN call still need it; the operators in `lamina.kernels` do not."""
     return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
             and not torch._C._are_functorch_transforms_active()
             and not (autocast_lowers and torch.is_autocast_enabled("cpu")))
@@ -97,11 +96,17 @@ def float32_cpu(*tensors) -> bool:
     return all(t is None or (t.dtype == torch.float32 and t.is_cpu) for t in tensors)
 
 
-def pointer(t: torch.Tensor | None):
-    """A tensor's data as a C pointer argument (an int, which ctypes converts for a c_void_p
-    parameter without building a c_void_p object first); None passes NULL (an absent table)."""
-    return None if t is None else t.data_ptr()
-
-
-def pointers(*tensors) -> list:
-    return [pointer(t) for t in tensors]
+def checked(where: str, t: torch.Tensor | None, shape) -> int | None:
+    """t's data as a pointer argument for a loop that reads it as contiguous float32 of `shape`
+    (None passes NULL). Anything else is refused here, at the boundary, since C would read it as
+    garbage."""
+    if t is None:
+        return None
+    if (t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous()
+            or tuple(t.shape) != tuple(shape)):
+        raise ValueError(
+            f"lamina: {where} takes contiguous float32 CPU tensors; received {t.dtype} of shape "
+            f"{tuple(t.shape)} on {t.device} (contiguous: {t.is_contiguous()}) where {tuple(shape)} was "
+            "expected. This is a bug in lamina: please report it with the call that raised it."
+        )
+    return t.data_ptr()

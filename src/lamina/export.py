@@ -16,6 +16,7 @@ import warnings
 import torch
 
 from lamina import distributed
+from lamina.kernels import DECOMPOSITIONS
 from lamina.utils import tree
 
 __all__ = ["export_model"]
@@ -70,7 +71,7 @@ def _capture(model, args, dynamic_shapes, names):
     """The model's graph (torch.export). Captured here rather than by torch.onnx, which would
     quietly fall back to fixing the size of an axis that was asked to stay dynamic."""
     try:
-        return torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
+        program = torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
     except torch._dynamo.exc.UserError as e:
         if getattr(e, "error_type", None) != torch._dynamo.exc.UserErrorType.CONSTRAINT_VIOLATION:
             raise
@@ -80,6 +81,8 @@ def _capture(model, args, dynamic_shapes, names):
             "dynamic. Give the axis a size with input_signature, e.g. [(None, 50, 3)] for sequences "
             f"of 50 steps (the batch axis stays dynamic). torch.export said: {str(e).splitlines()[1:2]}"
         ) from e
+    # lamina's own operators become their plain-torch formulas: ONNX knows only standard ops.
+    return program.run_decompositions(DECOMPOSITIONS)
 
 
 def _resolve_format(filepath, format):

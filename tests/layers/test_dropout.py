@@ -3,11 +3,10 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import lamina
 from lamina import layers
-from lamina.layers import _dropout_kernel
+from lamina.kernels import dropout as _dropout_kernel
 from tests.parity import assert_parity, keras
 
 # (name, kwargs, input shape) for every dropout-type layer and option.
@@ -57,11 +56,11 @@ def test_dropout_drops_rate_and_scales_survivors(seed, mask_route):
     assert abs(out.mean().item() - x.mean().item()) < 0.01  # the expected value is kept
 
 
-@pytest.fixture(params=["compiled mask", "torch dropout"])
+@pytest.fixture(params=["compiled mask", "torch draw"])
 def mask_route(request, monkeypatch):
-    """Dropout's two routes: the compiled hash mask (float32 CPU) and torch's own dropout."""
-    if request.param == "torch dropout":
-        monkeypatch.setattr(_dropout_kernel, "usable", lambda x: False)
+    """The mask operator's two routes: the compiled hash (float32 CPU) and torch's uniform draw."""
+    if request.param == "torch draw":
+        monkeypatch.setattr(_dropout_kernel, "_on_mask_loop", lambda like: False)
     elif _dropout_kernel.library() is None:
         pytest.skip("no C compiler for the kernels")
     return request.param
@@ -77,12 +76,15 @@ def test_unseeded_dropout_follows_the_global_generator(mask_route):
     assert not torch.equal(layers.Dropout(0.4)(x, training=True), first)
 
 
-def test_torch_route_is_torch_dropout():
+def test_torch_route_draws_a_uniform_mask_from_the_call_seed():
     x = torch.randn(3, 50, dtype=torch.float64)  # not float32: the compiled mask does not apply
     torch.manual_seed(5)
-    expected = F.dropout(x, 0.4, training=True)
+    seed = int(torch.randint(0, 2**63 - 1, ()))
+    keep = torch.rand(x.shape, generator=torch.Generator().manual_seed(seed)) >= 0.4
     torch.manual_seed(5)
-    torch.testing.assert_close(layers.Dropout(0.4)(x, training=True), expected, rtol=0, atol=0)
+    out = layers.Dropout(0.4)(x, training=True)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, torch.where(keep, x / 0.6, 0.0), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])

@@ -1,4 +1,4 @@
-"""LSTM inference through lamina's compiled loop (layers/recurrent/_lstm_kernel.py) against
+"""LSTM inference through lamina's compiled loop (kernels/recurrent.py) against
 torch's nn.LSTM with the same weights, the route taken only where it applies."""
 
 import numpy as np
@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from lamina import layers
-from lamina.layers.recurrent import _lstm_kernel
+from lamina.kernels import recurrent as _lstm_kernel
 
-compiled = pytest.mark.skipif(_lstm_kernel.library() is None, reason="no C compiler for the kernel")
+compiled = pytest.mark.skipif(_lstm_kernel.inference_library() is None, reason="no C compiler for the kernel")
 
 
 @pytest.fixture
 def runs(count_calls):
     """The compiled loop's calls."""
-    return count_calls(_lstm_kernel, "lstm")
+    return count_calls(_lstm_kernel, "_inference_loop")
 
 
 def torch_twin(layer):

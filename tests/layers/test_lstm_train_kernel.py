@@ -1,4 +1,4 @@
-"""LSTM training through lamina's compiled loops (layers/recurrent/_lstm_train_kernel.py): outputs
+"""LSTM training through lamina's compiled loops (kernels/recurrent.py): outputs
 and every gradient against torch's LSTM in float64, through the layer (sequences, states,
 go_backwards, no bias, dropout), whole fits against torch's kernel's, and the route taken only
 where it applies."""
@@ -9,15 +9,15 @@ import torch
 
 import lamina
 from lamina import layers
-from lamina.layers.recurrent import _lstm_train_kernel
+from lamina.kernels import recurrent as _lstm_train_kernel
 
-compiled = pytest.mark.skipif(_lstm_train_kernel.library() is None, reason="no C compiler")
+compiled = pytest.mark.skipif(_lstm_train_kernel.train_library() is None, reason="no C compiler")
 
 
 @pytest.fixture
 def runs(count_calls):
     """The compiled training loop's calls."""
-    return count_calls(_lstm_train_kernel, "lstm")
+    return count_calls(_lstm_train_kernel, "_TRAIN")
 
 
 def float64_lstm(x, w_ih, w_hh, bias, h0, c0):
@@ -84,7 +84,7 @@ def _twin_gradients(layer, x, **call):
             out = layer(x, **call)
         else:
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(_lstm_train_kernel, "usable", lambda *a: False)
+                patch.setattr(_lstm_train_kernel, "train_library", lambda: None)
                 out = layer(x, **call)
         out = out[0] if isinstance(out, (list, tuple)) else out
         (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
@@ -125,7 +125,7 @@ def test_fit_matches_torch_kernel_fit(rng):
         model.set_weights(weights)
         with pytest.MonkeyPatch.context() as patch:
             if not use_loop:
-                patch.setattr(_lstm_train_kernel, "usable", lambda *a: False)
+                patch.setattr(_lstm_train_kernel, "train_library", lambda: None)
             histories.append(model.fit(x, y, batch_size=16, epochs=2, shuffle=False,
                                        verbose=0).history["loss"])
         finals.append(model.get_weights())
@@ -177,7 +177,7 @@ def test_create_graph_gives_a_differentiable_backward(runs, rng):
             w.grad = None
         with pytest.MonkeyPatch.context() as patch:
             if not use_loop:
-                patch.setattr(_lstm_train_kernel, "usable", lambda *a: False)
+                patch.setattr(_lstm_train_kernel, "train_library", lambda: None)
             (gx,) = torch.autograd.grad(layer(x).square().sum(), x, create_graph=True)
             gx.square().sum().backward()
         results.append([gx.detach()] + [w.grad.clone() for w in layer.parameters()])

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import lamina
 from lamina import layers
-from lamina.layers.normalization import _statistics
+from lamina.kernels import normalization as kernels
 from tests.parity import assert_parity, keras, run_keras, run_lamina
 
 
@@ -20,7 +20,7 @@ def route(request, monkeypatch):
     if request.param.startswith("torch"):
         if "synchronized" in request.node.name:
             pytest.skip("the worker processes choose their own route")
-        monkeypatch.setattr(_statistics, "on_native_batch_norm_device", lambda x: True)
+        monkeypatch.setattr(kernels, "_on_fused_batch_norm_device", lambda x: True)
     return request.param
 
 

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 
 import lamina
 from lamina import layers, tsc
-from lamina.layers.normalization import _kernels
+from lamina.kernels import normalization as kernels
 from lamina.models import _folding, sequential
 from lamina.models import model as model_module
 
-compiled = pytest.mark.skipif(_kernels.library() is None, reason="no C compiler for the kernels")
+compiled = pytest.mark.skipif(kernels._statistics_library() is None, reason="no C compiler for the kernels")
 
 
 @compiled
@@ -21,8 +21,9 @@ compiled = pytest.mark.skipif(_kernels.library() is None, reason="no C compiler 
                                                   ((8, 5, 6, 12), True, False)])
 def test_folded_relu_matches_batch_norm_then_relu_in_float64(shape, center, scale, rng, monkeypatch):
     fused = []
-    real = _kernels.affine
-    monkeypatch.setattr(_kernels, "affine", lambda *a, relu=False: fused.append(relu) or real(*a, relu=relu))
+    real = kernels._affine_rows
+    monkeypatch.setattr(kernels, "_affine_rows",
+                        lambda *a, relu=False: fused.append(relu) or real(*a, relu=relu))
     layer = layers.BatchNormalization(center=center, scale=scale)
     x = torch.as_tensor(rng.normal(0.3, 2.0, shape).astype("float32")).requires_grad_()
     layer.build(x.shape)

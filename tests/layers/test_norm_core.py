@@ -5,9 +5,9 @@ reductions contiguous; and make_norm, the family's factory."""
 import pytest
 import torch
 
-from lamina.layers.normalization import _kernels
-from lamina.layers.normalization._statistics import normalize, normalize_with, plan
-from lamina.layers.normalization.switchable_normalization import _Mixture
+from lamina.kernels import normalization as kernels
+from lamina.kernels.normalization import normalize, normalize_with, switchable_normalize
+from lamina.layers.normalization._statistics import plan
 
 # (input shape, reduced dims, parameter shape): BatchNorm, InstanceNorm, GroupNorm, LayerNorm over
 # the last axis (parameters vary along the reduced axis), ConditionalBatchNorm (per-sample params).
@@ -54,14 +54,14 @@ def test_normalize_with_differentiable_statistics_gradients(shape, dims, param_s
 
 @pytest.mark.parametrize("using_bn, batch_statistics", [(True, True), (True, False), (False, False)])
 def test_normalize_with_derived_statistics_gradients(using_bn, batch_statistics):
-    """SwitchableNormalization's mixture, whose gradient is written out by hand."""
-    x, weight, bias = _double((3, 5, 4)), _double((1, 1, 4)), _double((1, 1, 4))
+    """SwitchableNormalization's mixture, whose gradient is written out by hand (float64: torch's
+    formulas, not the loops)."""
+    x, weight, bias = _double((3, 5, 4)), _double((4,)), _double((4,))
     logits = [_double((2 + using_bn,)), _double((2 + using_bn,))]
-    moving = [] if batch_statistics or not using_bn else [torch.randn(1, 1, 4, dtype=torch.float64),
-                                                           torch.rand(1, 1, 4, dtype=torch.float64) + 0.5]
-    mixture = _Mixture(using_bn, batch_statistics)
+    moving = (None, None) if batch_statistics or not using_bn else (
+        torch.randn(4, dtype=torch.float64), torch.rand(4, dtype=torch.float64) + 0.5)
     assert torch.autograd.gradcheck(
-        lambda *a: normalize(a[0], (1,), a[1], a[2], derive=mixture, derive_inputs=(*a[3:], *moving))[0],
+        lambda *a: switchable_normalize(a[0], a[1], a[2], *a[3:], *moving, 1e-3, using_bn)[0],
         (x, weight, bias, *logits))
 
 
@@ -130,13 +130,13 @@ def _run(shape, dims, param_shape, dtype, seed=0):
     return [t.double() for t in (y, mean, var, *grads)]
 
 
-@pytest.mark.skipif(_kernels.library() is None, reason="no C compiler for the kernels")
+@pytest.mark.skipif(kernels._statistics_library() is None, reason="no C compiler for the kernels")
 @pytest.mark.parametrize("shape, dims, param_shape", KERNEL_CASES)
 def test_compiled_kernels_match_float64_and_the_eager_path(shape, dims, param_shape, monkeypatch):
     torch.set_num_threads(2)  # exercise the split across threads
     reference = _run(shape, dims, param_shape, torch.float64)
     compiled = _run(shape, dims, param_shape, torch.float32)
-    monkeypatch.setattr(_kernels, "usable", lambda *tensors: False)
+    monkeypatch.setattr(kernels, "_on_statistics_loops", lambda *tensors: False)
     eager = _run(shape, dims, param_shape, torch.float32)
     names = ["y", "mean", "var", "dx", "dweight", "dbias"]
     for name, ref, kern, eag in zip(names, reference, compiled, eager):
@@ -158,6 +158,6 @@ def test_layers_run_without_the_kernels(monkeypatch):
             layers.SwitchableNormalization())]
 
     expected = outputs()
-    monkeypatch.setattr(_kernels, "usable", lambda *tensors: False)
+    monkeypatch.setattr(kernels, "_on_statistics_loops", lambda *tensors: False)
     for e, g in zip(expected, outputs()):
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)

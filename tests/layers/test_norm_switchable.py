@@ -7,7 +7,7 @@ import torch
 
 import lamina
 from lamina import layers
-from lamina.layers.normalization import switchable_normalization
+from lamina.kernels import normalization as kernels
 
 
 @pytest.fixture(autouse=True, params=["one autograd function", "statistics core"])
@@ -15,7 +15,7 @@ def route(request, monkeypatch):
     """Every test runs on both routes: SN's own function on the CPU kernels (float32) and the
     generic statistics core with the mixture as a `derive` (other dtypes, devices, tracing)."""
     if request.param == "statistics core":
-        monkeypatch.setattr(switchable_normalization, "_fast_route", lambda *a: False)
+        monkeypatch.setattr(kernels, "_sn_on_loops", lambda *a: False)
     return request.param
 
 
@@ -167,13 +167,10 @@ def test_config_round_trip_and_half_precision():
 def test_each_route_is_the_one_taken(route, monkeypatch, rng):
     """The fixture's two routes differ: float32 on the CPU runs SN's own autograd function unless
     the route is forced to the statistics core."""
-    from lamina.layers.normalization import _kernels
-
     calls = []
-    real = switchable_normalization._SwitchableRows.apply
-    monkeypatch.setattr(switchable_normalization._SwitchableRows, "apply",
-                        lambda *a: calls.append(1) or real(*a))
+    real = kernels._sn_mix_forward
+    monkeypatch.setattr(kernels, "_sn_mix_forward", lambda *a: calls.append(1) or real(*a))
     layer = layers.SwitchableNormalization()
     layer(torch.as_tensor(rng.standard_normal((4, 6, 5, 3)).astype("float32")), training=True)
-    own = route == "one autograd function" and _kernels.library() is not None
+    own = route == "one autograd function" and kernels._statistics_library() is not None
     assert len(calls) == (1 if own else 0)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from lamina import activations, initializers, regularizers
-from lamina.layers._linear import linear
+from lamina.kernels.linear import linear
 from lamina.layers.base import InputSpec, Layer
 from lamina.utils import tree
 
@@ -29,8 +29,8 @@ class Dense(Layer):
 
     The kernel is (input_dim, units) in `get_weights()`, kept transposed for torch's linear. On
     x86 CPUs, float32 products of at least 2M multiply-adds run oneDNN's matmul instead of
-    torch's BLAS call, forward and backward (`layers/_linear.py`); at inference, a few rows
-    against a large kernel run a compiled matrix-vector loop (`layers/_matvec_kernel.py`).
+    torch's BLAS call, forward and backward; a few rows against a large kernel run a compiled
+    matrix-vector loop (both inside the operator `lamina::linear`, `kernels/linear.py`).
 
     Example:
         >>> layer = Dense(3, activation="relu")

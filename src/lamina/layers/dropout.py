@@ -4,9 +4,9 @@ All of them are `is_dropout`, so `model.predict_mc` switches them on for Monte-C
 everything else stays in inference mode. A `seed` gives a layer its own torch.Generator: two
 layers with the same seed draw the same masks, and a seeded fit is reproducible whatever else
 draws from torch's global generator. Without a seed they draw from torch's global generator
-(seeded by `lamina.utils.set_random_seed`). On float32 CPU tensors Dropout's mask comes from a
-compiled counter-based hash seeded from that generator (`_dropout_kernel`), several times faster
-than torch's bernoulli_; elsewhere it is torch's own dropout.
+(seeded by `lamina.utils.set_random_seed`). Dropout's mask is the operator `lamina::dropout_mask`
+seeded from that generator (`kernels/dropout.py`: a compiled counter-based hash on float32 CPU
+tensors, several times faster than torch's bernoulli_; torch's uniform draw elsewhere).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import math
 import numbers
 
 import torch
-import torch.nn.functional as F
 
-from lamina.layers import _dropout_kernel
+from lamina.kernels import dropout
 from lamina.layers.base import InputSpec, Layer
 from lamina.layers.conv import standardize_data_format
 
@@ -125,12 +124,8 @@ class Dropout(_RandomNoise):
         if not training or self.rate == 0:
             return inputs
         mask_shape = self._mask_shape(inputs)
-        if mask_shape is None and _dropout_kernel.usable(inputs):
-            return _dropout_kernel.dropout(inputs, self.rate, self._rng(inputs.device))
-        if mask_shape is None and self.seed is None:
-            return F.dropout(inputs, self.rate, training=True)
-        keep = self._keep_mask(inputs, mask_shape or inputs.shape)
-        return inputs * (keep.to(inputs.dtype) / (1.0 - self.rate))
+        like = inputs if mask_shape is None else inputs.new_empty(mask_shape)
+        return inputs * dropout.draw_mask(like, self.rate, self._rng(inputs.device))
 
     def _keep_mask(self, inputs, shape):
         """Bool mask of `shape`, True with probability 1 - rate. Drawn in float32 so that the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lamina import initializers
+from lamina.kernels.normalization import normalize, normalize_with
 from lamina.layers.base import InputSpec, state_updates_enabled
 from lamina.layers.normalization._base import (
     AffineNormalization,
@@ -12,14 +13,7 @@ from lamina.layers.normalization._base import (
     known_size,
     resolve_axis,
 )
-from lamina.layers.normalization._statistics import (
-    masked_moments,
-    normalize,
-    normalize_with,
-    plan,
-    process_group,
-    update_moving,
-)
+from lamina.layers.normalization._statistics import masked_moments, plan, process_group, update_moving
 
 
 class BatchNormalization(AffineNormalization):
@@ -100,18 +94,7 @@ class BatchNormalization(AffineNormalization):
 
     def call(self, inputs, training=None, mask=None, _relu=False):
         # _relu (set by a Sequential for a BatchNormalization followed by Activation("relu")):
-        # return max(output, 0), fused into the training kernels' passes where they run.
-        if (mask is None and not (training and self.trainable) and not torch.is_grad_enabled()
-                and self._channel_axis == inputs.ndim - 1 and inputs.dtype == torch.float32
-                and not torch.compiler.is_compiling()):
-            # Inference on channels_last float32 with nothing to differentiate (predict,
-            # evaluate, a torch.no_grad() call): the rows × channels view and torch's fused
-            # batch norm with the moving statistics, without the general route's planning.
-            rows = inputs.reshape(-1, inputs.shape[-1])
-            y = torch.native_batch_norm(rows, self.gamma, self.beta, self.moving_mean,
-                                        self.moving_variance, False, 0.0, self.epsilon)[0]
-            y = y.reshape(inputs.shape)
-            return y.relu_() if _relu else y
+        # return max(output, 0), fused into the normalization's own passes where it can be.
         return self._batch_normalize(inputs, training, mask, {self._channel_axis}, self.affine_views,
                                      relu=_relu)
 
@@ -125,8 +108,7 @@ class BatchNormalization(AffineNormalization):
         if not (training and self.trainable):
             y = normalize_with(x, self.moving_mean.reshape(p.stat_shape),
                                self.moving_variance.reshape(p.stat_shape), gamma, beta, self.epsilon)
-            y = y.reshape(inputs.shape)
-            return torch.relu(y) if relu else y
+            return torch.relu(y.reshape(inputs.shape)) if relu else y.reshape(inputs.shape)
         if mask is None:
             y, mean, var = normalize(x, p.reduce, gamma, beta, self.epsilon, process_group(self.synchronized),
                                      relu=relu)

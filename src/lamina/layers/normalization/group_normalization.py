@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
+from lamina.kernels.normalization import normalize
 from lamina.layers.base import InputSpec
 from lamina.layers.normalization._base import AffineNormalization, known_size, resolve_axis
-from lamina.layers.normalization._statistics import normalize, plan
+from lamina.layers.normalization._statistics import plan
 
 
 class GroupNormalization(AffineNormalization):
@@ -66,19 +64,12 @@ class GroupNormalization(AffineNormalization):
 
     def call(self, inputs):
         axis, groups = self._channel_axis, self._resolved_groups
-        if (inputs.ndim == 4 and axis == 3 and groups < inputs.shape[3] and inputs.dtype == torch.float32
-                and inputs.device.type == "cpu"):
-            # Image batches with several channels a group: torch's own group norm has a
-            # channels_last (NHWC) kernel, and the permuted view hands it exactly that layout without
-            # a copy; there it beats the generic core (with one channel a group it does not).
-            y = F.group_norm(inputs.permute(0, 3, 1, 2), groups, self.gamma, self.beta, self.epsilon)
-            return y.permute(0, 2, 3, 1)
         # The channel axis split in two, (groups, channels per group): statistics keep the batch
         # and the groups; gamma and beta span both halves.
         split = (*inputs.shape[:axis], groups, inputs.shape[axis] // groups, *inputs.shape[axis + 1:])
         p = plan(split, {0, axis}, {axis, axis + 1})
         gamma, beta = self.affine_views(p.param_shape)
-        y, _, _ = normalize(inputs.reshape(p.view), p.reduce, gamma, beta, self.epsilon, moments=False)
+        y, _, _ = normalize(inputs.reshape(p.view), p.reduce, gamma, beta, self.epsilon)
         return y.reshape(inputs.shape)
 
     def get_config(self):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from lamina.kernels.normalization import normalize
 from lamina.layers.base import InputSpec
-from lamina.layers.normalization import _layer_norm_kernel
 from lamina.layers.normalization._base import AffineNormalization, known_size, resolve_axis
-from lamina.layers.normalization._statistics import _layer_norm, normalize, plan
+from lamina.layers.normalization._statistics import plan
 
 
 class LayerNormalization(AffineNormalization):
@@ -58,16 +58,10 @@ class LayerNormalization(AffineNormalization):
 
     def call(self, inputs):
         axes = self._normalized_axes(inputs.ndim)
-        if axes == [inputs.ndim - 1] and _layer_norm_kernel.usable(inputs, self.gamma, self.beta):
-            # The channels of each row, on a large float32 CPU tensor: lamina's fused loops.
-            return _layer_norm_kernel.layer_norm(inputs, self.gamma, self.beta, self.epsilon)
-        if axes == list(range(inputs.ndim - len(axes), inputs.ndim)):
-            # The trailing axes, as gamma and beta are shaped: torch's fused layer_norm as it is.
-            return _layer_norm(inputs, axes, self.gamma, self.beta, self.epsilon, moments=False)[0]
         normalized = set(axes)
         p = plan(inputs.shape, set(range(inputs.ndim)) - normalized, normalized)
         gamma, beta = self.affine_views(p.param_shape)
-        y, _, _ = normalize(inputs.reshape(p.view), p.reduce, gamma, beta, self.epsilon, moments=False)
+        y, _, _ = normalize(inputs.reshape(p.view), p.reduce, gamma, beta, self.epsilon)
         return y.reshape(inputs.shape)
 
     def get_config(self):

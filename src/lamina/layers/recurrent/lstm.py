@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lamina import activations, initializers
-from lamina.layers.recurrent import _lstm_kernel, _lstm_train_kernel
+from lamina.kernels import recurrent
 from lamina.layers.recurrent.base import Recurrent, is_activation
 
 __all__ = ["LSTM"]
@@ -18,9 +18,9 @@ class LSTM(Recurrent):
     valid steps are one run per sample (left or right padding), it runs torch's fused kernel
     (`torch.lstm`, cuDNN on a GPU); otherwise a step-by-step loop with the same results. At
     inference on the CPU with at most 128 state values per step (e.g. one sequence of 64 units,
-    single-sample serving), a compiled loop runs instead (see `_lstm_kernel`); in training on the
+    single-sample serving), a compiled loop runs instead; in training on the
     CPU with a multiple of 32 units up to 128 and no mask that leaves steps out, compiled forward
-    and backward loops (see `_lstm_train_kernel`).
+    and backward loops (both operators of `kernels/recurrent.py`).
 
     Args (those after `recurrent_activation` are keyword-only):
         units: size of the output and of each state.
@@ -97,16 +97,9 @@ class LSTM(Recurrent):
         return None
 
     def _fused(self, kernel, x, states, batch_sizes=None):
-        if batch_sizes is None and _lstm_kernel.usable(x, self.kernel):
-            # A few sequences at inference (single-sample serving): lamina's compiled loop. Without
-            # return_sequences it returns only the last step's h, as (batch, 1, units): all that
-            # `call` reads of the sequence then.
-            return _lstm_kernel.lstm(self._project_inputs(x, None), *states, self.recurrent_kernel,
-                                     self.return_sequences)
-        if batch_sizes is None:
+        if batch_sizes is None:  # lamina's operators (packed sequences are torch's alone)
             weights = [self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None]
-            if _lstm_train_kernel.usable(x, weights, states):  # training: lamina's compiled loops
-                return _lstm_train_kernel.lstm(x, weights, states)
+            return recurrent.lstm(x, weights, states)
         return super()._fused(kernel, x, states, batch_sizes)
 
     def _step(self, projected_input, states, state_masks):

@@ -1,0 +1,108 @@
+"""What lamina's operators share: the test for the compiled loops' inputs, a vmap rule by
+looping, and each operator's plain-torch formula for graph export."""
+
+from __future__ import annotations
+
+import torch
+
+# Operator -> its formula in torch's own ops, for `torch.export`'s run_decompositions: an exported
+# graph (ONNX) then holds standard operators only.
+DECOMPOSITIONS: dict = {}
+
+
+def on_loops(*tensors) -> bool:
+    """Whether tensors (None: absent, skipped) can go to a compiled loop: float32, contiguous, CPU."""
+    return all(t is None or (t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous())
+               for t in tensors)
+
+
+def as_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision inputs are upcast: their range and precision are too small for statistics
+    and sums."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def vmap_by_loop(op) -> None:
+    """Register for `op` the vmap rule that runs it once per mapped index and stacks the results:
+    right for every operator (each sees plain tensors, so its own route choice applies), and the
+    one used where no batched formula is written."""
+
+    def rule(info, in_dims, *args):
+        results = [op(*(a.select(d, i) if isinstance(a, torch.Tensor) and d is not None else a
+                       for a, d in zip(args, in_dims)))
+                   for i in range(info.batch_size)]
+        if isinstance(results[0], (tuple, list)):
+            stacked = [torch.stack(r) for r in zip(*results)]
+            return type(results[0])(stacked), type(results[0])(0 for _ in stacked)
+        return torch.stack(results), 0
+
+    torch.library.register_vmap(op, rule)
+
+
+def decomposes(op):
+    """Decorator: record the function as `op`'s plain-torch formula (see DECOMPOSITIONS)."""
+
+    def record(formula):
+        DECOMPOSITIONS[op] = formula
+        return formula
+
+    return record
+
+
+# One library fragment for every family (FRAGMENT: each module adds its operators to "lamina").
+_LIBRARY = torch.library.Library("lamina", "FRAGMENT")
+
+
+def operator(schema: str, impl, fake, setup_context=None, backward=None, vmap=None):
+    """Register the operator lamina::`schema`: `impl` runs it on real tensors of any device,
+    `fake` gives its outputs' shapes for graph capture, `backward(ctx, *grads)` (with
+    `setup_context(ctx, inputs, output)`) is its gradient, and `vmap` its vmap rule (default: one
+    call per mapped index). Returns the operator.
+
+    Registered with torch.library's lower-level calls rather than `torch.library.custom_op`,
+    whose Python wrapper (argument defaults, alias checks, its own autograd.Function) cost more
+    per call than a small norm's arithmetic: a call here is one dispatch to `impl`, or two with
+    a gradient to record."""
+    name = schema.split("(", 1)[0]
+    _LIBRARY.define(schema)
+    op = getattr(torch.ops.lamina, name).default
+    _LIBRARY.impl(name, impl, "CompositeExplicitAutograd")
+    torch.library.register_fake(op, fake, lib=_LIBRARY)
+    if backward is not None:
+        # Two forms of the same autograd.Function: functorch transforms (vmap, grad) need the
+        # setup_context form, whose apply inspects signatures on every call; eager calls take the
+        # classic form, which does not.
+        transformable = type(f"_{name}_transformable", (torch.autograd.Function,), {
+            "forward": staticmethod(lambda *args: _below_autograd(op, args)),
+            "setup_context": staticmethod(setup_context),
+            "backward": staticmethod(backward),
+            "generate_vmap_rule": True,
+        })
+
+        def classic_forward(ctx, *args):
+            output = _below_autograd(op, args)
+            setup_context(ctx, args, output)
+            return output
+
+        classic = type(f"_{name}_autograd", (torch.autograd.Function,), {
+            "forward": staticmethod(classic_forward), "backward": staticmethod(backward)})
+
+        def autograd_kernel(*args):
+            if not (torch.is_grad_enabled()
+                    and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)):
+                return _below_autograd(op, args)
+            if torch._C._are_functorch_transforms_active():
+                return transformable.apply(*args)
+            return classic.apply(*args)
+
+        _LIBRARY.impl(name, autograd_kernel, "Autograd")
+    if vmap is None:
+        vmap_by_loop(op)
+    else:
+        torch.library.register_vmap(op, vmap, lib=_LIBRARY)
+    return op
+
+
+def _below_autograd(op, args):
+    with torch._C._AutoDispatchBelowAutograd():
+        return op(*args)
