@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 import lamina
 from lamina import layers
-from lamina.layers import _dropout_kernel, _matvec_kernel
-from lamina.layers.normalization import _kernels
+from lamina.kernels import dropout as _dropout_kernel
+from lamina.kernels import linear as _matvec_kernel
+from lamina.kernels import normalization as norm_kernels
 from lamina.models import _dense_chain, _dense_step, _folding, _fusable, sequential
 from tests.models.test_dense_step import assert_same_training, train
 
@@ -175,7 +176,7 @@ def fit_fcn_block(config, seed):
     return model.get_weights(), history.history
 
 
-@pytest.mark.skipif(_kernels.library() is None, reason="no C compiler for the kernels")
+@pytest.mark.skipif(norm_kernels._statistics_library() is None, reason="no C compiler for the kernels")
 @pytest.mark.parametrize("deviation", FOLD_DEVIATIONS)
 @examples(3)
 @given(norm_config=st.fixed_dictionaries({

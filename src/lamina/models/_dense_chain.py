@@ -3,7 +3,7 @@
 A Sequential's inference plan (sequential.py) calls each layer's `call` in turn. Where two or more
 Dense layers follow each other (dropout layers between them drop out of an inference plan), the
 plan holds one `DenseChain` for them instead: on a few float32 rows on the CPU with no gradient
-wanted, the whole run is one compiled call (`layers/_matvec_kernel.dense_chain`: one parallel
+wanted, the whole run is one compiled call (`kernels/linear.dense_chain`: one parallel
 region, one call from Python), which on a single sample removes most of what each layer's call
 from Python costs. Every other input runs the layers' own calls, one after another.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from lamina import _native, activations
-from lamina.layers import _matvec_kernel
+from lamina.kernels import linear as _matvec_kernel
 from lamina.layers.core import Dense
 from lamina.models import _fusable
 

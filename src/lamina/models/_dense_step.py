@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from lamina import _native, activations
-from lamina.layers import _dropout_kernel, _linear
+from lamina.kernels import dropout as _dropout_kernel
+from lamina.kernels import linear as _linear
 from lamina.layers.core import Dense
 from lamina.layers.dropout import Dropout
 from lamina.layers.reshaping import Flatten
