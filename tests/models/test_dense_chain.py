@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import lamina
 from lamina import layers
-from lamina.layers import _matvec_kernel
+from lamina.kernels import linear as _matvec_kernel
 from lamina.models import _dense_chain
 
 compiled = pytest.mark.skipif(_matvec_kernel.library() is None, reason="no C compiler")

@@ -9,7 +9,7 @@ import torch
 
 import lamina
 from lamina import layers, losses, tsc
-from lamina.layers import _dropout_kernel
+from lamina.kernels import dropout as _dropout_kernel
 from lamina.models import _dense_step
 
 compiled = pytest.mark.skipif(_dropout_kernel.library() is None, reason="no C compiler for dropout")

@@ -150,7 +150,7 @@ def test_dense_step_over_the_dense_dropout_and_flatten_config_spaces(deviation, 
     loss = lamina.losses.SparseCategoricalCrossentropy(from_logits=logits)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     x, y = rng.standard_normal((64, 6, 2)).astype("float32"), rng.integers(0, 3, 64)
-    ours = train(build, x, y, True, loss=loss, epochs=1)
+    ours = train(build, x, y, "auto", loss=loss, epochs=1)
     assert len(fused) == (2 if deviation == "none" else 0)  # 64 samples, batches of 32
     assert_same_training(ours, train(build, x, y, False, loss=loss, epochs=1), atol=2e-6)
 
