@@ -32,7 +32,7 @@ _ATTENTION_GROUPS = ("query_dense", "key_dense", "value_dense", "output_dense")
 # register_keras_serializable names a class, so that Keras' refusal names the class. OpLayer only
 # for an op Keras has no Operation class for: the others are written as Keras' op nodes (keras_ops.py).
 LAMINA_ONLY = ("InstanceNormalization", "SwitchableNormalization", "ConditionalBatchNormalization",
-               "OpLayer")
+               "OpLayer", "Ensemble")
 LAMINA_PACKAGE = "lamina"
 
 
