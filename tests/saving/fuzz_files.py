@@ -24,9 +24,11 @@ peak resident set (VmHWM, reset through /proc/self/clear_refs) over the case.
 from __future__ import annotations
 
 import argparse
+import base64
 import ctypes
 import io
 import json
+import marshal
 import os
 import pickle
 import random
@@ -558,21 +560,28 @@ def run_case(base, loader, path, rewrite):
     return ("loaded", "") if same else ("silent", "weights or predictions differ")
 
 
-def fuzz(cases: int, seed: int, folder, budget=BUDGET_BYTES, case_seconds=CASE_SECONDS) -> dict:
-    torch.set_num_threads(1)
+def payloads(folder) -> dict:
+    """What the mutations put in: pickles and Lambda bytecode that would write the canary file."""
     canary = os.path.join(folder, "canary")
-    ctx = {"folder": folder, "pickle": pickle.dumps(_Payload(canary))}
     buffer = io.BytesIO()
     torch.save({"weights": _Payload(canary)}, buffer)
-    ctx["torch_pickle"] = buffer.getvalue()
     code = compile(f"open({canary!r}, 'w')", "<fuzz>", "exec")
-    import base64
-    import marshal
+    return {"folder": folder, "canary": canary, "pickle": pickle.dumps(_Payload(canary)),
+            "torch_pickle": buffer.getvalue(),
+            "bytecode": base64.b64encode(marshal.dumps(code)).decode()}
 
-    ctx["bytecode"] = base64.b64encode(marshal.dumps(code)).decode()
-    corpus = make_corpus(folder)
-    originals = {b["path"]: open(b["path"], "rb").read() for b in corpus}
+
+def fuzz(cases: int, seed: int, folder, corpus=None, budget=BUDGET_BYTES,
+         case_seconds=CASE_SECONDS) -> dict:
+    """Run `cases` seeded cases over `corpus` (default: make_corpus(folder)); the summary."""
+    torch.set_num_threads(1)
+    ctx = payloads(folder)
+    canary = ctx["canary"]
+    corpus = corpus or make_corpus(folder)
+    originals = {}
     for base in corpus:  # every unmutated file loads, and warms up what the loaders import
+        with open(base["path"], "rb") as f:
+            originals[base["path"]] = f.read()
         for loader in base["loaders"]:
             outcome, detail = run_case(base, loader, base["path"], False)
             assert outcome == "loaded", (base["path"], loader, outcome, detail)

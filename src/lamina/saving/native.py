@@ -144,7 +144,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, allo
     except SavingError:
         raise
     except Exception as e:  # whatever a broken file provokes reaches the caller as a SavingError
-        raise SavingError(f"Cannot load '{path}': {type(e).__name__}: {e}") from e
+        raise SavingError(f"Cannot load '{path}': the file is damaged or is not the model file its "
+                          f"contents claim to be ({type(e).__name__}: {e}).") from e
 
 
 def _check_file(path, what) -> None:
@@ -249,7 +250,8 @@ def load_weights(model, filepath, skip_mismatch=False, allow_nonfinite=False) ->
     except SavingError:
         raise
     except Exception as e:
-        raise SavingError(f"Cannot load weights from '{path}': {type(e).__name__}: {e}") from e
+        raise SavingError(f"Cannot load weights from '{path}': the file is damaged or does not "
+                          f"hold weights for this model ({type(e).__name__}: {e}).") from e
 
 
 def _load_weights_any(model, path) -> None:
