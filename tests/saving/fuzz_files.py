@@ -53,7 +53,7 @@ CASE_SECONDS = 10.0
 FILE_LIMIT = 2**20  # the memory budget holds for files under 1 MB
 
 
-class _Payload:
+class Payload:
     """Unpickling this creates the canary file: proof that something was executed."""
 
     def __init__(self, canary):
@@ -98,14 +98,17 @@ def _trained(arch, seed=1):
     return model
 
 
-def _legacy_h5(model, path):
+def legacy_h5(model, path, edit=None):
     """A legacy Keras .h5 (tf.keras 2 / Keras 3's save(..., .h5)) layout: model_config attribute,
-    model_weights/<layer>/<layer>/<weight>:0 datasets listed in weight_names."""
+    model_weights/<layer>/<layer>/<weight>:0 datasets listed in weight_names. `edit(entry)` may
+    change the Keras config first."""
     import h5py
 
     from lamina.saving import config, keras_export
 
     entry = keras_export.keras_entry(config.serialize(model), "fuzz")
+    if edit is not None:
+        edit(entry)
     with h5py.File(path, "w") as f:
         f.attrs["model_config"] = json.dumps(entry).encode()
         f.attrs["keras_version"] = b"2.15.0"
@@ -131,7 +134,7 @@ def make_corpus(folder) -> list[dict]:
         model.save_weights(f"{stem}.weights.h5")
         model.save_weights(f"{stem}.safetensors")
         checkpoint.save_checkpoint(model, f"{stem}.ckpt.lamina", 1, 0, checkpoint.capture_rng())
-        _legacy_h5(model, f"{stem}.h5")
+        legacy_h5(model, f"{stem}.h5")
         for suffix, loaders, ours in (
                 (".lamina", ("load_model", "load_weights"), True),
                 (".keras", ("load_model", "load_weights"), True),
@@ -253,25 +256,31 @@ def _json_values(value, path=()):
         yield path, value
 
 
+def _parent(value, path):
+    for key in path[:-1]:
+        value = value[key]
+    return value
+
+
 def _edit_json(rng, value, ctx):
     """One random edit of a JSON tree: a number inflated or made hostile, a key removed, a
     class renamed, a Lambda with bytecode put in, a shape blown up."""
     paths = list(_json_values(value))
-    path, old = rng.choice(paths)
-    parent = value
-    for key in path[:-1]:
-        parent = parent[key]
-    key = path[-1]
-    numbers = [p for p, v in paths if isinstance(v, int) and not isinstance(v, bool)]
     op = rng.choice(("inflate", "inflate", "hostile", "remove", "retype", "class", "lambda",
                      "shape"))
-    if op == "inflate" and numbers:
-        path = rng.choice(numbers)
-        parent = value
-        for k in path[:-1]:
-            parent = parent[k]
-        key = path[-1]
-        parent[key] = parent[key] * rng.choice((10, 1000, 10**6)) + rng.choice((0, 1))
+    wanted = {
+        "inflate": lambda p, v: isinstance(v, int) and not isinstance(v, bool),
+        "class": lambda p, v: p[-1] == "class_name", "lambda": lambda p, v: p[-1] == "class_name",
+        "shape": lambda p, v: isinstance(v, list) and bool(v) and all(
+            x is None or isinstance(x, int) for x in v),
+    }.get(op, lambda p, v: True)
+    targets = [(p, v) for p, v in paths if wanted(p, v)]
+    if not targets:
+        return value
+    path, old = rng.choice(targets)
+    parent, key = _parent(value, path), path[-1]
+    if op == "inflate":
+        parent[key] = old * rng.choice((10, 1000, 10**6)) + rng.choice((0, 1))
     elif op == "hostile":
         parent[key] = rng.choice((-1, 0, 2**31, 2**63, 1e308, float("nan"), None, "", [], {},
                                   [[[[[[]]]]]], "a" * 1000, True, 25000))
@@ -280,48 +289,16 @@ def _edit_json(rng, value, ctx):
     elif op == "retype":
         parent[key] = rng.choice((str(old), [old], {"v": old}))
     elif op == "class":
-        targets = [p for p, v in paths if p[-1] == "class_name"]
-        if targets:
-            path = rng.choice(targets)
-            parent = value
-            for k in path[:-1]:
-                parent = parent[k]
-            parent["class_name"] = rng.choice(("Lambda", "Functional", "Sequential", "Dense",
-                                               "InputLayer", "LSTM", "os.system", "TFOpLambda"))
+        parent[key] = rng.choice(("Lambda", "Functional", "Sequential", "Dense", "InputLayer",
+                                  "LSTM", "os.system", "TFOpLambda"))
     elif op == "lambda":
-        targets = [p for p, v in paths if p[-1] == "class_name"]
-        if targets:
-            path = rng.choice(targets)
-            parent = value
-            for k in path[:-1]:
-                parent = parent[k]
-            parent["class_name"] = "Lambda"
-            parent["config"] = {"name": "lam", "function": {
-                "class_name": "__lambda__", "config": {"code": ctx["bytecode"], "defaults": None,
-                                                       "closure": None}},
-                "function_type": "lambda", "module": "builtins", "arguments": {}}
-    else:
-        shapes = [p for p, v in paths if isinstance(v, list) and v and all(
-            x is None or isinstance(x, int) for x in v)]
-        if shapes:
-            path = rng.choice(shapes)
-            parent = value
-            for k in path[:-1]:
-                parent = parent[k]
-            parent[path[-1]] = [None if x is None else rng.choice((25000, 40000, 10**6, 10**9))
-                                for x in parent[path[-1]]]
+        parent.update(class_name="Lambda", config={
+            "name": "lam", "function_type": "lambda", "module": "builtins", "arguments": {},
+            "function": {"class_name": "__lambda__", "config": {
+                "code": ctx["bytecode"], "defaults": None, "closure": None}}})
+    elif op == "shape":
+        parent[key] = [None if x is None else rng.choice((25000, 40000, 10**6, 10**9)) for x in old]
     return value
-
-
-def _zip_json(rng, data, ctx):
-    members = _members(data)
-    candidates = [i for i, (name, _) in enumerate(members) if name.endswith(".json")]
-    if not candidates:
-        return None
-    i = rng.choice(candidates)
-    value = json.loads(members[i][1])
-    members[i] = (members[i][0], json.dumps(_edit_json(rng, value, ctx)).encode())
-    return _rezip(members)
 
 
 def _safetensors_header(rng, data, ctx):
@@ -346,17 +323,6 @@ def _safetensors_header(rng, data, ctx):
         header.setdefault("__metadata__", {})["lamina_digest"] = "0" * 64
     raw = json.dumps(header).encode()
     return struct.pack("<Q", len(raw)) + raw + data[8 + length:]
-
-
-def _zip_safetensors(rng, data, ctx):
-    members = _members(data)
-    candidates = [i for i, (name, _) in enumerate(members) if name.endswith(".safetensors")]
-    if not candidates:
-        return None
-    i = rng.choice(candidates)
-    edited = _safetensors_header(rng, members[i][1], ctx)
-    members[i] = (members[i][0], edited)
-    return _rezip(members)
 
 
 def _h5_edit(rng, data, ctx):
@@ -430,13 +396,33 @@ def _nan_safetensors(rng, data, ctx):
     return weights.to_bytes(tensors, metadata={"format": "lamina"})
 
 
-def _zip_nan(rng, data, ctx):
-    members = _members(data)
-    i = next((i for i, (n, _) in enumerate(members) if n == "model.safetensors"), None)
-    if i is None:
-        return None
-    members[i] = ("model.safetensors", _nan_safetensors(rng, members[i][1], ctx))
-    return _rezip(members)
+def _in_member(suffix, edit, doc):
+    """A mutation of a zip archive: `edit` applied to one entry whose name ends with `suffix`."""
+    def mutation(rng, data, ctx):
+        members = _members(data)
+        candidates = [i for i, (name, _) in enumerate(members) if name.endswith(suffix)]
+        if not candidates:
+            return None
+        i = rng.choice(candidates)
+        edited = edit(rng, members[i][1], ctx)
+        if edited is None:
+            return None
+        members[i] = (members[i][0], edited)
+        return _rezip(members)
+
+    mutation.__name__ = f"{edit.__name__}_in{suffix.replace('.', '_')}"
+    mutation.__doc__ = doc
+    return mutation
+
+
+def _json_bytes(rng, data, ctx):
+    return json.dumps(_edit_json(rng, json.loads(data), ctx)).encode()
+
+
+_zip_json = _in_member(".json", _json_bytes, "A JSON entry edited (CRC recomputed).")
+_zip_safetensors = _in_member(".safetensors", _safetensors_header, "A safetensors header edited.")
+_zip_h5 = _in_member(".h5", _h5_edit, "The HDF5 weights of a .keras archive edited.")
+_zip_nan = _in_member("model.safetensors", _nan_safetensors, "NaN in the weights, digest right.")
 
 
 def _whole_payload(rng, data, ctx):
@@ -446,14 +432,14 @@ def _whole_payload(rng, data, ctx):
 BYTE_MUTATIONS = [_flip, _flip, _set_bytes, _truncate, _splice]
 MUTATIONS = {
     "zip": BYTE_MUTATIONS + [_zip_members, _zip_members, _zip_sizes, _bomb, _zip_json, _zip_json,
-                             _zip_json, _zip_safetensors, _zip_nan, _whole_payload],
+                             _zip_json, _zip_safetensors, _zip_nan, _zip_h5, _whole_payload],
     "h5": BYTE_MUTATIONS + [_h5_edit, _h5_edit, _h5_edit, _whole_payload],
     "safetensors": BYTE_MUTATIONS + [_safetensors_header, _safetensors_header, _nan_safetensors,
                                      _whole_payload],
 }
 # Mutations that rewrite a file consistently (checksums and digests recomputed): a success is
 # judged by its weights only, not as damage that slipped through.
-_REWRITES = {_zip_json, _h5_edit}
+_REWRITES = {_zip_json, _h5_edit, _zip_h5}
 
 
 def _format(path):
@@ -564,9 +550,9 @@ def payloads(folder) -> dict:
     """What the mutations put in: pickles and Lambda bytecode that would write the canary file."""
     canary = os.path.join(folder, "canary")
     buffer = io.BytesIO()
-    torch.save({"weights": _Payload(canary)}, buffer)
+    torch.save({"weights": Payload(canary)}, buffer)
     code = compile(f"open({canary!r}, 'w')", "<fuzz>", "exec")
-    return {"folder": folder, "canary": canary, "pickle": pickle.dumps(_Payload(canary)),
+    return {"folder": folder, "canary": canary, "pickle": pickle.dumps(Payload(canary)),
             "torch_pickle": buffer.getvalue(),
             "bytecode": base64.b64encode(marshal.dumps(code)).decode()}
 

@@ -18,6 +18,7 @@ import torch
 import lamina
 from lamina import layers
 from lamina.saving import SavingError, register_serializable
+from tests.saving.fuzz_files import legacy_h5
 
 
 def _model(seed=0):
@@ -79,70 +80,51 @@ def test_a_build_shape_beyond_the_file_is_refused_before_it_is_allocated(tmp_pat
         lamina.load_model(path)
 
 
-def _legacy_h5(model, path, units=None):
-    """A legacy Keras .h5 (model_config + model_weights/<layer>/<weight>:0 datasets)."""
-    from lamina.saving import config, keras_export
-
-    entry = keras_export.keras_entry(config.serialize(model), "test")
-    if units is not None:
-        entry["config"]["layers"][1]["config"]["units"] = units
-    with h5py.File(path, "w") as f:
-        f.attrs["model_config"] = json.dumps(entry).encode()
-        group = f.create_group("model_weights")
-        for layer in model.layers:
-            g = group.create_group(layer.name)
-            names = [f"{layer.name}/w{i}:0" for i in range(len(layer.get_weights()))]
-            g.attrs["weight_names"] = [n.encode() for n in names]
-            for name, array in zip(names, layer.get_weights()):
-                g.create_dataset(name, data=array)
-
-
 def test_a_legacy_h5_declaring_more_units_than_it_holds_is_refused(tmp_path):
     """The 17 KB legacy .h5 declaring Dense(units=2e7), which loaded a 140M-parameter model."""
     model = _model()
-    _legacy_h5(model, tmp_path / "ok.h5")
+    legacy_h5(model, tmp_path / "ok.h5")
     lamina.load_model(tmp_path / "ok.h5")
-    _legacy_h5(model, tmp_path / "units.h5", units=20_000_000)
+    legacy_h5(model, tmp_path / "units.h5",
+              lambda entry: entry["config"]["layers"][1]["config"].update(units=20_000_000))
     with pytest.raises(SavingError, match=r"units\.h5.*layer 'dense' \(Dense\).*\(4, 20000000\)"):
         lamina.load_model(tmp_path / "units.h5")
 
 
-def test_an_h5_dataset_that_stores_nothing_is_refused(tmp_path):
-    """An unwritten dataset reads as fill values: gigabytes of zeros from a small file."""
-    model = _model()
-    path = tmp_path / "fill.weights.h5"
-    model.save_weights(path)
+@pytest.mark.parametrize("replace, needle", [
+    # an unwritten dataset reads as fill values: gigabytes of zeros from a small file
+    (lambda g: g.create_dataset("0", shape=(40000, 25000), dtype="f4", chunks=True),
+     r"'layers/dense/vars/0' declares shape \(40000, 25000\)"),
+    (lambda g: g.__setitem__("0", h5py.ExternalLink("/etc/hostname", "/x")), "ExternalLink"),
+    (lambda g: g.__setitem__("0", h5py.SoftLink("/layers/dense_1/vars/0")), "SoftLink"),
+])
+def test_an_h5_array_that_is_not_in_the_file_is_refused(tmp_path, replace, needle):
+    path = tmp_path / "hollow.weights.h5"
+    _model().save_weights(path)
     with h5py.File(path, "r+") as f:
         del f["layers/dense/vars/0"]
-        f["layers/dense/vars"].create_dataset("0", shape=(40000, 25000), dtype="f4", chunks=True)
-    target, state = _model(1), None
+        replace(f["layers/dense/vars"])
+    target = _model(1)
     state = _state(target)
-    with pytest.raises(SavingError, match=r"fill\.weights\.h5.*'layers/dense/vars/0' declares"):
+    with pytest.raises(SavingError, match=r"hollow\.weights\.h5.*" + needle):
         target.load_weights(path)
     _assert_state(target, state)
 
 
-def test_an_h5_link_is_refused(tmp_path):
-    model = _model()
-    path = tmp_path / "link.weights.h5"
-    model.save_weights(path)
-    with h5py.File(path, "r+") as f:
-        del f["layers/dense/vars/0"]
-        f["layers/dense/vars/0"] = h5py.ExternalLink("/etc/hostname", "/x")
-    with pytest.raises(SavingError, match=r"link\.weights\.h5.*ExternalLink"):
-        _model(1).load_weights(path)
+def _deflate(path, replace=None):
+    """Rewrite a zip archive with deflated entries, `replace` {name: bytes} put in."""
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in {**entries, **(replace or {})}.items():
+            z.writestr(name, data)
 
 
 def test_a_keras_archive_member_inflating_to_zeros_is_refused(tmp_path):
     """The 1 MiB .keras whose weights member inflated to 2 GB: refused from its declared size."""
-    model = _model()
     path = tmp_path / "bomb.keras"
-    model.save(path)
-    with zipfile.ZipFile(path) as z:
-        entries = {n: z.read(n) for n in z.namelist()}
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name, data in entries.items():
-            z.writestr(name, b"\0" * (64 * 2**20) if name == "model.weights.h5" else data)
+    _model().save(path)
+    _deflate(path, {"model.weights.h5": b"\0" * (64 * 2**20)})
     with pytest.raises(SavingError, match=r"bomb\.keras.*'model\.weights\.h5' declares 67108864"):
         lamina.load_model(path)
 
@@ -152,11 +134,7 @@ def test_a_deflated_keras_archive_still_loads(tmp_path):
     model = _model()
     path = tmp_path / "deflated.keras"
     model.save(path)
-    with zipfile.ZipFile(path) as z:
-        entries = {n: z.read(n) for n in z.namelist()}
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name, data in entries.items():
-            z.writestr(name, data)
+    _deflate(path)
     _assert_state(lamina.load_model(path), _state(model))
 
 

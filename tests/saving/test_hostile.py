@@ -20,16 +20,7 @@ from hypothesis import strategies as st
 import lamina
 from lamina import layers
 from lamina.saving import SavingError
-
-
-class _Payload:
-    """Unpickling this creates the marker file: proof that something was executed."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
+from tests.saving.fuzz_files import Payload
 
 
 def _valid_file(path):
@@ -67,9 +58,9 @@ def _load(tmp_path, data, name="m.lamina"):
 
 def test_pickle_payloads_are_never_executed(tmp_path, valid):
     marker = tmp_path / "executed"
-    payload = pickle.dumps(_Payload(marker))
+    payload = pickle.dumps(Payload(marker))
     torch_file = io.BytesIO()
-    torch.save({"weights": _Payload(marker)}, torch_file)
+    torch.save({"weights": Payload(marker)}, torch_file)
     entries = _entries(valid)
     cases = {
         "raw.lamina": payload,
