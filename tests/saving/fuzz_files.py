@@ -571,10 +571,10 @@ def fuzz(cases: int, seed: int, folder, corpus=None, budget=BUDGET_BYTES,
         for loader in base["loaders"]:
             outcome, detail = run_case(base, loader, base["path"], False)
             assert outcome == "loaded", (base["path"], loader, outcome, detail)
-    counts, examples, peak, slowest = {}, {}, 0, 0.0
+    counts, examples, peak, peak_case, slowest = {}, {}, 0, None, 0.0
     can_measure = _reset_peak()
     signal.signal(signal.SIGALRM, _on_alarm)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for case in range(cases):
         rng = random.Random(seed * 1_000_003 + case)
         base = rng.choice(corpus)
@@ -610,8 +610,10 @@ def fuzz(cases: int, seed: int, folder, corpus=None, budget=BUDGET_BYTES,
             resource.setrlimit(resource.RLIMIT_DATA, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         elapsed = time.perf_counter() - t0
         slowest = max(slowest, elapsed)
-        if small and can_measure:
-            peak = max(peak, _status("VmHWM") - rss)
+        if small and can_measure and _status("VmHWM") - rss > peak:
+            peak = _status("VmHWM") - rss
+            peak_case = {"case": case, "file": os.path.basename(base["path"]), "loader": loader,
+                         "mutation": mutation.__name__, "outcome": outcome}
         if os.path.exists(canary):
             outcome, detail = "executed", "the canary file was written"
             os.unlink(canary)
@@ -621,7 +623,9 @@ def fuzz(cases: int, seed: int, folder, corpus=None, budget=BUDGET_BYTES,
                 {"case": case, "file": os.path.basename(base["path"]), "loader": loader,
                  "mutation": mutation.__name__, "detail": detail})
     return {"cases": cases, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
+            "cpu_seconds": round(time.process_time() - cpu_started, 1),
             "counts": counts, "max_peak_rss_mb": round(peak / 2**20, 1) if can_measure else None,
+            "peak_case": peak_case,
             "slowest_case_s": round(slowest, 2), "budget_mb": budget // 2**20,
             "failures": {k: v[:20] for k, v in examples.items()}}
 

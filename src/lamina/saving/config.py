@@ -222,7 +222,7 @@ def deserialize(entry, build: bool = True, where: str = "the config"):
 # The largest tensor that building a model from a file may create (a layer's weights or a build-time
 # run on zeros), unless the file itself holds more: the shapes a config declares are bounded by the
 # bytes it comes with, so a small file cannot make lamina allocate gigabytes.
-TENSOR_FLOOR_BYTES = 32 * 2**20
+TENSOR_FLOOR_BYTES = 16 * 2**20
 
 
 class _TensorTooLarge(Exception):
