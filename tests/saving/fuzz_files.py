@@ -362,7 +362,7 @@ def _h5_edit(rng, data, ctx):
                         found = {}
                         f.visititems(lambda n, o: found.__setitem__(n, o)
                                      if isinstance(o, h5py.Dataset) else None)
-                        f.attrs["lamina_digest"] = weights.digest(found)
+                        f.attrs["lamina_digest"] = np.bytes_(weights.digest(found))
                         del keras_import
             elif op == "soft":
                 del group[leaf]

@@ -100,7 +100,9 @@ def h5_bytes(model, optimizer=None) -> bytes:
         datasets = {}
         root.visititems(lambda name, obj: datasets.__setitem__(name, obj)
                         if isinstance(obj, h5py.Dataset) else None)
-        root.attrs[keras_layout.DIGEST_ATTRIBUTE] = weights.digest(datasets)
+        # fixed-length bytes, stored in the attribute itself: reading a variable-length string
+        # goes through HDF5's global heap, whose reader can loop forever on a damaged file
+        root.attrs[keras_layout.DIGEST_ATTRIBUTE] = np.bytes_(weights.digest(datasets))
     return buffer.getvalue()
 
 
