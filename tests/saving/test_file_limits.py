@@ -201,6 +201,20 @@ def test_a_flipped_weight_in_a_weights_h5_file_is_caught(tmp_path):
         _model(1).load_weights(path)
 
 
+def test_a_damaged_digest_key_is_not_taken_for_an_old_file(tmp_path):
+    """A flipped byte in the digest's key, and one in the weights: the first must not pass for a
+    file from before digests, or the second loads silently (the fuzzer found this)."""
+    path = tmp_path / "key.safetensors"
+    _model().save_weights(path)
+    data = bytearray(path.read_bytes())
+    at = data.find(b'"lamina_digest"')
+    data[at + 3] ^= 0x04  # lamina_digest -> lemina_digest
+    data[-3] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(SavingError, match=r"key\.safetensors.*metadata is damaged"):
+        _model(1).load_weights(path)
+
+
 def test_files_from_before_the_digest_still_load(tmp_path):
     """Older lamina files carry no digest: they load as before."""
     model = _model()

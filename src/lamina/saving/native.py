@@ -109,7 +109,8 @@ def save_weights(model, filepath, overwrite=True) -> None:
 def _weights_metadata() -> dict[str, str]:
     from lamina import __version__
 
-    return {"format": FORMAT, "lamina_version": __version__}
+    return {"format": FORMAT, "lamina_version": __version__,
+            weights.DIGEST_COMPANION[0]: weights.DIGEST_COMPANION[1]}
 
 
 # ----------------------------------------------------------------------------- reading

@@ -24,6 +24,11 @@ import torch
 from lamina.saving.errors import SavingError
 
 DIGEST_KEY = "lamina_digest"
+# Written beside the digest in raw .safetensors files (entries of a zip archive have its CRC, and one
+# metadata key keeps them byte-for-byte reproducible: safetensors orders several keys at random).
+# A file with this key but no digest had its header damaged: a flipped byte in the digest's key
+# would otherwise pass for a file from before digests.
+DIGEST_COMPANION = ("lamina_digest_of", "sha256 of tensor names, dtypes, shapes and bytes")
 _nonfinite_allowed = contextvars.ContextVar("lamina_allow_nonfinite", default=False)
 
 
@@ -73,7 +78,11 @@ def from_bytes(data: bytes, where: str) -> dict[str, torch.Tensor]:
         tensors = safetensors.torch.load(data)
     except Exception as e:  # safetensors reports a bad header or layout with its own error types
         raise SavingError(f"{where}: the tensor data is not valid safetensors ({e}).") from e
-    expected = _metadata(data).get(DIGEST_KEY)
+    metadata = _metadata(data)
+    expected = metadata.get(DIGEST_KEY)
+    if expected is None and DIGEST_COMPANION[0] in metadata:
+        raise SavingError(f"{where}: the header's metadata is damaged (the digest of the weights "
+                          "is not where lamina writes it).")
     if expected is not None and expected != digest(tensors):
         raise SavingError(
             f"{where}: the weights do not match the digest written with them: the file was "
