@@ -77,7 +77,8 @@ def test_the_fuzzer_sees_a_load_that_changes_the_model_then_raises(corpus, tmp_p
 def test_the_fuzzer_sees_damage_that_loads_silently(corpus, tmp_path, monkeypatch):
     from lamina.saving import weights
 
-    monkeypatch.setattr(weights, "DIGEST_KEY", "not_there")  # the digest is no longer found
+    monkeypatch.setattr(weights, "DIGEST_KEY", "not_there")  # the digest is no longer found,
+    monkeypatch.setattr(weights, "DIGEST_COMPANION", ("not_there_either", ""))  # nor missed
     base = _base(corpus, "mlp.safetensors")
     with open(base["path"], "rb") as f:
         data = bytearray(f.read())
