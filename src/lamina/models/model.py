@@ -258,11 +258,12 @@ class Model(Trainer, Layer):
             return
         save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath, skip_mismatch=False):
-        """Load weights from .safetensors, .lamina, .keras, .weights.h5 or legacy .h5 files."""
+    def load_weights(self, filepath, skip_mismatch=False, allow_nonfinite=False):
+        """Load weights from .safetensors, .lamina, .keras, .weights.h5 or legacy .h5 files, all
+        or nothing; NaN or infinite weights are refused unless `allow_nonfinite=True`."""
         from lamina.saving import load_weights
 
-        load_weights(self, filepath, skip_mismatch=skip_mismatch)
+        load_weights(self, filepath, skip_mismatch=skip_mismatch, allow_nonfinite=allow_nonfinite)
 
     def to_json(self, **kwargs) -> str:
         """The architecture as Keras 3's JSON; `lamina.models.model_from_json` (or Keras' own)

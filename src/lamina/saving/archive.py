@@ -25,7 +25,10 @@ from lamina.saving.errors import SavingError
 
 MAX_ENTRIES = 32
 MAX_JSON_BYTES = 64 * 2**20
-_DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data by more than this factor
+# Keras and lamina store archive entries uncompressed; an archive recompressed by another tool
+# shrinks weights by about 1.1 and configs by about 10. An entry that expands more is refused
+# before it is inflated: a zip bomb of zeros would otherwise cost up to 1032 times its size.
+_DEFLATE_MAX_RATIO = 64
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip timestamps fixed, so that equal models give equal files
 
 
@@ -154,8 +157,8 @@ def write_archive(path, entries: dict[str, bytes]) -> None:
 class Archive:
     """A zip archive opened for bounded, checked reads. Use as a context manager.
 
-    Entries may be stored or deflated (Keras writes either); a deflated entry may declare at
-    most what deflate can expand to (about 1032 times its compressed size), and no read returns
+    Entries may be stored or deflated (by a tool that recompressed a Keras archive); a deflated
+    entry may declare at most _DEFLATE_MAX_RATIO times its compressed size, and no read returns
     more than the declared size, so memory stays bounded by the file's size whatever it claims.
     """
 
@@ -191,7 +194,7 @@ class Archive:
             if info.compress_size > self.disk_size or info.file_size > ceiling + 64:
                 raise self.error(
                     f"entry '{name}' declares {info.file_size} bytes, more than its "
-                    f"{info.compress_size} stored bytes can hold"
+                    f"{info.compress_size} stored bytes may hold (a zip bomb, or a damaged file)"
                 )
             if name in checked:
                 raise self.error(f"entry '{name}' appears twice")

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextvars
 import json
 import math
+import sys
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from lamina.layers.base import Layer, state_updates_disabled
 from lamina.layers.input_layer import InputLayer
@@ -217,16 +219,66 @@ def deserialize(entry, build: bool = True, where: str = "the config"):
     return layer
 
 
-def check_weight_budget(entry, available: int, where: str) -> None:
-    """Refuse a config whose model needs more weight bytes than the file holds, before any
-    memory is spent on it: the model is first built on torch's "meta" device, which allocates
-    nothing. (A layer that cannot run on the meta device skips this check; the real build and
-    the name/shape check of every tensor still follow.)"""
+# The largest tensor that building a model from a file may create (a layer's weights or a build-time
+# run on zeros), unless the file itself holds more: the shapes a config declares are bounded by the
+# bytes it comes with, so a small file cannot make lamina allocate gigabytes.
+TENSOR_FLOOR_BYTES = 16 * 2**20
+
+
+class _TensorTooLarge(BaseException):
+    """Raised inside the meta-device probe. A BaseException, so that no layer's `except
+    Exception` (a fallback path, a dry run that may fail) takes it for an ordinary failure and
+    carries on: the fuzzer found an LSTM's dry run doing so, and the real build then took 376 MB."""
+
+
+class _TensorSizes(TorchDispatchMode):
+    """Refuses any tensor above `limit` bytes as it is created (on the meta device: free)."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree.flatten(out):
+            if isinstance(t, torch.Tensor) and t.numel() * t.element_size() > self.limit:
+                raise _TensorTooLarge(
+                    f"{_building_layer()} would create a tensor of shape {tuple(t.shape)} "
+                    f"({t.numel() * t.element_size()} bytes)")
+        return out
+
+
+def _building_layer() -> str:
+    """The innermost layer being built or run (the one whose sizes are at fault)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        owner = next((v for v in (frame.f_locals.get("self"), frame.f_locals.get("layer"))
+                      if isinstance(v, Layer)), None)
+        if owner is not None:
+            return f"layer '{owner.name}' ({type(owner).__name__})"
+        frame = frame.f_back
+    return "a layer"
+
+
+def check_cost(entry, available: int, where: str) -> None:
+    """Refuse a config that would cost more memory than the file can justify, before any is
+    spent: the model is first built on torch's "meta" device, which allocates nothing, and it
+    must need at most `available` bytes of weights (what the file holds), and create no tensor
+    (weight, or a run on zeros while building) above max(TENSOR_FLOOR_BYTES, available). This is
+    the one place where every size a config declares (units, filters, kernel sizes, build and
+    input shapes) meets the bytes the file holds. (A layer that cannot run on the meta device
+    skips the check; the real build and the name/shape check of every tensor still follow.)"""
     counters = dict(naming._counters)
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _TensorSizes(max(TENSOR_FLOOR_BYTES, available)):
             probe = deserialize(entry, where=where)
         needed = sum(t.numel() * t.element_size() for t in probe.state_dict().values())
+    except _TensorTooLarge as e:
+        raise SavingError(
+            f"Cannot load {where}: from the sizes in its config, {e}: far more than the "
+            f"{available} bytes of weights the file holds justify. The file is corrupted or was "
+            "tampered with."
+        ) from None
     except Exception:
         return
     finally:

@@ -88,13 +88,21 @@ def save_keras_weights(model, path) -> None:
 
 def h5_bytes(model, optimizer=None) -> bytes:
     """The model's arrays as an HDF5 file in Keras 3's layout."""
+    from lamina.saving import weights
     from lamina.saving.keras_import import _h5py
 
     buffer = io.BytesIO()
-    with _h5py().File(buffer, "w") as root:
+    h5py = _h5py()
+    with h5py.File(buffer, "w") as root:
         _write_model(root, model)
         if optimizer is not None:
             _write_fresh_optimizer(root, optimizer)
+        datasets = {}
+        root.visititems(lambda name, obj: datasets.__setitem__(name, obj)
+                        if isinstance(obj, h5py.Dataset) else None)
+        # fixed-length bytes, stored in the attribute itself: reading a variable-length string
+        # goes through HDF5's global heap, whose reader can loop forever on a damaged file
+        root.attrs[keras_layout.DIGEST_ATTRIBUTE] = np.bytes_(weights.digest(datasets))
     return buffer.getvalue()
 
 

@@ -19,6 +19,7 @@ import contextlib
 import inspect
 import io
 import json
+import os
 import warnings
 
 import numpy as np
@@ -265,7 +266,7 @@ def _translate_value(value, where):
 def load_keras_archive(zf, compile=True):
     """A lamina model from an opened Keras 3 .keras archive (config.json + model.weights.h5)."""
     model, keras_entry = _model_from_archive(zf)
-    with _open_h5(zf.read("model.weights.h5"), zf.path) as root:
+    with open_h5(zf.read("model.weights.h5"), f"'{zf.path}', model.weights.h5") as root:
         _assign_tree(model, keras_entry, root, f"'{zf.path}'")
     if compile:
         _compile(model, keras_entry.get("compile_config"), zf.path)
@@ -277,7 +278,7 @@ def _model_from_archive(zf):
     where = f"'{zf.path}'"
     entry = translate(keras_entry, where)
     # lamina may keep a few more buffers than Keras' arrays; twice the file is a generous cap.
-    config_mod.check_weight_budget(entry, 2 * zf.size("model.weights.h5") + 2**20, where)
+    config_mod.check_cost(entry, 2 * zf.size("model.weights.h5") + 2**20, where)
     return config_mod.deserialize(entry, where=f"{where}, config"), keras_entry
 
 
@@ -290,19 +291,72 @@ def load_archive_weights(model, zf) -> None:
 
 
 @contextlib.contextmanager
-def _open_h5(data: bytes, path):
-    """An in-memory HDF5 file (the weights inside a .keras archive)."""
+def open_h5(source, where):
+    """An HDF5 file (a path, or the bytes of the weights inside a .keras archive), opened for
+    reading and checked whole before anything else reads from it (see check_h5)."""
     try:
-        file = _h5py().File(io.BytesIO(data), "r")
+        file = _h5py().File(io.BytesIO(source) if isinstance(source, bytes) else source, "r")
     except SavingError:
         raise
     except Exception as e:
-        raise SavingError(f"Cannot load '{path}': its weights are not a readable HDF5 file "
+        raise SavingError(f"Cannot load {where}: it is not a readable HDF5 file "
                           f"({type(e).__name__}: {e}).") from e
     try:
+        check_h5(file, where)
         yield file
     finally:
         file.close()
+
+
+# deflate, the one compression filter h5py writes besides lzf, expands data at most this much
+_MAX_FILTER_RATIO = 1032
+
+
+def check_h5(root, where) -> None:
+    """Refuse what an HDF5 file may declare beyond what it holds, before any array is read: links
+    (a soft or external link points elsewhere, possibly at another file), external or virtual
+    datasets (their data lives in other files), and datasets whose declared size exceeds their
+    stored bytes (an unwritten dataset reads as fill values: zeros from nothing). Then, when
+    lamina wrote the file, check its digest."""
+    h5py = _h5py()
+    links = {}
+    try:  # (an exception raised inside h5py's visit would reach here as a SystemError)
+        root.visititems_links(lambda name, link: links.__setitem__(name, link))
+        datasets = {name: root[name] for name, link in links.items()
+                    if isinstance(link, h5py.HardLink) and isinstance(root[name], h5py.Dataset)}
+        recorded = root.attrs.get(keras_layout.DIGEST_ATTRIBUTE)
+    except Exception as e:  # a damaged object header, with h5py's own error types
+        raise SavingError(f"Cannot load {where}: its HDF5 structure is damaged "
+                          f"({type(e).__name__}: {e}).") from e
+    for name, link in links.items():
+        if not isinstance(link, h5py.HardLink):
+            raise SavingError(f"Cannot load {where}: '{name}' is a {type(link).__name__}; "
+                              "lamina reads only the file's own groups and arrays.")
+    for name, ds in datasets.items():
+        _checked_dataset(ds, f"Cannot load {where}: array '{name}'")
+    if recorded is not None:
+        from lamina.saving import weights
+
+        recorded = recorded.decode() if isinstance(recorded, bytes) else str(recorded)
+        if recorded != weights.digest(datasets):
+            raise SavingError(
+                f"Cannot load {where}: its arrays do not match the digest lamina wrote with them: "
+                "the file was damaged (or edited) after it was written."
+            )
+
+
+def _checked_dataset(ds, where):
+    if ds.external or ds.is_virtual:
+        raise SavingError(f"{where} keeps its data in another file, which lamina does not read.")
+    if ds.dtype.kind not in "fiub":
+        raise SavingError(f"{where} holds {ds.dtype} values, not numbers.")
+    declared = int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
+    stored = ds.id.get_storage_size()
+    filtered = ds.id.get_create_plist().get_nfilters() > 0
+    if declared > (stored * _MAX_FILTER_RATIO + 4096 if filtered else stored):
+        raise SavingError(f"{where} declares shape {ds.shape} ({declared} bytes) but the file "
+                          f"stores only {stored} bytes of it; the file is damaged or hostile.")
+    return ds
 
 
 def _keras_paths(keras_entry) -> list[tuple[dict, str]]:
@@ -322,7 +376,7 @@ def _assign_tree(model, keras_entry, group, where) -> None:
     if not isinstance(keras_entry["config"].get("layers"), list):  # a subclassed model
         for layer, datasets in _plan_by_structure(model, group, where):
             if datasets:
-                layer.set_weights([np.asarray(ds[()]) for ds in datasets])
+                layer.set_weights(_read(datasets, where))
         return
     layers_group = group.get("layers") if "layers" in group else {}
     targets = model.layers if isinstance(model, Sequential) else None
@@ -358,7 +412,16 @@ def _set_weights(layer, datasets, where) -> None:
     """Check the count and shapes before reading any array, then set them."""
     _check_weights(layer, datasets, where)
     if datasets:
-        layer.set_weights([np.asarray(ds[()]) for ds in datasets])
+        layer.set_weights(_read(datasets, where))
+
+
+def _read(datasets, where) -> list:
+    """The arrays of checked datasets, refused if not finite (unless the load allows it)."""
+    from lamina.saving import weights
+
+    arrays = {ds.name: np.asarray(ds[()]) for ds in datasets}
+    weights.check_finite(arrays, where)
+    return list(arrays.values())
 
 
 def _check_weights(layer, datasets, where) -> None:
@@ -377,11 +440,10 @@ def _check_weights(layer, datasets, where) -> None:
 
 def load_h5_weights(model, path) -> None:
     """A Keras .h5 file into an existing model: a legacy full model or a Keras 3 .weights.h5."""
-    h5py = _h5py()
-    with h5py.File(path, "r") as f:
-        if "model_config" in f.attrs:
-            from lamina.saving import weights
+    from lamina.saving import weights
 
+    with open_h5(path, f"'{path}'") as f:
+        if "model_config" in f.attrs:
             source = load_legacy_h5(path, compile=False)
             weights.assign(model, weights.model_tensors(source), f"'{path}'")
             return
@@ -390,10 +452,11 @@ def load_h5_weights(model, path) -> None:
                               "Keras weights file.")
         # All or nothing: every layer's arrays are checked and read before any is assigned.
         plan = _plan_by_structure(model, f, f"'{path}'")
-        arrays = [(layer, [np.asarray(ds[()]) for ds in datasets]) for layer, datasets in plan]
-    for layer, values in arrays:
-        if values:
-            layer.set_weights(values)
+        arrays = [(layer, _read(datasets, f"'{path}'")) for layer, datasets in plan]
+    with weights.restored_on_error(model):
+        for layer, values in arrays:
+            if values:
+                layer.set_weights(values)
 
 
 def _plan_by_structure(model, group, where) -> list:
@@ -416,13 +479,8 @@ def _plan_by_structure(model, group, where) -> list:
 # ----------------------------------------------------------------------------- legacy .h5
 def load_legacy_h5(path, compile=True):
     """A lamina model from a legacy full-model Keras .h5 file (tf.keras 2, or Keras 3's .h5)."""
-    h5py = _h5py()
     where = f"'{path}'"
-    try:
-        f = h5py.File(path, "r")
-    except Exception as e:
-        raise SavingError(f"Cannot load {where}: not a readable HDF5 file ({e}).") from e
-    with f:
+    with open_h5(path, where) as f:
         raw = f.attrs.get("model_config")
         if raw is None:
             raise SavingError(
@@ -433,7 +491,9 @@ def load_legacy_h5(path, compile=True):
             keras_entry = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
         except (ValueError, RecursionError) as e:
             raise SavingError(f"Cannot load {where}: its model config is not JSON ({e}).") from e
-        model = config_mod.deserialize(translate(keras_entry, where), where=f"{where}, config")
+        entry = translate(keras_entry, where)
+        config_mod.check_cost(entry, os.path.getsize(path), where)
+        model = config_mod.deserialize(entry, where=f"{where}, config")
         weights_group = f["model_weights"] if "model_weights" in f else f
         for layer in model.layers:
             if layer.name not in weights_group:

@@ -22,6 +22,9 @@ from lamina.saving import registry
 from lamina.utils.naming import to_snake_case
 
 MODEL_CLASSES = ("Functional", "Model", "Sequential")
+# The root attribute in which lamina records the digest of every array of a file it writes
+# (weights.digest over the datasets by path); Keras reads groups only, and ignores it.
+DIGEST_ATTRIBUTE = "lamina_digest"
 # The order in which Keras' get_weights lists the layers a layer holds (others: by name).
 CHILD_ORDER = {"forward_layer": 0, "backward_layer": 1,
                "query_dense": 0, "key_dense": 1, "value_dense": 2, "output_dense": 3}

@@ -109,11 +109,12 @@ def save_weights(model, filepath, overwrite=True) -> None:
 def _weights_metadata() -> dict[str, str]:
     from lamina import __version__
 
-    return {"format": FORMAT, "lamina_version": __version__}
+    return {"format": FORMAT, "lamina_version": __version__,
+            weights.DIGEST_COMPANION[0]: weights.DIGEST_COMPANION[1]}
 
 
 # ----------------------------------------------------------------------------- reading
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, allow_nonfinite=False):
     """Load a model saved by `model.save` (.lamina), a Keras 3 archive (.keras) or a legacy
     Keras .h5 file. Reading never runs code from the file: classes are looked up by name among
     lamina's layers and the registered ones, and weights are raw tensor bytes.
@@ -125,6 +126,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         compile: re-compile the model with the saved settings (and optimizer state).
         safe_mode: must stay True: lamina never loads Python code (Keras' Lambda bytecode)
             from a file.
+        allow_nonfinite: load weights that hold NaN or infinite values (by default such a file
+            is refused: the model would predict NaN).
 
     Raises:
         lamina.saving.SavingError: the file is missing, not a model file, corrupted, or describes
@@ -137,17 +140,28 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         )
     path = os.fspath(filepath)
     try:
-        with config.custom_object_scope(custom_objects):
+        with config.custom_object_scope(custom_objects), weights.nonfinite_allowed(allow_nonfinite):
             return _load_any(path, compile)
     except SavingError:
         raise
     except Exception as e:  # whatever a broken file provokes reaches the caller as a SavingError
-        raise SavingError(f"Cannot load '{path}': {type(e).__name__}: {e}") from e
+        raise SavingError(f"Cannot load '{path}': the file is damaged or is not the model file its "
+                          f"contents claim to be ({type(e).__name__}: {e}).") from e
+
+
+def _check_file(path, what) -> None:
+    if os.path.isdir(path):
+        raise SavingError(
+            f"'{path}' is a directory, not a {what}. lamina reads single files (.lamina, .keras, "
+            ".h5, .weights.h5, .safetensors); a TensorFlow SavedModel directory is not one of "
+            "them: load it in Keras and save it as .keras."
+        )
+    if not os.path.isfile(path):
+        raise SavingError(f"No such {what}: '{path}'.")
 
 
 def _load_any(path, compile):
-    if not os.path.isfile(path):
-        raise SavingError(f"No such model file: '{path}'.")
+    _check_file(path, "model file")
     with open(path, "rb") as f:
         head = f.read(8)
     if head == _HDF5_SIGNATURE:
@@ -196,7 +210,7 @@ def _load_native(zf, compile):
     _check_metadata(zf, ("model",))
     entry = zf.read_json("config.json")
     where = f"'{zf.path}'"
-    config.check_weight_budget(entry, zf.size("model.safetensors"), where)
+    config.check_cost(entry, zf.size("model.safetensors"), where)
     model = config.deserialize(entry, where=f"{where}, config")
     restore_state(model, zf, compile)
     return model
@@ -216,9 +230,13 @@ def restore_state(model, zf, compile=True) -> None:
             compile_state.restore_optimizer(model, zf.read_json("optimizer.json"), slots, where)
 
 
-def load_weights(model, filepath, skip_mismatch=False) -> None:
+def load_weights(model, filepath, skip_mismatch=False, allow_nonfinite=False) -> None:
     """Load weights into a built model from a .safetensors file written by `save_weights`, a
-    .lamina file, a Keras 3 `.keras` archive or `.weights.h5` file, or a legacy Keras `.h5`."""
+    .lamina file, a Keras 3 `.keras` archive or `.weights.h5` file, or a legacy Keras `.h5`.
+
+    All or nothing: every array is read and checked (names, shapes, finiteness, the file's
+    digest) before the first is assigned, so a load that raises leaves the model as it was.
+    NaN or infinite weights are refused unless `allow_nonfinite=True`."""
     path = os.fspath(filepath)
     if skip_mismatch:
         raise ValueError("load_weights: skip_mismatch=True is not supported; every weight must match.")
@@ -228,16 +246,17 @@ def load_weights(model, filepath, skip_mismatch=False) -> None:
             "give it an Input) before loading weights into it."
         )
     try:
-        _load_weights_any(model, path)
+        with weights.nonfinite_allowed(allow_nonfinite):
+            _load_weights_any(model, path)
     except SavingError:
         raise
     except Exception as e:
-        raise SavingError(f"Cannot load weights from '{path}': {type(e).__name__}: {e}") from e
+        raise SavingError(f"Cannot load weights from '{path}': the file is damaged or does not "
+                          f"hold weights for this model ({type(e).__name__}: {e}).") from e
 
 
 def _load_weights_any(model, path) -> None:
-    if not os.path.isfile(path):
-        raise SavingError(f"No such weights file: '{path}'.")
+    _check_file(path, "weights file")
     with open(path, "rb") as f:
         head = f.read(8)
     if head == _HDF5_SIGNATURE:
