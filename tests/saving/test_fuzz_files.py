@@ -43,9 +43,6 @@ def test_model_and_weights_files_fail_only_with_saving_error(summary):
     assert summary["counts"].get("loaded", 0) > 0  # and some are harmless
 
 
-@pytest.mark.xfail(reason="load_checkpoint assigns the weights before it reads progress.json; "
-                   "the all-or-nothing checkpoint load is helper ckpt's part of issue 15",
-                   strict=False)
 def test_checkpoint_files_fail_only_with_saving_error(summary):
     found = _failures(summary, lambda f: f["loader"] == "load_checkpoint")
     assert not any(found.values()), json.dumps(found, indent=1)
