@@ -324,8 +324,8 @@ class Layer(nn.Module):
         zeros as Keras runs it symbolically: a `call(inputs, mask=None)` sees a mask while the
         graph is built, and the outputs record whether they carry one (`mask_shape`). (A layer
         without its own compute_output_shape gets its shapes from that run itself.)"""
-        if not masked and type(self).compute_mask is Layer.compute_mask:
-            return
+        if not masked and (type(self).compute_mask is Layer.compute_mask or self.passes_masks_only):
+            return  # no mask comes in and the layer makes none: nothing to record
         try:
             probe = self._dry_run(inputs, args, kwargs)
         except Exception:  # noqa: BLE001 - only the symbolic mask record is lost, never a value
