@@ -171,6 +171,24 @@ def test_integer_and_boolean_inputs_are_cast_to_the_inputs_float_type_as_keras(m
     assert np.isfinite(history["loss"][0]) and np.isfinite(model.evaluate(ints, Y4, verbose=0)[0])
 
 
+
+@pytest.mark.parametrize("first", ["Dense", "Conv1D", "Embedding"])
+def test_a_sequential_without_an_input_casts_integer_data_as_keras(first):
+    # Keras builds a deferred Sequential on a float Input, so integer data are cast for a Dense
+    # or Conv1D (torch refused them: "Input type (long int) and bias type (float)"), and an
+    # Embedding casts them back to indices.
+    import keras
+
+    ints = np.arange(48).reshape(4, 6, 2) % 5
+    args = {"Dense": (3,), "Conv1D": (3, 2), "Embedding": (5, 3)}[first]
+    reference = keras.Sequential([getattr(keras.layers, first)(*args)])
+    ours = lamina.Sequential([getattr(layers, first)(*args)])
+    expected = reference.predict(ints, verbose=0)
+    ours.predict(ints, verbose=0)  # the first call builds it, on integer data
+    ours.set_weights(reference.get_weights())
+    np.testing.assert_allclose(ours.predict(ints, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_complex_inputs_are_refused_naming_the_argument_or_input(model):
     z = X4.astype("complex64") * 1j
     with pytest.raises(ValueError, match=r"`x` holds complex numbers \(torch.complex64\)"):

@@ -13,7 +13,7 @@ import torch
 
 from tests.saving import fuzz_files
 
-CASES = int(os.environ.get("LAMINA_FUZZ_CASES", 1500))
+CASES = int(os.environ.get("LAMINA_FUZZ_CASES", 2500))
 FAILURES = ("raw", "changed", "memory", "silent", "executed", "slow")
 
 

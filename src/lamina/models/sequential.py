@@ -143,6 +143,8 @@ class Sequential(Model):
         return steps
 
     def forward(self, inputs, training=None, mask=None):
+        if self._input_tensor is None and isinstance(inputs, torch.Tensor):
+            self.build(inputs.shape)  # deferred: a float Input as Keras builds, so data are cast
         if self._input_tensor is not None and isinstance(inputs, (list, tuple)):
             if len(inputs) != 1:  # Keras would silently take the first
                 raise ValueError(
