@@ -90,7 +90,7 @@ def test_ensemble_rows_use_the_members(rng, tmp_path):
                               y_test=rng.integers(0, 3, 40))
     methods = uncertainty._probabilities(model, data, held_out=None, seed=0)
     first, second = (m.predict(data.x_test, verbose=0) for m in members)
-    np.testing.assert_allclose(methods["softmax"], first, atol=1e-6)
+    np.testing.assert_allclose(methods["softmax (member 1)"], first, atol=1e-6)
     np.testing.assert_allclose(methods["ensemble (2 members)"], (first + second) / 2, atol=1e-6)
     mc = methods["MC dropout (30 passes)"]
     assert mc.shape == first.shape and not np.allclose(mc, (first + second) / 2, atol=1e-3)

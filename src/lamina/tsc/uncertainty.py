@@ -4,7 +4,7 @@ For each way the model can give probabilities, the test accuracy, negative log-l
 and expected calibration error (15 bins), printed as a table, written to `<stem>_uncertainty.json`,
 and drawn as reliability diagrams in `<stem>_reliability.png` (in --out, else the current folder):
 
-- softmax: one network's `predict` (an ensemble's first member).
+- softmax: one network's `predict` (an ensemble's first member, labelled "softmax (member 1)").
 - MC dropout: the mean of `predict_mc`'s passes with only the dropout layers on; n/a for a model
   without dropout layers (FCN, ResNet, …), whose passes would all equal the softmax.
 - ensemble: the members' averaged probabilities, for a model with `members`; n/a otherwise.
@@ -70,7 +70,7 @@ def _probabilities(model, data, held_out, seed):
     x = data.x_test
     members = getattr(model, "members", None)
     single = members[0] if members else model
-    methods = {"softmax": single.predict(x, batch_size=256, verbose=0)}
+    methods = {"softmax (member 1)" if members else "softmax": single.predict(x, batch_size=256, verbose=0)}
     if any(_is_dropout(m) for m in model.modules()):
         set_random_seed(seed)
         mc = model.predict_mc(x, samples=MC_SAMPLES, batch_size=256)
