@@ -136,33 +136,25 @@ CASES = {
 # --- Settings: each a context manager that sets a global torch setting and restores it.
 
 @contextlib.contextmanager
+def _setting(get, put, value):
+    previous = get()
+    put(value)
+    try:
+        yield
+    finally:
+        put(previous)
+
+
 def _default_dtype():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
+    return _setting(torch.get_default_dtype, torch.set_default_dtype, torch.float64)
 
 
-@contextlib.contextmanager
 def _deterministic():
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
+    return _setting(torch.are_deterministic_algorithms_enabled, torch.use_deterministic_algorithms, True)
 
 
-@contextlib.contextmanager
 def _threads(n):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return _setting(torch.get_num_threads, torch.set_num_threads, n)
 
 
 SETTINGS = {
