@@ -84,8 +84,9 @@ def load(name: str, source: str, signatures: dict, fallback: str):
 def eager(autocast_lowers: bool = False) -> bool:
     """Whether a route that calls the loops directly, outside a registered operator, may run: no
     graph capture, no functorch transform and (for ops autocast lowers) no autocast. Only the
-    model-level fusions (`models/_dense_chain.py`, `models/_dense_step.py`) and Conv's one-sample
-    oneDNN call still need it; the operators in `lamina.kernels` do not."""
+    model-level fusions (`models/_dense_chain.py`, `models/_dense_step.py`) and the one-sample
+    oneDNN call inside `lamina::convolution` (a composite operator, whose body graph capture
+    sees) need it; the other operators in `lamina.kernels` do not."""
     return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
             and not torch._C._are_functorch_transforms_active()
             and not (autocast_lowers and torch.is_autocast_enabled("cpu")))

@@ -117,6 +117,10 @@ def _gru_oracle(x, w, layer):
     return torch.gru(x, zeros, params, True, 1, 0.0, False, False, True)[0]
 
 
+def _conv_oracle(x, w, layer):
+    return _channels_first(lambda t: F.conv1d(F.pad(t, (1, 1)), w["kernel"], w["bias"]))(x)
+
+
 CASES = {
     "BN train": (lambda: layers.BatchNormalization(), {"training": True}, _bn_oracle(True)),
     "BN eval": (lambda: layers.BatchNormalization(), {"training": False}, _bn_oracle(False)),
@@ -130,6 +134,7 @@ CASES = {
     "Dense": (lambda: layers.Dense(CHANNELS + 4, activation="relu"), {}, _dense_oracle),
     "LSTM": (lambda: layers.LSTM(CHANNELS, return_sequences=True), {}, _lstm_oracle),
     "GRU": (lambda: layers.GRU(CHANNELS, return_sequences=True), {}, _gru_oracle),
+    "Conv1D": (lambda: layers.Conv1D(CHANNELS, 3, padding="same"), {}, _conv_oracle),
 }
 
 
@@ -231,6 +236,33 @@ def test_route_matches_the_torch_formula(name, setting):
             # A parameter's gradient sums over the batch: float32's rounding grows with the count.
             summed = 1.0 if i == 0 else (x.numel() / want.numel()) ** 0.5
             _close(got, want, 4 * tolerance * summed, f"{name} under {setting}: gradient {i}")
+
+
+@pytest.mark.parametrize("setting", [*SETTINGS, "torch.compile"])
+def test_one_sample_convolution_inference(setting):
+    """`lamina::convolution` sends one large channels_last Conv1D sample to oneDNN itself at
+    inference (torch would take its im2col kernel): the same numbers as float64 F.conv1d under
+    each setting, whichever route the setting leaves it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 300 if setting == "strided" else 150, 128, generator=g)
+    x = x[:, ::2] if setting == "strided" else x
+    x = x.transpose(0, 1).contiguous().transpose(0, 1) if setting == "non-contiguous" else x
+    with SETTINGS.get(setting, contextlib.nullcontext)():
+        layer = _filled(layers.Conv1D(256, 5, padding="same"), x)
+        torch.clear_autocast_cache()
+        with torch.no_grad():
+            if setting == "vmap":
+                y = torch.func.vmap(layer)(torch.stack([x, -x]))
+            else:
+                y = (torch.compile(layer) if setting == "torch.compile" else layer)(x)
+    weights = {n: t.detach().double() for n, t in layer.named_parameters()}
+    expected = _conv_oracle_wide(x.double(), weights)
+    expected = torch.stack([expected, -expected + 2 * weights["bias"]]) if setting == "vmap" else expected
+    _close(y, expected, 5e-2 if setting == "bf16 autocast" else 1e-4, f"one-sample Conv1D under {setting}")
+
+
+def _conv_oracle_wide(x, w):
+    return _channels_first(lambda t: F.conv1d(F.pad(t, (2, 2)), w["kernel"], w["bias"]))(x)
 
 
 def _close(got, want, tolerance, what):

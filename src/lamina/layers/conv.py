@@ -19,7 +19,8 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from lamina import _native, activations, initializers, regularizers
+from lamina import activations, initializers, regularizers
+from lamina.kernels.conv import convolution
 from lamina.layers.base import InputSpec, Layer, Permuted
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
     "SeparableConvolution2D",
 ]
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
@@ -221,25 +221,6 @@ def run_channels_first(layer, op, inputs):
     return layer._view.from_torch(y)
 
 
-# oneDNN's convolution costs ~25 us per call before any arithmetic on a 2-core CPU, so torch sends
-# a single sample (batch 1, under 20480 input values) to its own im2col kernel whatever the work.
-# For a channels_last Conv1D sample that is slower once the work is large: FCN's 128 -> 256
-# channel, kernel-5 layer on 150 steps takes 277 us there and 177 us in oneDNN. Measured on 1D
-# shapes, oneDNN wins from about 6M multiply-adds and ties below; 2D kernels are left to torch
-# (a 7x7x256 3x3 sample ran 4x slower in oneDNN). Inference only: training batches are larger,
-# and torch already gives them to oneDNN.
-ONEDNN_MIN_MULTIPLY_ADDS = 6_000_000
-
-
-def onednn_for_one_sample(x, kernel, groups, strides) -> bool:
-    """Whether a lifted 1D convolution of one channels_last sample should call oneDNN directly."""
-    return (not torch.is_grad_enabled() and _native.eager(autocast_lowers=True)
-            and x.shape[0] == 1 and groups == 1 and _native.float32_cpu(x, kernel)
-            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and x.is_contiguous(memory_format=torch.channels_last)
-            and x.shape[-1] // strides[-1] * kernel.numel() >= ONEDNN_MIN_MULTIPLY_ADDS)
-
-
 def channel_axis(data_format) -> int:
     return -1 if data_format == "channels_last" else 1
 
@@ -311,7 +292,6 @@ class BaseConv(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self._view = ChannelsFirstView(rank, self.data_format)
-        self._conv = _CONV[self._view.rank]
         self._window = self._view.lift(self.kernel_size, 1)
         self._torch_strides = self._view.lift(self.strides, 1)
         self._torch_dilation = self._view.lift(self.dilation_rate, 1)
@@ -356,25 +336,7 @@ class BaseConv(Layer):
             pads = same_padding(x.shape[2:], self._window, self._torch_strides, self._torch_dilation)
             x, padding = pad_for_torch(x, pads)
         kernel = self._view.gpu_kernel(self._view.lift_kernel(kernel), x)
-        if self._view.lifted and onednn_for_one_sample(x, kernel, groups, self._torch_strides):
-            padding = padding if isinstance(padding, tuple) else (0, 0)
-            return torch.mkldnn_convolution(x, self._channels_last_kernel(kernel), bias, padding,
-                                            self._torch_strides, self._torch_dilation, groups)
-        return self._conv(x, kernel, bias, self._torch_strides, padding, self._torch_dilation, groups)
-
-    def _channels_last_kernel(self, kernel):
-        """`kernel` in channels_last memory for oneDNN's single-sample route, copied once and
-        kept while the weights stay as they are: FCN's two large kernels cost ~28 us a copy on
-        every single-sample predict. The copy is keyed on the weight's memory and its version
-        counter (which every in-place change bumps: optimizer steps, set_weights, loading), and
-        holds the source, so that its memory cannot be reused under the same address."""
-        key = (kernel.data_ptr(), kernel._version, kernel.shape, kernel.stride(), kernel.dtype)
-        cached = self.__dict__.get("_onednn_kernel")
-        if cached is None or cached[0] != key:
-            copy = kernel.contiguous(memory_format=torch.channels_last)
-            cached = (key, kernel, copy)
-            self.__dict__["_onednn_kernel"] = cached
-        return cached[2]
+        return convolution(x, kernel, bias, self._torch_strides, padding, self._torch_dilation, groups)
 
     # ------------------------------------------------------------- shapes and config
     def compute_output_shape(self, input_shape):
@@ -819,7 +781,8 @@ class SeparableConv(_DepthwiseBase):
 
     def convolve(self, x):
         y = self.slide(x, self.depthwise_kernel, None, groups=x.shape[1])
-        return self._conv(y, self._view.lift_kernel(self.pointwise_kernel), self.bias)
+        ones = (1,) * self._view.rank
+        return convolution(y, self._view.lift_kernel(self.pointwise_kernel), self.bias, ones, 0, ones)
 
     def get_config(self):
         return {
