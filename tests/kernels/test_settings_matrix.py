@@ -238,6 +238,35 @@ def test_route_matches_the_torch_formula(name, setting):
             _close(got, want, 4 * tolerance * summed, f"{name} under {setting}: gradient {i}")
 
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_second_order_gradients(name):
+    """A backward that is itself differentiated (create_graph=True: a gradient penalty, as in a
+    WGAN-GP critic): the gradient of the input gradient's squared norm, for the input and every
+    weight, against the float64 oracle. BatchNormalization's was silently wrong (off by 38 on
+    this test) while its backward operator had no gradient of its own."""
+    make, kwargs, oracle = CASES[name]
+    x = _input(None)
+    layer = _filled(make(), x)
+    params = _params(layer)
+    cotangent = None
+
+    def penalty_grads(f, leaf, weights):
+        nonlocal cotangent
+        y = f(leaf)
+        cotangent = torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)
+        (g,) = torch.autograd.grad((y * cotangent).sum(), leaf, create_graph=True)
+        found = torch.autograd.grad(g.square().sum(), [leaf, *weights], allow_unused=True)
+        return [torch.zeros_like(w) if d is None else d for d, w in zip(found, [leaf, *weights])]
+
+    got = penalty_grads(_forward(name, layer, kwargs, None), x.clone().requires_grad_(), params)
+    weights = {n: t.detach().double().requires_grad_(t.requires_grad)
+               for n, t in [*layer.named_parameters(), *layer.named_buffers()] if t.is_floating_point()}
+    params64 = [weights[n] for n, p in layer.named_parameters() if p.requires_grad]
+    want = penalty_grads(lambda t: oracle(t, weights, layer), x.double().requires_grad_(), params64)
+    for i, (a, b) in enumerate(zip(got, want)):
+        _close(a, b, 1e-3, f"{name}: second-order gradient {i}")
+
+
 @pytest.mark.parametrize("setting", [*SETTINGS, "torch.compile"])
 def test_one_sample_convolution_inference(setting):
     """`lamina::convolution` sends one large channels_last Conv1D sample to oneDNN itself at

@@ -103,6 +103,21 @@ def operator(schema: str, impl, fake, setup_context=None, backward=None, vmap=No
     return op
 
 
+def recomputed_grads(formula, inputs, needs, cotangents) -> tuple:
+    """An operator's gradients for a backward that must itself be differentiable (create_graph=
+    True: gradient penalties, Hessian-vector products): `formula(*inputs)`, its plain-torch
+    statement, run again under autograd and differentiated with create_graph. `needs`: which
+    inputs want a gradient (the others get None); `cotangents`: one per output, None for none."""
+    with torch.enable_grad():
+        outputs = formula(*inputs)
+    outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    pairs = [(out, cot) for out, cot in zip(outputs, cotangents) if cot is not None and out.requires_grad]
+    wanted = [t for t, need in zip(inputs, needs) if need]
+    found = iter(torch.autograd.grad([out for out, _ in pairs], wanted, [cot for _, cot in pairs],
+                                     create_graph=True, allow_unused=True))
+    return tuple(next(found) if need else None for need in needs)
+
+
 def _below_autograd(op, impl, args):
     """`op` on `args` below the autograd key: `impl` called here where that is all the dispatcher
     would do (plain tensors, no dispatch mode or functorch transform active), which saves a

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from lamina import _native
-from lamina.kernels._ops import decomposes, on_loops, operator
+from lamina.kernels._ops import decomposes, on_loops, operator, recomputed_grads
 
 MAX_ROWS = 16
 MIN_WEIGHTS_PER_ROW = 16384  # a (64, 500) kernel at 1 row: 3.5 us either way
@@ -234,17 +234,13 @@ _LINEAR_BACKWARD = operator(
 def _linear_setup(ctx, inputs, output):
     x, kernel, bias, ctx.relu = inputs
     ctx.has_bias = bias is not None
-    ctx.save_for_backward(x, kernel, output if ctx.relu else None)
+    ctx.save_for_backward(x, kernel, output if ctx.relu else None, bias)
 
 
 def _linear_grad(ctx, grad):
-    x, kernel, output = ctx.saved_tensors
+    x, kernel, output, bias = ctx.saved_tensors
     if torch.is_grad_enabled():  # create_graph=True: a backward that is itself differentiable
-        if ctx.relu:
-            grad = grad * (output > 0)
-        grads = grad.reshape(-1, grad.shape[-1])
-        grad_bias = grads.sum(0) if ctx.has_bias else None
-        return grad @ kernel, grads.t() @ x.reshape(-1, x.shape[-1]), grad_bias, None
+        return recomputed_grads(_linear_formula, (x, kernel, bias, ctx.relu), ctx.needs_input_grad, (grad,))
     output = output if output is not None else x.new_empty(0)
     need_x, need_kernel, need_bias, _ = ctx.needs_input_grad
     grad_x, grad_kernel, grad_bias = _LINEAR_BACKWARD(grad, x, kernel, output, ctx.has_bias and need_bias,

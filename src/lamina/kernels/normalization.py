@@ -42,7 +42,7 @@ from lamina._native import FLOAT as _e
 from lamina._native import INT as _i
 from lamina._native import LONG as _n
 from lamina._native import POINTER as _f
-from lamina.kernels._ops import as_float32, decomposes, on_loops, operator
+from lamina.kernels._ops import as_float32, decomposes, on_loops, operator, recomputed_grads
 
 _STATISTICS_SOURCE = r"""
 /* Fused CPU loops for lamina's normalization statistics core (float32).
@@ -980,6 +980,9 @@ def _normalize_setup(ctx, inputs, output):
 
 def _normalize_grad(ctx, dy, _grad_mean, _grad_var):
     x, weight, bias, mean, var = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph=True: a backward that is itself differentiable
+        return recomputed_grads(_normalize_formula, (x, weight, bias, ctx.dims, ctx.epsilon, ctx.relu),
+                                ctx.needs_input_grad, (dy, None, None))
     dx, grad_weight, grad_bias = _NORMALIZE_BACKWARD(dy, x, weight, bias, mean, var, ctx.dims, ctx.epsilon,
                                                      ctx.relu)
     return dx, _absent(grad_weight), _absent(grad_bias), None, None, None
@@ -1081,6 +1084,9 @@ def _normalize_with_setup(ctx, inputs, output):
 
 def _normalize_with_grad(ctx, dy):
     x, mean, var, weight, bias = ctx.saved_tensors
+    if torch.is_grad_enabled():
+        return recomputed_grads(_normalize_with_formula, (x, mean, var, weight, bias, ctx.epsilon),
+                                ctx.needs_input_grad, (dy,))
     statistics = any(ctx.needs_input_grad[1:5])
     grads = _NORMALIZE_WITH_BACKWARD(dy, x, mean, var, weight, bias, ctx.epsilon, statistics)
     if not statistics:
@@ -1308,6 +1314,9 @@ def _switchable_setup(ctx, inputs, output):
 
 def _switchable_grad(ctx, dy, _grad_mean_bn, _grad_var_bn, _grad_saved):
     x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var, saved = ctx.saved_tensors
+    if torch.is_grad_enabled():
+        inputs = (x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var, ctx.epsilon, ctx.using_bn)
+        return recomputed_grads(_switchable_formula, inputs, ctx.needs_input_grad, (dy, None, None, None))
     dx, grad_gamma, grad_beta, grad_mean_logits, grad_var_logits = _SWITCHABLE_NORMALIZE_BACKWARD(
         dy, x, gamma, beta, mean_logits, var_logits, moving_mean, moving_var, ctx.epsilon, ctx.using_bn,
         saved)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from lamina import _native
-from lamina.kernels._ops import on_loops, operator
+from lamina.kernels._ops import on_loops, operator, recomputed_grads
 
 MAX_STATE_VALUES = 128
 MAX_UNITS = 128
@@ -451,7 +451,8 @@ def _train_setup(ctx, inputs, output):
 def _train_grad(ctx, d_seq, d_h, d_c, _d_cs, _d_gates):
     x, w_ih, w_hh, bias, h0, c0, hs, cs, gates = ctx.saved_tensors
     if torch.is_grad_enabled():  # create_graph=True: a backward that is itself differentiable
-        return _differentiable_backward(ctx, (x, w_ih, w_hh, bias, h0, c0), (d_seq, d_h, d_c))
+        return recomputed_grads(_lstm_formula, (x, w_ih, w_hh, bias, h0, c0), ctx.needs_input_grad,
+                                (d_seq, d_h, d_c))
     computed = _TRAIN_BACKWARD(d_seq, d_h, d_c, x, w_ih, w_hh, bias is not None, h0, c0, hs, cs, gates)
     computed = (*computed[:3], computed[3] if bias is not None else None, *computed[4:])
     return tuple(g if need else None for g, need in zip(computed, ctx.needs_input_grad))
@@ -491,18 +492,10 @@ def lstm(x, weights, states):
     return seq, [h, c]
 
 
-def _differentiable_backward(ctx, inputs, cotangents):
-    """The gradients as differentiable functions of the inputs (gradient penalties, Hessian
-    products): torch's LSTM run again on the same inputs, differentiated with create_graph."""
-    x, w_ih, w_hh, bias, h0, c0 = inputs
+def _lstm_formula(x, w_ih, w_hh, bias, h0, c0):
+    """(every step's h, h_T, c_T): torch's LSTM on the same inputs (a create_graph backward
+    differentiates it)."""
     params = [w_ih, w_hh] if bias is None else [w_ih, w_hh, bias, torch.zeros_like(bias)]
     seq, h, c = torch.lstm(x, (h0.unsqueeze(0), c0.unsqueeze(0)), params, bias is not None, 1, 0.0,
                            True, False, True)
-    outputs, grads = [], []
-    for out, cotangent in zip((seq, h[0], c[0]), cotangents):
-        if cotangent is not None:
-            outputs.append(out)
-            grads.append(cotangent)
-    wanted = [t for t, need in zip(inputs, ctx.needs_input_grad) if need]
-    found = iter(torch.autograd.grad(outputs, wanted, grads, create_graph=True, allow_unused=True))
-    return tuple(next(found) if need else None for need in ctx.needs_input_grad)
+    return seq, h[0], c[0]
