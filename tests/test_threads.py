@@ -10,7 +10,8 @@ from lamina import layers, threads
 
 
 class Clock:
-    """perf_counter for the probe: a step costs `cost[torch.get_num_threads()]` seconds."""
+    """perf_counter for the probe: a step costs `cost[torch.get_num_threads()]` seconds (or what
+    that function returns)."""
 
     def __init__(self, monkeypatch, cost):
         self.now, self.cost = 1000.0, cost
@@ -21,7 +22,8 @@ class Clock:
         for _ in range(n):
             probe.begin()
             counts.append(torch.get_num_threads())
-            self.now += self.cost[torch.get_num_threads()]
+            cost = self.cost[torch.get_num_threads()]
+            self.now += cost() if callable(cost) else cost
             probe.end()
         return counts
 
@@ -43,17 +45,42 @@ def test_a_count_that_collapses_costs_one_step_and_the_fastest_is_kept(monkeypat
 
 
 def test_the_faster_count_wins_and_a_later_probe_follows_the_load(monkeypatch):
-    clock = Clock(monkeypatch, {1: 0.010, 2: 0.006})
+    clock = Clock(monkeypatch, {1: 0.010, 2: 0.400})  # another process keeps a core busy
     torch.set_num_threads(2)
     probe = threads._Probe(2)
     counts = clock.steps(probe, 20)
-    assert counts[-10:] == [2] * 10
-    clock.cost = {1: 0.010, 2: 0.400}  # another process takes a core
+    assert counts[-10:] == [1] * 10
+    clock.cost = {1: 0.010, 2: 0.006}  # it ends: one thread runs as before, two would be faster
     clock.steps(probe, 5)
-    assert torch.get_num_threads() == 2  # no probe before REPROBE_SECONDS
+    assert torch.get_num_threads() == 1  # no probe before REPROBE_SECONDS
     clock.now += threads.REPROBE_SECONDS
     counts = clock.steps(probe, 20)
+    assert counts[-10:] == [2] * 10
+
+
+def test_throughput_decides_when_a_shared_core_makes_steps_fast_and_slow_by_turns(monkeypatch):
+    """With a core shared, two threads' steps are fast while the other process waits and slow
+    while it runs: their median (2 ms) beats one thread's 7 ms, their mean (about 11 ms) does not."""
+    turns = iter([0.002, 0.020] * 100)
+    clock = Clock(monkeypatch, {1: 0.007, 2: lambda: next(turns)})
+    torch.set_num_threads(2)
+    counts = clock.steps(threads._Probe(2), 30)
     assert counts[-10:] == [1] * 10
+
+
+def test_steps_that_slow_down_bring_the_next_probe_forward(monkeypatch):
+    """The load changes between probes: once the chosen count's recent steps run DRIFT times
+    slower than probed, the probe runs again at once, not after REPROBE_SECONDS."""
+    clock = Clock(monkeypatch, {1: 0.010, 2: 0.006})
+    torch.set_num_threads(2)
+    probe = threads._Probe(2)
+    assert clock.steps(probe, 20)[-5:] == [2] * 5
+    clock.cost = {1: 0.010, 2: 0.400}  # another process takes a core
+    counts = clock.steps(probe, 4 * threads.SAMPLES + 10)
+    assert clock.now - 1000.0 < threads.REPROBE_SECONDS
+    assert counts[-5:] == [1] * 5
+    clock.cost = {1: 0.010, 2: 0.011}  # small changes leave the choice alone
+    assert clock.steps(probe, 50)[-5:] == [1] * 5
 
 
 def test_cgroup_quotas_v1_and_v2(tmp_path):

@@ -21,11 +21,15 @@ torch loads libgomp, so lamina cannot change it after `import torch`. Two things
     container (a `--cpus=2` container on a 64-core host gets 2), and at most
     `torch.get_num_threads()` as the loop starts (the user's setting, or torch's default);
   - on the CPU, the loop's own steps decide: after one warm-up step it times a few steps at each
-    candidate count (one, half the ceiling, one less, the ceiling) and runs on at the fastest,
-    and probes again every `REPROBE_SECONDS`, since the machine's load changes. A count whose
-    step is `SLOWER` times the best's is dropped after that one step, so a probe costs a few
-    steps; a step at a count that collapses is what it saves. Each model keeps its probe for
-    each kind of loop from call to call, so single-sample `predict` calls probe across calls.
+    candidate count (one, half the ceiling, one less, the ceiling) and runs on at the one of the
+    shortest mean step (the mean, not the median: with a core shared, a count's steps are fast
+    while the other process waits and slow while it runs, and throughput is their mean). It
+    probes again every `REPROBE_SECONDS`, and at once when the chosen count's recent steps run
+    `DRIFT` times slower than the probe measured, since the machine's load changes. A count
+    whose step is `SLOWER` times the best's mean is dropped after that one step, so a probe
+    costs a few steps; a step at a count that collapses is what it saves. Each model keeps its
+    probe for each kind of loop from call to call, so single-sample `predict` calls probe
+    across calls.
 
 `set_num_threads(n)` (or the environment variable `LAMINA_NUM_THREADS=n`) fixes the count lamina's
 loops run at instead, with no probing; `set_num_threads(None)` (or `LAMINA_NUM_THREADS=auto`)
@@ -44,6 +48,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import functools
@@ -61,8 +66,9 @@ import torch
 __all__ = ["set_num_threads", "get_num_threads", "available_cpus", "loop_threads"]
 
 REPROBE_SECONDS = 30.0
-SAMPLES = 3  # timed steps per candidate count; the median counts, so one preempted step does not
-SLOWER = 3.0  # a step this many times slower than the best count's median ends its count's trial
+SAMPLES = 5  # timed steps per candidate count
+SLOWER = 3.0  # a step this many times slower than the best count's mean ends its count's trial
+DRIFT = 1.5  # the chosen count's recent steps this many times slower than probed: probe again now
 
 _fixed: int | None = None
 
@@ -153,6 +159,8 @@ class _Probe:
         self.count = None  # the count on trial, None between probes
         self.warming = False  # the step after a switch: the pool resizes, caches refill
         self.started = self.next_probe = None
+        self.expected = None  # the chosen count's mean step in the last probe
+        self.recent = collections.deque(maxlen=2 * SAMPLES)  # its steps since
 
     def begin(self) -> None:
         now = time.perf_counter()
@@ -164,10 +172,11 @@ class _Probe:
         self.started = time.perf_counter()
 
     def end(self) -> None:
-        if self.count is None:
-            return
         elapsed = time.perf_counter() - self.started
-        done = [statistics.median(t) for t in self.times.values() if len(t) == SAMPLES]
+        if self.count is None:
+            self._watch(elapsed)
+            return
+        done = [statistics.fmean(t) for t in self.times.values() if len(t) == SAMPLES]
         if done and elapsed > SLOWER * min(done):
             del self.times[self.count]  # a count that collapses costs one step, not SAMPLES
             self._try_next()
@@ -184,9 +193,20 @@ class _Probe:
             self.times[self.count] = []
             torch.set_num_threads(self.count)
             return
-        self.chosen = min(self.times, key=lambda count: statistics.median(self.times[count]))
+        self.chosen = min(self.times, key=lambda count: statistics.fmean(self.times[count]))
+        self.expected = statistics.fmean(self.times[self.chosen])
+        self.recent.clear()
         torch.set_num_threads(self.chosen)
         self.count, self.next_probe = None, time.perf_counter() + REPROBE_SECONDS
+
+    def _watch(self, elapsed) -> None:
+        """Between probes: probe at the next step once the chosen count's recent steps are
+        `DRIFT` times slower on average than the probe measured (the load changed)."""
+        if self.expected is None:
+            return
+        self.recent.append(elapsed)
+        if len(self.recent) == self.recent.maxlen and statistics.fmean(self.recent) > DRIFT * self.expected:
+            self.next_probe = time.perf_counter()
 
 
 # A model's probes, one per kind of loop (their steps differ), kept from call to call: predict
