@@ -204,8 +204,6 @@ def _forward(name, layer, kwargs, setting):
 def test_route_matches_the_torch_formula(name, setting):
     if setting == "torch.compile" and name not in COMPILED:
         pytest.skip("compiled in the long mode (LAMINA_LONG_TESTS=1)")
-    if setting == "vmap" and name in ("LSTM", "GRU"):
-        pytest.xfail("torch's own lstm and gru have no vmap rule (not yet a lamina operator)")
     make, kwargs, oracle = CASES[name]
     x = _input(setting)
     differentiate = setting != "inference_mode"

@@ -232,7 +232,10 @@ class Recurrent(Layer):
 
     def _run(self, x, states, mask, input_masks, state_masks):
         """(outputs of every step (batch, timesteps, units), final states), in processing order."""
-        kernel = self._fused_kernel() if state_masks is None else None
+        # torch's fused RNN functions have no vmap rule: under a functorch transform (vmap, grad,
+        # jacrev) the layer runs its per-step formula, which every transform handles.
+        fusable = state_masks is None and not torch._C._are_functorch_transforms_active()
+        kernel = self._fused_kernel() if fusable else None
         if kernel is not None:
             if input_masks is not None:
                 x = x * input_masks[0].unsqueeze(1)
