@@ -43,3 +43,14 @@ def count_calls(monkeypatch):
         return made
 
     return install
+
+
+@pytest.fixture
+def generic_blas(monkeypatch):
+    """lamina's Dense routes (matrix-vector loop, oneDNN's matmul, the Dense chain) as on a CPU
+    where torch's BLAS runs a generic path, so that their tests run on every machine (on Intel
+    CPUs they are off: MKL is faster there)."""
+    from lamina.kernels import linear
+
+    monkeypatch.setattr(linear, "blas_is_generic", lambda: True)
+

@@ -11,6 +11,8 @@ from lamina import layers
 from lamina.kernels import linear as _linear
 from tests.parity import assert_parity, keras
 
+pytestmark = pytest.mark.usefixtures("generic_blas")  # the routes, on every CPU
+
 onednn = pytest.mark.skipif(_linear._LINEAR is None or not torch.backends.mkldnn.is_available(),
                             reason="this torch build has no oneDNN matmul")
 

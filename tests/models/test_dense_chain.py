@@ -13,6 +13,8 @@ from lamina import layers
 from lamina.kernels import linear as _matvec_kernel
 from lamina.models import _dense_chain
 
+pytestmark = pytest.mark.usefixtures("generic_blas")  # the routes, on every CPU
+
 compiled = pytest.mark.skipif(_matvec_kernel.library() is None, reason="no C compiler")
 
 

@@ -19,6 +19,8 @@ from lamina.kernels import normalization as norm_kernels
 from lamina.models import _dense_chain, _dense_step, _folding, _fusable, sequential
 from tests.models.test_dense_step import assert_same_training, train
 
+pytestmark = pytest.mark.usefixtures("generic_blas")  # the routes, on every CPU
+
 PROPERTY = settings(max_examples=10, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 REGULARIZER = st.sampled_from([None, "l2"])

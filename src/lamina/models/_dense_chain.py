@@ -77,7 +77,7 @@ class DenseChain:
         output's `activation = None` for its logits), and the chain must follow."""
         if (torch.is_grad_enabled() or not _native.eager(autocast_lowers=True) or x.dim() != 2
                 or x.shape[0] > _matvec_kernel.MAX_ROWS or not _native.float32_cpu(x)
-                or _matvec_kernel.library() is None):
+                or not _matvec_kernel.blas_is_generic() or _matvec_kernel.library() is None):
             return None
         kernels, biases, relus, total = [], [], [], 0
         for position, layer in enumerate(self.layers, 1):
