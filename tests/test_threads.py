@@ -81,6 +81,8 @@ def test_steps_that_slow_down_bring_the_next_probe_forward(monkeypatch):
     assert counts[-5:] == [1] * 5
     clock.cost = {1: 0.010, 2: 0.011}  # small changes leave the choice alone
     assert clock.steps(probe, 50)[-5:] == [1] * 5
+    clock.cost = {1: 0.030, 2: 0.400}  # slower still: at one thread no fewer can help, so no
+    assert 2 not in clock.steps(probe, 50)  # step at two threads until the periodic probe
 
 
 def test_cgroup_quotas_v1_and_v2(tmp_path):

@@ -24,8 +24,9 @@ torch loads libgomp, so lamina cannot change it after `import torch`. Two things
     candidate count (one, half the ceiling, one less, the ceiling) and runs on at the one of the
     shortest mean step (the mean, not the median: with a core shared, a count's steps are fast
     while the other process waits and slow while it runs, and throughput is their mean). It
-    probes again every `REPROBE_SECONDS`, and at once when the chosen count's recent steps run
-    `DRIFT` times slower than the probe measured, since the machine's load changes. A count
+    probes again every `REPROBE_SECONDS`, since the machine's load changes, and at once (the
+    chosen count and the lower ones only) when the chosen count's recent steps run `DRIFT`
+    times slower than the probe measured. A count
     whose step is `SLOWER` times the best's mean is dropped after that one step, so a probe
     costs a few steps; a step at a count that collapses is what it saves. Each model keeps its
     probe for each kind of loop from call to call, so single-sample `predict` calls probe
@@ -161,13 +162,17 @@ class _Probe:
         self.started = self.next_probe = None
         self.expected = None  # the chosen count's mean step in the last probe
         self.recent = collections.deque(maxlen=2 * SAMPLES)  # its steps since
+        self.slowed = False  # the next probe comes of a slowdown (`_watch`)
 
     def begin(self) -> None:
         now = time.perf_counter()
         if self.next_probe is None:  # the loop's first step, a warm-up: timed by nobody
             self.next_probe = now
         elif self.count is None and now >= self.next_probe:
-            self.queue, self.times = list(self.counts), {}
+            # After a slowdown only fewer threads can help: the higher counts wait for the
+            # periodic probe (a step at a count that collapses is what a probe costs).
+            self.queue = [c for c in self.counts if not self.slowed or c <= self.chosen]
+            self.times, self.slowed = {}, False
             self._try_next()
         self.started = time.perf_counter()
 
@@ -200,13 +205,15 @@ class _Probe:
         self.count, self.next_probe = None, time.perf_counter() + REPROBE_SECONDS
 
     def _watch(self, elapsed) -> None:
-        """Between probes: probe at the next step once the chosen count's recent steps are
-        `DRIFT` times slower on average than the probe measured (the load changed)."""
+        """Between probes: probe the chosen count and the lower ones at the next step once the
+        chosen count's recent steps are `DRIFT` times slower on average than the probe measured
+        (the load grew); at one thread already, there is nothing lower to try."""
         if self.expected is None:
             return
         self.recent.append(elapsed)
-        if len(self.recent) == self.recent.maxlen and statistics.fmean(self.recent) > DRIFT * self.expected:
-            self.next_probe = time.perf_counter()
+        if (self.chosen > self.counts[0] and len(self.recent) == self.recent.maxlen
+                and statistics.fmean(self.recent) > DRIFT * self.expected):
+            self.next_probe, self.slowed = time.perf_counter(), True
 
 
 # A model's probes, one per kind of loop (their steps differ), kept from call to call: predict
