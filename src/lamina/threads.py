@@ -26,11 +26,10 @@ torch loads libgomp, so lamina cannot change it after `import torch`. Two things
     while the other process waits and slow while it runs, and throughput is their mean). It
     probes again every `REPROBE_SECONDS`, since the machine's load changes, and at once (the
     chosen count and the lower ones only) when the chosen count's recent steps run `DRIFT`
-    times slower than the probe measured. A count
-    whose step is `SLOWER` times the best's mean is dropped after that one step, so a probe
-    costs a few steps; a step at a count that collapses is what it saves. Each model keeps its
-    probe for each kind of loop from call to call, so single-sample `predict` calls probe
-    across calls.
+    times slower than the probe measured. A count whose step is `SLOWER` times the best's mean
+    is dropped after that one step, so a probe costs a few steps; a step at a count that
+    collapses is what it saves. Each model keeps its probe for each kind of loop from call to
+    call, so single-sample `predict` calls probe across calls.
 
 `set_num_threads(n)` (or the environment variable `LAMINA_NUM_THREADS=n`) fixes the count lamina's
 loops run at instead, with no probing; `set_num_threads(None)` (or `LAMINA_NUM_THREADS=auto`)
