@@ -39,8 +39,9 @@ def test_a_count_that_collapses_costs_one_step_and_the_fastest_is_kept(monkeypat
     torch.set_num_threads(2)
     counts = clock.steps(threads._Probe(2), 20)
     # warm-up, then 1 thread (one untimed, SAMPLES timed), then 2 threads for one step only
-    assert counts[:1 + 1 + threads.SAMPLES] == [2] + [1] * (1 + threads.SAMPLES)
-    assert counts[1 + 1 + threads.SAMPLES:].count(2) == 1
+    warm = threads.WARMUP_STEPS
+    assert counts[:warm + 1 + threads.SAMPLES] == [2] * warm + [1] * (1 + threads.SAMPLES)
+    assert counts[warm + 1 + threads.SAMPLES:].count(2) == 1
     assert torch.get_num_threads() == 1 and counts[-1] == 1
 
 
@@ -185,7 +186,7 @@ def test_single_sample_predict_calls_probe_across_calls(automatic, monkeypatch):
         return real(data)
 
     model.predict_step = step
-    for _ in range(12):
+    for _ in range(threads.WARMUP_STEPS + 13):
         model.predict(x[:1], verbose=0)
     assert counts[-4:] == [1] * 4 and torch.get_num_threads() == 2
 

@@ -20,7 +20,7 @@ torch loads libgomp, so lamina cannot change it after `import torch`. Two things
   - at most the CPUs this process may use: its CPU affinity, and the cgroup CPU quota of a
     container (a `--cpus=2` container on a 64-core host gets 2), and at most
     `torch.get_num_threads()` as the loop starts (the user's setting, or torch's default);
-  - on the CPU, the loop's own steps decide: after one warm-up step it times a few steps at each
+  - on the CPU, the loop's own steps decide: after a few warm-up steps it times a few steps at each
     candidate count (one, half the ceiling, one less, the ceiling) and runs on at the one of the
     shortest mean step (the mean, not the median: with a core shared, a count's steps are fast
     while the other process waits and slow while it runs, and throughput is their mean). It
@@ -66,6 +66,8 @@ import torch
 __all__ = ["set_num_threads", "get_num_threads", "available_cpus", "loop_threads"]
 
 REPROBE_SECONDS = 30.0
+WARMUP_STEPS = 3  # untimed steps before the first probe: the bench MLP's first steps at one
+# thread ran 3.8, 3.3, 2.9, 2.8, 2.7 ms, so that a probe started after one favoured two threads
 SAMPLES = 5  # timed steps per candidate count
 SLOWER = 3.0  # a step this many times slower than the best count's mean ends its count's trial
 DRIFT = 1.5  # the chosen count's recent steps this many times slower than probed: probe again now
@@ -162,11 +164,14 @@ class _Probe:
         self.expected = None  # the chosen count's mean step in the last probe
         self.recent = collections.deque(maxlen=2 * SAMPLES)  # its steps since
         self.slowed = False  # the next probe comes of a slowdown (`_watch`)
+        self.warmups = 0  # the loop's first steps, before the first probe
 
     def begin(self) -> None:
         now = time.perf_counter()
-        if self.next_probe is None:  # the loop's first step, a warm-up: timed by nobody
-            self.next_probe = now
+        if self.next_probe is None:  # the loop's first steps warm up (caches, allocator, lazy
+            self.warmups += 1  # initialization): timed by nobody
+            if self.warmups == WARMUP_STEPS:
+                self.next_probe = now
         elif self.count is None and now >= self.next_probe:
             # After a slowdown only fewer threads can help: the higher counts wait for the
             # periodic probe (a step at a count that collapses is what a probe costs).
