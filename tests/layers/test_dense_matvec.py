@@ -135,28 +135,3 @@ def test_other_cases_take_torch(case, calls, rng):
     assert bool(calls) == (case in ("grad", "traced"))
     if expected is not None:
         torch.testing.assert_close(y.double(), expected, rtol=1e-5, atol=1e-5)
-
-
-
-def test_routes_follow_the_blas(monkeypatch, count_calls, rng):
-    """The loop and oneDNN apply only where torch's BLAS runs a generic path: MKL on a CPU not
-    Intel's, or no MKL. On an Intel CPU with MKL, Dense's products are torch's F.linear."""
-    monkeypatch.undo()  # this module's fixture forces the generic case; decide it here
-    _linear.blas_is_generic.cache_clear()
-    try:
-        monkeypatch.setattr(_linear, "_cpu_vendor", lambda: "AuthenticAMD")
-        assert _linear.blas_is_generic()
-        _linear.blas_is_generic.cache_clear()
-        monkeypatch.setattr(_linear, "_cpu_vendor", lambda: "GenuineIntel")
-        assert _linear.blas_is_generic() is (not torch.backends.mkl.is_available())
-        if torch.backends.mkl.is_available():
-            loop, onednn = count_calls(_linear, "small_linear"), count_calls(_linear, "onednn_product")
-            layer = layers.Dense(500, activation="relu")
-            x = torch.as_tensor(rng.standard_normal((1, 500)).astype("float32"))
-            with torch.no_grad():
-                layer(x)
-                layer(x.expand(32, -1).contiguous())
-            layer(x.expand(32, -1).contiguous()).sum().backward()
-            assert loop == [] and onednn == []
-    finally:
-        _linear.blas_is_generic.cache_clear()

@@ -200,9 +200,14 @@ def uses_onednn(x, kernel) -> bool:
 def uses_matvec(x, kernel, bias=None) -> bool:
     """Whether the product runs the compiled matrix-vector loop: a few rows (batch, features) of
     float32 contiguous CPU tensors against a large kernel."""
-    return (x.dim() == 2 and x.shape[0] <= MAX_ROWS
-            and kernel.numel() >= MIN_WEIGHTS_PER_ROW * (x.shape[0] + 1)
-            and on_loops(x, kernel, bias) and blas_is_generic() and library() is not None)
+    return matvec_pays(x, kernel.numel()) and on_loops(x, kernel, bias)
+
+
+def matvec_pays(x, weights) -> bool:
+    """Whether the loop (one Dense product, or `dense_chain`'s several) is worth calling for the
+    rows of a 2D `x` against `weights` weights in all, on this machine."""
+    return (x.dim() == 2 and x.shape[0] <= MAX_ROWS and weights >= MIN_WEIGHTS_PER_ROW * (x.shape[0] + 1)
+            and blas_is_generic() and library() is not None)
 
 
 def small_linear(rows, kernel, bias, relu):

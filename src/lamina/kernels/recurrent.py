@@ -495,7 +495,4 @@ def lstm(x, weights, states):
 def _lstm_formula(x, w_ih, w_hh, bias, h0, c0):
     """(every step's h, h_T, c_T): torch's LSTM on the same inputs (a create_graph backward
     differentiates it)."""
-    params = [w_ih, w_hh] if bias is None else [w_ih, w_hh, bias, torch.zeros_like(bias)]
-    seq, h, c = torch.lstm(x, (h0.unsqueeze(0), c0.unsqueeze(0)), params, bias is not None, 1, 0.0,
-                           True, False, True)
-    return seq, h[0], c[0]
+    return _torch_lstm(x, h0, c0, w_ih, w_hh, bias, True)

@@ -15,6 +15,8 @@ activations are checked again on every call.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from lamina import _native, activations
@@ -75,9 +77,8 @@ class DenseChain:
         """(kernels, biases, ReLU flags) when the compiled loop applies to `x`, else None. The
         activations are read on every call: Keras users set them after building (a softmax
         output's `activation = None` for its logits), and the chain must follow."""
-        if (torch.is_grad_enabled() or not _native.eager(autocast_lowers=True) or x.dim() != 2
-                or x.shape[0] > _matvec_kernel.MAX_ROWS or not _native.float32_cpu(x)
-                or not _matvec_kernel.blas_is_generic() or _matvec_kernel.library() is None):
+        if (torch.is_grad_enabled() or not _native.eager(autocast_lowers=True)
+                or not _native.float32_cpu(x) or not _matvec_kernel.matvec_pays(x, math.inf)):
             return None
         kernels, biases, relus, total = [], [], [], 0
         for position, layer in enumerate(self.layers, 1):
@@ -92,6 +93,6 @@ class DenseChain:
             kernels.append(kernel)
             biases.append(bias)
             total += kernel.numel()
-        if total < _matvec_kernel.MIN_WEIGHTS_PER_ROW * (x.shape[0] + 1):
+        if not _matvec_kernel.matvec_pays(x, total):
             return None
         return kernels, biases, relus
