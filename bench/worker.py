@@ -44,7 +44,8 @@ def latency_ms(call, calls: int) -> dict:
         call()
         times.append((time.perf_counter() - start) * 1e3)
     quantiles = statistics.quantiles(times, n=10) if calls > 1 else times * 9
-    return {"p50": statistics.median(times), "p90": quantiles[8], "calls": calls}
+    return {"p50": statistics.median(times), "p90": quantiles[8], "mean": statistics.fmean(times),
+            "calls": calls}
 
 
 def peak_rss_mb() -> float:

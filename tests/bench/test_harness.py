@@ -127,12 +127,13 @@ def test_bad_arguments_are_refused(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def _run(framework, model, seconds_per_epoch, loss=2.3, predict=None, n=100):
+def _run(framework, model, seconds_per_epoch, loss=2.3, predict=None, n=100, mean=None):
     result = {"framework": framework, "model": model, "peak_rss_mb": 300.0, "initial_loss": loss,
               "jobs": [{"kind": "compare", "batch_size": 10, "n": n, "epochs": 3,
                         "epoch_seconds": [9.0, seconds_per_epoch, seconds_per_epoch]}]}
     if predict is not None:
-        result["predict_ms"] = {"model(x)": {"p50": predict, "p90": predict, "calls": 5}}
+        result["predict_ms"] = {"model(x)": {"p50": predict, "p90": predict, "calls": 5,
+                                             "mean": predict if mean is None else mean}}
     return result
 
 
@@ -145,7 +146,9 @@ def test_summary_medians_and_ratios_to_the_best_peer():
             # The first epoch (9 s, compilation) is left out; runs are combined by their median.
             _run("lamina", "mlp", 0.5, predict=2.0), _run("lamina", "mlp", 0.25, predict=1.0),
             _run("lamina", "mlp", 0.2, predict=4.0),
-            _run("torch", "mlp", 1.0, predict=0.5), _run("keras_jax", "mlp", 0.4, loss=2.31, predict=8.0),
+            # torch's calls: the fastest median, and a mean raised by a few long calls (busy cores)
+            _run("torch", "mlp", 1.0, predict=0.5, mean=3.0),
+            _run("keras_jax", "mlp", 0.4, loss=2.31, predict=8.0),
             {"framework": "keras_jax", "model": "mlp", "round": 2, "error": "exit code 1: boom"},
         ],
         "scaling": [{"framework": "lamina", "model": "mlp", "jobs": [
@@ -163,6 +166,9 @@ def test_summary_medians_and_ratios_to_the_best_peer():
     latency = {r["framework"]: r for r in summary["predict"]}
     assert latency["lamina"]["p50_ms"] == 2.0
     assert latency["lamina"]["vs_best_peer"] == pytest.approx(0.5 / 2.0)  # torch's 0.5 ms is the best peer
+    assert latency["lamina"]["mean_ms"] == 2.0
+    assert latency["lamina"]["mean_vs_best_peer"] == pytest.approx(3.0 / 2.0)  # torch's mean 3 ms is best
+    assert report.predict_table(summary)[1][0][-2:] == ["2.000", "1.50x"]
     check = summary["initial_loss"]["mlp"]
     assert not check["agree"] and check["spread"] == pytest.approx(0.01)
     assert "DISAGREE" in report.loss_notes(summary)[0]

@@ -1,7 +1,8 @@
-"""A Sequential's consecutive Dense layers at inference as one compiled call
-(models/_dense_chain.py): predictions against the layers' mathematics in float64, the runs
-grouped where the loop can apply the activations, and every other input through the layers'
-own calls."""
+"""A Sequential's consecutive Dense layers at inference as one operator call
+(models/_dense_chain.py), a compiled loop inside it where that pays: predictions against the
+layers' mathematics in float64, the runs grouped where the loop can apply the activations, torch's
+products inside the operator for the inputs the loop does not take, and the layers' own calls
+under a gradient or autocast."""
 
 import numpy as np
 import pytest
@@ -21,7 +22,13 @@ compiled = pytest.mark.skipif(_matvec_kernel.library() is None, reason="no C com
 @pytest.fixture
 def chains(count_calls):
     """The compiled chain calls made (the rows' shapes)."""
-    return count_calls(_matvec_kernel, "dense_chain")
+    return count_calls(_matvec_kernel, "chain_loop")
+
+
+@pytest.fixture
+def operator_calls(count_calls):
+    """The chain operator's calls (compiled loop inside or not)."""
+    return count_calls(_dense_chain._linear_kernels, "dense_chain")
 
 
 def _model(*stack, inputs=64):
@@ -87,7 +94,9 @@ def test_tanh_inside_no_bias_and_a_lone_dense(chains, rng):
 
 @compiled
 @pytest.mark.parametrize("case", ["grad", "many rows", "small", "autocast"])
-def test_other_inputs_run_each_layer(case, chains, rng):
+def test_other_inputs_run_without_the_loop(case, chains, operator_calls, rng):
+    """Many rows and small layers: the operator runs torch's products; a gradient or autocast:
+    the layers' own calls (a differentiable graph, autocast's lower precision)."""
     model = _mlp()
     x = torch.as_tensor(rng.standard_normal((1, 64)).astype("float32"))
     if case == "grad":  # model(x) without no_grad: the weights want gradients
@@ -111,6 +120,7 @@ def test_other_inputs_run_each_layer(case, chains, rng):
         assert out.dtype == torch.bfloat16
         out = out.float()
     assert chains == []
+    assert len(operator_calls) == (case in ("many rows", "small"))
     tolerance = 2e-2 if case == "autocast" else 2e-5
     np.testing.assert_allclose(out.detach().double().numpy(), _float64(model, x.numpy()),
                                rtol=tolerance, atol=tolerance * 0.05)
@@ -142,3 +152,16 @@ def test_activations_changed_after_the_plan_are_followed(chains, rng):
     out = model.predict(x, verbose=0)
     assert len(chains) == 1  # this call ran each layer
     np.testing.assert_allclose(out, _float64(model, x), rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 20])  # 20: more than the loop takes
+def test_one_operator_call_where_the_loop_does_not_pay(rows, chains, operator_calls, monkeypatch, rng):
+    """MKL on an Intel CPU: torch's products beat the loop, and the chain still saves each
+    layer's call from Python (one operator call for the run)."""
+    monkeypatch.setattr(_matvec_kernel, "blas_is_generic", lambda: False)
+    model = _mlp()
+    x = rng.standard_normal((rows, 64)).astype("float32")
+    model.predict(x, verbose=0)
+    out = model.predict(x, verbose=0)
+    assert chains == [] and len(operator_calls) == 1
+    np.testing.assert_allclose(out, _float64(model, x), rtol=2e-5, atol=1e-6)

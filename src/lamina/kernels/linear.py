@@ -23,7 +23,7 @@ Xeon (Sapphire Rapids class, one thread), F.linear (1, 500) x (500, 500) 25 us a
 103-112 against 138-187; the bench MLP's training step 13,249 samples/s on MKL against 10,611.
 The backward is `lamina::linear_backward` (oneDNN's products where the forward used them), or
 differentiable torch ops when a graph of the backward is being built (create_graph=True).
-`dense_chain` runs several Dense products in one compiled call (the Sequential inference plan).
+`dense_chain` runs several Dense products in one operator call (the Sequential inference plan).
 """
 
 from __future__ import annotations
@@ -300,6 +300,15 @@ def linear(x, kernel, bias=None, relu=False):
 
 
 def _dense_chain_impl(x, kernels, biases, relus):
+    if matvec_pays(x, sum(k.numel() for k in kernels)) and on_loops(x, *kernels, *biases):
+        return chain_loop(x, kernels, biases, relus)
+    for kernel, bias, relu in zip(kernels, biases, relus):
+        x = _linear_impl(x, kernel, bias, relu)
+    return x
+
+
+def chain_loop(x, kernels, biases, relus):
+    """The chain in one compiled call: one parallel region instead of one per product."""
     m = x.shape[0]
     count = len(kernels)
     dims = [x.shape[1]] + [k.shape[0] for k in kernels]
@@ -319,12 +328,13 @@ def _dense_chain_impl(x, kernels, biases, relus):
 
 _DENSE_CHAIN = operator(
     "dense_chain(Tensor x, Tensor[] kernels, Tensor?[] biases, int[] relus) -> Tensor", _dense_chain_impl,
-    lambda x, kernels, biases, relus: x.new_empty(x.shape[0], kernels[-1].shape[0]))
+    lambda x, kernels, biases, relus: x.new_empty(*x.shape[:-1], kernels[-1].shape[0]))
 
 
-def dense_chain(rows, kernels, biases, relus):
-    """Several Dense products in a row in one compiled call (the Sequential inference plan's chain
-    of Dense layers), without gradients: rows (M, K0) through kernels (K1, K0), (K2, K1), ... each
-    with its bias (or None) and then max(., 0) where `relus` says; float32 contiguous CPU tensors.
-    One call and one parallel region instead of one of each per layer."""
-    return _DENSE_CHAIN(rows, list(kernels), list(biases), [int(r) for r in relus])
+def dense_chain(x, kernels, biases, relus):
+    """Several Dense products in a row (the Sequential inference plan's chain of Dense layers),
+    without gradients: x (..., K0) through kernels (K1, K0), (K2, K1), ... each with its bias (or
+    None) and then max(., 0) where `relus` says. One operator call from Python for the whole
+    chain; inside it, a few float32 rows go to the compiled loop where `matvec_pays`, anything
+    else through `lamina::linear`'s own choice, product after product."""
+    return _DENSE_CHAIN(x, list(kernels), list(biases), [int(r) for r in relus])

@@ -2,10 +2,11 @@
 
 A Sequential's inference plan (sequential.py) calls each layer's `call` in turn. Where two or more
 Dense layers follow each other (dropout layers between them drop out of an inference plan), the
-plan holds one `DenseChain` for them instead: on a few float32 rows on the CPU with no gradient
-wanted, the whole run is one compiled call (`kernels/linear.dense_chain`: one parallel
-region, one call from Python), which on a single sample removes most of what each layer's call
-from Python costs. Every other input runs the layers' own calls, one after another.
+plan holds one `DenseChain` for them instead: with no gradient wanted, the whole run is one
+operator call (`kernels/linear.dense_chain`: one call from Python, and one compiled call with one
+parallel region on a few float32 rows where that pays), which on a single sample removes most of
+what each layer's call from Python costs. Under autocast, a graph capture or a functorch
+transform the layers' own calls run, one after another.
 
 Every layer but the last must have a plain ReLU or no activation (the loop applies them); the
 last may have any, applied after the loop as its own `call` would. The runs are found when the
@@ -15,12 +16,10 @@ activations are checked again on every call.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from lamina import _native, activations
-from lamina.kernels import linear as _matvec_kernel
+from lamina.kernels import linear as _linear_kernels
 from lamina.layers.core import Dense
 from lamina.models import _fusable
 
@@ -63,36 +62,27 @@ class DenseChain:
         self.layers = list(layers)
 
     def __call__(self, x):
-        found = self._weights(x)
+        found = self._weights()
         if found is None:
             for layer in self.layers:
                 x = layer.call(x)
             return x
-        kernels, biases, relus = found
-        y = _matvec_kernel.dense_chain(x.contiguous(), kernels, biases, relus)
+        y = _linear_kernels.dense_chain(x, *found)
         last = self.layers[-1].activation
         return y if last in _IN_LOOP else activations.apply(last, y)
 
-    def _weights(self, x):
-        """(kernels, biases, ReLU flags) when the compiled loop applies to `x`, else None. The
+    def _weights(self):
+        """(kernels, biases, ReLU flags) when the chain applies to this call, else None. The
         activations are read on every call: Keras users set them after building (a softmax
         output's `activation = None` for its logits), and the chain must follow."""
-        if (torch.is_grad_enabled() or not _native.eager(autocast_lowers=True)
-                or not _native.float32_cpu(x) or not _matvec_kernel.matvec_pays(x, math.inf)):
+        if torch.is_grad_enabled() or not _native.eager(autocast_lowers=True):
             return None
-        kernels, biases, relus, total = [], [], [], 0
+        kernels, biases, relus = [], [], []
         for position, layer in enumerate(self.layers, 1):
             if layer.activation not in _IN_LOOP and position < len(self.layers):
                 return None
             relus.append(layer.activation is activations.relu)
             params = layer._parameters  # not the attributes: Module.__getattr__ costs per lookup
-            kernel, bias = params["kernel"], params.get("bias") if layer.use_bias else None
-            if (not _native.float32_cpu(kernel, bias) or not kernel.is_contiguous()
-                    or (bias is not None and not bias.is_contiguous())):
-                return None
-            kernels.append(kernel)
-            biases.append(bias)
-            total += kernel.numel()
-        if not _matvec_kernel.matvec_pays(x, total):
-            return None
+            kernels.append(params["kernel"])
+            biases.append(params.get("bias") if layer.use_bias else None)
         return kernels, biases, relus
