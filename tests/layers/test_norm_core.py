@@ -52,6 +52,19 @@ def test_normalize_with_differentiable_statistics_gradients(shape, dims, param_s
     assert torch.autograd.gradcheck(lambda *a: normalize_with(*a, epsilon=1e-3), (x, mean, var, weight, bias))
 
 
+@pytest.mark.parametrize("table_shape", [(1, 3, 1), (1, 1, 1), (1, 1, 5)])
+def test_normalize_with_tables_of_any_broadcastable_shape(table_shape):
+    """Per channel (torch's batch norm inside), one value for all, and per position: the formula in
+    float64. A (1, 1, 1) table once passed the per-channel test and failed to reshape to 3."""
+    x = torch.randn(4, 3, 5, dtype=torch.float64)
+    mean, weight, bias = (torch.randn(table_shape, dtype=torch.float64) for _ in range(3))
+    var = torch.rand(table_shape, dtype=torch.float64) + 0.5
+    expected = (x - mean) / torch.sqrt(var + 1e-3) * weight + bias
+    torch.testing.assert_close(normalize_with(x, mean, var, weight, bias, epsilon=1e-3), expected)
+    torch.testing.assert_close(normalize_with(x.float(), mean.float(), var.float(), weight.float(),
+                                              bias.float(), epsilon=1e-3), expected.float())
+
+
 @pytest.mark.parametrize("using_bn, batch_statistics", [(True, True), (True, False), (False, False)])
 def test_normalize_with_derived_statistics_gradients(using_bn, batch_statistics):
     """SwitchableNormalization's mixture, whose gradient is written out by hand (float64: torch's

@@ -29,12 +29,13 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 def onednn_for_one_sample(x, kernel, groups, stride) -> bool:
     """Whether a convolution of one channels_last sample, shaped (1, C, 1, L) as a lifted Conv1D's,
     goes to oneDNN directly."""
+    # The shapes and the size first: most calls (batches, small layers) stop there.
     return (x.dim() == 4 and x.shape[0] == 1 and x.shape[2] == 1 and kernel.shape[2] == 1
-            and groups == 1 and not torch.is_grad_enabled() and _native.eager(autocast_lowers=True)
+            and groups == 1 and x.shape[-1] // stride[-1] * kernel.numel() >= ONEDNN_MIN_MULTIPLY_ADDS
+            and not torch.is_grad_enabled() and _native.eager(autocast_lowers=True)
             and _native.float32_cpu(x, kernel)
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and x.is_contiguous(memory_format=torch.channels_last)
-            and x.shape[-1] // stride[-1] * kernel.numel() >= ONEDNN_MIN_MULTIPLY_ADDS)
+            and x.is_contiguous(memory_format=torch.channels_last))
 
 
 # kernel -> its channels_last copy for the oneDNN route, kept while the weights stay as they are:

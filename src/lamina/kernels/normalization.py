@@ -726,9 +726,13 @@ def _on_fused_batch_norm_device(x) -> bool:
 def _batch_norm_layout(x, dims, *tables) -> bool:
     """Statistics kept along dim 1 alone ((rows, channels), or (batch, channels, positions)), and
     the tables varying along it alone: torch's batch_norm's layout."""
-    kept = tuple(d for d in range(x.ndim) if d not in dims)
-    return x.ndim >= 2 and kept == (1,) and all(
-        t is None or (t.ndim == x.ndim and all(t.shape[d] == 1 for d in dims)) for t in tables)
+    if x.ndim < 2 or len(dims) != x.ndim - 1 or 1 in dims:
+        return False
+    # Of x's rank, of x's size along dim 1 and 1 elsewhere: as many values as channels (checked
+    # per call at inference, where a single sample's BatchNorm costs little more than the checks).
+    channels = x.shape[1]
+    return all(t is None or (t.ndim == x.ndim and t.shape[1] == channels and t.numel() == channels)
+               for t in tables)
 
 
 def _grouped_images(x, dims, weight, bias) -> bool:
@@ -747,7 +751,10 @@ def _as_images(x):
 
 
 def _channels(t, x):
-    return None if t is None else t.reshape(x.shape[1]).to(x.dtype)
+    if t is None:
+        return None
+    t = t.reshape(x.shape[1])
+    return t if t.dtype == x.dtype else t.to(x.dtype)
 
 
 def _flat(t):
