@@ -11,21 +11,42 @@ from lamina import layers, threads
 
 class Clock:
     """perf_counter for the probe: a step costs `cost[torch.get_num_threads()]` seconds (or what
-    that function returns)."""
+    that function returns); with `waits=True`, `cost[(threads, throttled)]`, the throttle state
+    read from a stand-in the probe switches."""
 
     def __init__(self, monkeypatch, cost):
         self.now, self.cost = 1000.0, cost
         monkeypatch.setattr(threads.time, "perf_counter", lambda: self.now)
 
-    def steps(self, probe, n):
+    def steps(self, probe, n, waits=False):
+        if waits and probe.throttle is None:  # as a loop starts: its gate, then the setting
+            probe.throttle = Gate()
+            probe.apply(probe.trial or probe.chosen)
         counts = []
         for _ in range(n):
             probe.begin()
-            counts.append(torch.get_num_threads())
-            cost = self.cost[torch.get_num_threads()]
+            setting = torch.get_num_threads()
+            if waits:
+                setting = (setting, probe.throttle.threads == setting)
+            counts.append(setting)
+            cost = self.cost[setting]
             self.now += cost() if callable(cost) else cost
             probe.end()
         return counts
+
+
+class Gate:
+    """The probe's throttle, recorded instead of started."""
+
+    threads = None
+
+    def set(self, threads):
+        self.threads = threads
+
+
+def counts_only(ceiling=2):
+    """A probe of thread counts alone (waits as libgomp's own)."""
+    return threads._Probe(threads.settings(threads.candidates(ceiling), throttle=False))
 
 
 def test_candidates_try_one_thread_first_and_the_ceiling_last():
@@ -34,10 +55,40 @@ def test_candidates_try_one_thread_first_and_the_ceiling_last():
     assert threads.candidates(16) == [1, 8, 15, 16]
 
 
+def test_settings_try_throttled_waits_before_libgomps_own(monkeypatch):
+    monkeypatch.setattr(threads, "_throttle_applies", lambda: True)
+    assert threads.settings([1, 2], throttle=True) == [(1, False), (2, True), (2, False)]
+    assert threads.settings([1, 8, 15, 16], throttle=True)[4:] == [(8, False), (15, False), (16, False)]
+    assert threads.settings([1, 2], throttle=False) == [(1, False), (2, False)]
+    assert threads.settings([3], throttle=True) == [(3, True), (3, False)]  # a fixed count
+    monkeypatch.setattr(threads, "_throttle_applies", lambda: False)  # the user's wait policy
+    assert threads.settings([1, 2], throttle=True) == [(1, False), (2, False)]
+
+
+@pytest.mark.parametrize("case, cost, chosen, spinning_steps", [
+    # idle cores: a throttled wait ends in a sleep, and every parallel op pays a wake-up
+    ("idle", {(1, False): 0.010, (2, True): 0.007, (2, False): 0.006}, (2, False), 1 + threads.SAMPLES),
+    # a busy core: spinning threads collapse, for one step of the probe
+    ("busy", {(1, False): 0.010, (2, True): 0.008, (2, False): 0.400}, (2, True), 1),
+    # busier: throttled waits lose to one thread, so spinning ones are not tried at all
+    ("busier", {(1, False): 0.010, (2, True): 0.030, (2, False): 0.400}, (1, False), 0),
+])
+def test_the_probe_chooses_the_wait_mode_with_the_count(case, cost, chosen, spinning_steps, monkeypatch):
+    monkeypatch.setattr(threads, "_throttle_applies", lambda: True)
+    clock = Clock(monkeypatch, cost)
+    torch.set_num_threads(2)
+    probe = threads._Probe(threads.settings([1, 2], throttle=True))
+    seen = clock.steps(probe, 40, waits=True)
+    assert seen[:threads.WARMUP_STEPS] == [(2, True)] * threads.WARMUP_STEPS  # safe until probed
+    assert probe.chosen == chosen and seen[-5:] == [chosen] * 5
+    probing = seen[threads.WARMUP_STEPS:threads.WARMUP_STEPS + 3 * (1 + threads.SAMPLES)]
+    assert probing.count((2, False)) == spinning_steps
+
+
 def test_a_count_that_collapses_costs_one_step_and_the_fastest_is_kept(monkeypatch):
     clock = Clock(monkeypatch, {1: 0.010, 2: 0.400})  # 2 threads spin-waiting for a busy core
     torch.set_num_threads(2)
-    counts = clock.steps(threads._Probe(2), 20)
+    counts = clock.steps(counts_only(), 20)
     # warm-up, then 1 thread (one untimed, SAMPLES timed), then 2 threads for one step only
     warm = threads.WARMUP_STEPS
     assert counts[:warm + 1 + threads.SAMPLES] == [2] * warm + [1] * (1 + threads.SAMPLES)
@@ -48,7 +99,7 @@ def test_a_count_that_collapses_costs_one_step_and_the_fastest_is_kept(monkeypat
 def test_the_faster_count_wins_and_a_later_probe_follows_the_load(monkeypatch):
     clock = Clock(monkeypatch, {1: 0.010, 2: 0.400})  # another process keeps a core busy
     torch.set_num_threads(2)
-    probe = threads._Probe(2)
+    probe = counts_only()
     counts = clock.steps(probe, 20)
     assert counts[-10:] == [1] * 10
     clock.cost = {1: 0.010, 2: 0.006}  # it ends: one thread runs as before, two would be faster
@@ -65,7 +116,7 @@ def test_throughput_decides_when_a_shared_core_makes_steps_fast_and_slow_by_turn
     turns = iter([0.002, 0.020] * 100)
     clock = Clock(monkeypatch, {1: 0.007, 2: lambda: next(turns)})
     torch.set_num_threads(2)
-    counts = clock.steps(threads._Probe(2), 30)
+    counts = clock.steps(counts_only(), 30)
     assert counts[-10:] == [1] * 10
 
 
@@ -74,7 +125,7 @@ def test_steps_that_slow_down_bring_the_next_probe_forward(monkeypatch):
     slower than probed, the probe runs again at once, not after REPROBE_SECONDS."""
     clock = Clock(monkeypatch, {1: 0.010, 2: 0.006})
     torch.set_num_threads(2)
-    probe = threads._Probe(2)
+    probe = counts_only()
     assert clock.steps(probe, 20)[-5:] == [2] * 5
     clock.cost = {1: 0.010, 2: 0.400}  # another process takes a core
     counts = clock.steps(probe, 4 * threads.SAMPLES + 10)
@@ -198,14 +249,39 @@ def holders():
 
 
 @pytest.mark.skipif(threads._libgomp() is None, reason="torch does not run on libgomp here")
-def test_waits_are_throttled_only_inside_a_loop_and_not_against_the_users_wait_policy(monkeypatch):
+def test_waits_are_throttled_while_set_and_not_against_the_users_wait_policy(monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
-    with threads._waits_throttled(2):
-        assert len(holders()) == 1
+    gate = threads._Throttle()
+    gate.set(2)
+    assert len(holders()) == 1
+    gate.set(2)  # unchanged: the same holder
+    assert len(holders()) == 1
+    gate.set(None)
     assert holders() == []
-    with threads._waits_throttled(1):  # one thread waits for nobody
-        assert holders() == []
+    gate.set(1)  # one thread waits for nobody
+    assert holders() == []
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    with threads._waits_throttled(2):
-        assert holders() == []
+    gate.set(2)
+    assert holders() == []
+    gate.close()
+
+
+@pytest.mark.skipif(threads._libgomp() is None, reason="torch does not run on libgomp here")
+def test_a_loop_throttles_only_while_its_setting_says_and_stops_with_it(automatic, monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    model, x, y = model_and_data()
+    torch.set_num_threads(2)
+    seen = []
+
+    class Holders(lamina.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            probe = threads._probes[model]["fit"]
+            setting = probe.trial or probe.chosen
+            seen.append((setting, len(holders())))
+
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[Holders()])
+    assert {s for s, _ in seen} <= set(threads.settings([1, 2], throttle=True))
+    assert all(count == int(throttled) for (_, throttled), count in seen)
+    assert holders() == [] and torch.get_num_threads() == 2

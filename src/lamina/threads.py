@@ -10,33 +10,42 @@ about 560 samples/s with 2 threads against 5,500 with 1. The wait policy is read
 torch loads libgomp, so lamina cannot change it after `import torch`. Two things it can do:
 
 - libgomp spins only ~100 times before sleeping whenever it manages more threads than the process
-  has CPUs (documented with GOMP_SPINCOUNT). While one of lamina's loops runs, a thread of its
-  own holds an idle pool just large enough for that, and exits with it when the loop ends
-  (`_waits_throttled`): the MLP above then ran at 1,450-10,400 samples/s at 2 threads, against
-  110-180 without (a machine loaded ~10 on 2 cores, so the spread is wide). Not where the user
-  set OMP_WAIT_POLICY or GOMP_SPINCOUNT.
-- it picks the count itself, and puts the user's back afterwards:
+  has CPUs (documented with GOMP_SPINCOUNT). While a loop runs with throttled waits, a thread of
+  lamina's holds an idle pool just large enough for that, and exits with it when the loop ends or
+  the waits go back to libgomp's own (`_Throttle`): the MLP above then ran at 1,450-10,400
+  samples/s at 2 threads, against 110-180 without (a machine loaded ~10 on 2 cores, so the
+  spread is wide). On idle cores throttled waits cost instead: each ends in a sleep, and every
+  parallel op then pays a wake-up (the bench FCN at 2 threads on an idle 2-core Xeon: 601 and 415
+  samples/s throttled, 697 and 636 not, two runs each). Not where the user set OMP_WAIT_POLICY
+  or GOMP_SPINCOUNT.
+- it picks the setting itself (thread count, and throttled waits or libgomp's own), and puts the
+  user's count back afterwards:
 
   - at most the CPUs this process may use: its CPU affinity, and the cgroup CPU quota of a
     container (a `--cpus=2` container on a 64-core host gets 2), and at most
     `torch.get_num_threads()` as the loop starts (the user's setting, or torch's default);
-  - on the CPU, the loop's own steps decide: after a few warm-up steps it times a few steps at each
-    candidate count (one, half the ceiling, one less, the ceiling) and runs on at the one of the
-    shortest mean step (the mean, not the median: with a core shared, a count's steps are fast
-    while the other process waits and slow while it runs, and throughput is their mean). It
-    probes again every `REPROBE_SECONDS`, since the machine's load changes, and at once (the
-    chosen count and the lower ones only) when the chosen count's recent steps run `DRIFT`
-    times slower than the probe measured. A count whose step is `SLOWER` times the best's mean
-    is dropped after that one step, so a probe costs a few steps; a step at a count that
-    collapses is what it saves. Each model keeps its probe for each kind of loop from call to
-    call, so single-sample `predict` calls probe across calls.
+  - on the CPU, the loop's own steps decide: after a few warm-up steps (at the ceiling, waits
+    throttled) it times a few steps at each candidate count (one, half the ceiling, one less,
+    the ceiling) with throttled waits, then at each count of two threads or more whose throttled
+    waits were the best so far with libgomp's own waits (a busy core makes those collapse, and
+    then they are not tried at all), and runs on at the setting of the shortest mean step (the
+    mean, not the median: with a core shared, a count's steps are fast while the other process
+    waits and slow while it runs, and throughput is their mean). It probes again every
+    `REPROBE_SECONDS`, since the machine's load changes, and at once (the chosen setting and the
+    ones tried before it only) when the chosen setting's recent steps run `DRIFT` times slower
+    than the probe measured. A setting whose step is `SLOWER` times the best's mean is dropped
+    after that one step, so a probe costs a few steps; a step at a setting that collapses is
+    what it saves. Each model keeps its probe for each kind of loop from call to call, so
+    single-sample `predict` calls probe across calls (counts only: a holder thread started and
+    stopped for one step would cost more than it saves).
 
 `set_num_threads(n)` (or the environment variable `LAMINA_NUM_THREADS=n`) fixes the count lamina's
-loops run at instead, with no probing; `set_num_threads(None)` (or `LAMINA_NUM_THREADS=auto`)
-restores the automatic choice. Code outside lamina's loops, and torch's setting itself, are never
-changed. A user can also start Python with `OMP_WAIT_POLICY=PASSIVE` (threads sleep at once
-instead of spinning, everywhere: 8,700 samples/s on the MLP above at 2 threads); lamina does
-not set it, since it is process-wide and must be set before torch is imported.
+loops run at instead (only the wait mode is then probed); `set_num_threads(None)` (or
+`LAMINA_NUM_THREADS=auto`) restores the automatic choice. Code outside lamina's loops, and torch's
+setting itself, are never changed. A user can also start Python with `OMP_WAIT_POLICY=PASSIVE`
+(threads sleep at once instead of spinning, everywhere: 8,700 samples/s on the MLP above at 2
+threads); lamina does not set it, since it is process-wide and must be set before torch is
+imported.
 
 lamina's compiled kernels (`#pragma omp parallel num_threads(torch.get_num_threads())`, linked
 to the libgomp torch has loaded) run on the same pool, so they follow both.
@@ -151,20 +160,39 @@ def candidates(ceiling: int) -> list[int]:
     return sorted({c for c in (ceiling, ceiling - 1, ceiling // 2, 1) if c >= 1})
 
 
-class _Probe:
-    """Chooses the count from the loop's steps, each timed between `begin()` and `end()`."""
+def settings(counts, throttle: bool) -> list[tuple[int, bool]]:
+    """The (threads, throttled waits) a probe tries, in this order: `counts` (see `candidates`)
+    with waits throttled first (safe on a busy core), then each count of two threads or more with
+    libgomp's own waits (faster on idle cores: a throttled wait ends in a sleep, and each parallel
+    op then pays a wake-up). Without `throttle` (or where it cannot apply), the counts alone."""
+    throttled = throttle and _throttle_applies()
+    first = [(c, throttled and c > 1) for c in counts]
+    return first + [(c, False) for c in counts if throttled and c > 1]
 
-    def __init__(self, ceiling: int):
-        self.ceiling, self.chosen, self.counts = ceiling, ceiling, candidates(ceiling)
-        self.queue = []  # the counts this probe has still to try
-        self.times = {}  # count -> the times of its steps in this probe
-        self.count = None  # the count on trial, None between probes
+
+class _Probe:
+    """Chooses the setting (threads, throttled waits) from the loop's steps, each timed between
+    `begin()` and `end()`."""
+
+    def __init__(self, settings: list[tuple[int, bool]]):
+        self.settings = settings
+        self.chosen = max(settings)  # until the first probe: all threads, throttled if that can be
+        self.queue = []  # the settings this probe has still to try
+        self.times = {}  # setting -> the times of its steps in this probe
+        self.trial = None  # the setting on trial, None between probes
         self.warming = False  # the step after a switch: the pool resizes, caches refill
         self.started = self.next_probe = None
-        self.expected = None  # the chosen count's mean step in the last probe
+        self.expected = None  # the chosen setting's mean step in the last probe
         self.recent = collections.deque(maxlen=2 * SAMPLES)  # its steps since
         self.slowed = False  # the next probe comes of a slowdown (`_watch`)
         self.warmups = 0  # the loop's first steps, before the first probe
+        self.throttle = None  # the running loop's _Throttle (None: waits as libgomp's own)
+
+    def apply(self, setting) -> None:
+        count, throttled = setting
+        torch.set_num_threads(count)
+        if self.throttle is not None:
+            self.throttle.set(count if throttled else None)
 
     def begin(self) -> None:
         now = time.perf_counter()
@@ -172,50 +200,60 @@ class _Probe:
             self.warmups += 1  # initialization): timed by nobody
             if self.warmups == WARMUP_STEPS:
                 self.next_probe = now
-        elif self.count is None and now >= self.next_probe:
-            # After a slowdown only fewer threads can help: the higher counts wait for the
-            # periodic probe (a step at a count that collapses is what a probe costs).
-            self.queue = [c for c in self.counts if not self.slowed or c <= self.chosen]
+        elif self.trial is None and now >= self.next_probe:
+            # After a slowdown only fewer threads (or throttled waits) can help: the others wait
+            # for the periodic probe (a step at a setting that collapses is what a probe costs).
+            last = self.settings.index(self.chosen) if self.slowed else len(self.settings) - 1
+            self.queue = self.settings[:last + 1]
             self.times, self.slowed = {}, False
             self._try_next()
         self.started = time.perf_counter()
 
     def end(self) -> None:
         elapsed = time.perf_counter() - self.started
-        if self.count is None:
+        if self.trial is None:
             self._watch(elapsed)
             return
-        done = [statistics.fmean(t) for t in self.times.values() if len(t) == SAMPLES]
-        if done and elapsed > SLOWER * min(done):
-            del self.times[self.count]  # a count that collapses costs one step, not SAMPLES
+        done = self._means()
+        if done and elapsed > SLOWER * min(done.values()):
+            del self.times[self.trial]  # a setting that collapses costs one step, not SAMPLES
             self._try_next()
         elif self.warming:
             self.warming = False
         else:
-            self.times[self.count].append(elapsed)
-            if len(self.times[self.count]) == SAMPLES:
+            self.times[self.trial].append(elapsed)
+            if len(self.times[self.trial]) == SAMPLES:
                 self._try_next()
 
+    def _means(self) -> dict:
+        return {s: statistics.fmean(t) for s, t in self.times.items() if len(t) == SAMPLES}
+
     def _try_next(self) -> None:
-        if self.queue:
-            self.count, self.warming = self.queue.pop(0), True
-            self.times[self.count] = []
-            torch.set_num_threads(self.count)
+        while self.queue:
+            count, throttled = setting = self.queue.pop(0)
+            means = self._means()
+            if not throttled and (count, True) in self.settings and (
+                    means.get((count, True), math.inf) > min(means.values(), default=math.inf)):
+                continue  # its throttled waits lost (or collapsed): spinning ones would do worse
+            self.trial, self.warming = setting, True
+            self.times[setting] = []
+            self.apply(setting)
             return
-        self.chosen = min(self.times, key=lambda count: statistics.fmean(self.times[count]))
-        self.expected = statistics.fmean(self.times[self.chosen])
+        means = self._means()
+        self.chosen = min(means, key=means.get)
+        self.expected = means[self.chosen]
         self.recent.clear()
-        torch.set_num_threads(self.chosen)
-        self.count, self.next_probe = None, time.perf_counter() + REPROBE_SECONDS
+        self.apply(self.chosen)
+        self.trial, self.next_probe = None, time.perf_counter() + REPROBE_SECONDS
 
     def _watch(self, elapsed) -> None:
-        """Between probes: probe the chosen count and the lower ones at the next step once the
-        chosen count's recent steps are `DRIFT` times slower on average than the probe measured
-        (the load grew); at one thread already, there is nothing lower to try."""
+        """Between probes: probe the chosen setting and the ones before it at the next step once
+        the chosen setting's recent steps are `DRIFT` times slower on average than the probe
+        measured (the load grew); at the first setting (one thread), nothing safer is left."""
         if self.expected is None:
             return
         self.recent.append(elapsed)
-        if (self.chosen > self.counts[0] and len(self.recent) == self.recent.maxlen
+        if (self.chosen != self.settings[0] and len(self.recent) == self.recent.maxlen
                 and statistics.fmean(self.recent) > DRIFT * self.expected):
             self.next_probe, self.slowed = time.perf_counter(), True
 
@@ -246,43 +284,57 @@ def _libgomp():
 _NOTHING = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda data: None)
 
 
-@contextlib.contextmanager
-def _waits_throttled(threads: int):
-    """While the block runs, libgomp's threads spin about 100 times before they sleep, instead of
-    ~300,000 (milliseconds): libgomp does that, as documented for GOMP_SPINCOUNT, whenever it
-    manages more threads than the process has CPUs, so a thread here keeps an idle pool of
-    `available - threads + 2` (at least one more thread than that) until the block ends, when it
-    exits and takes the pool with it. Not where the user chose a wait policy or spin count."""
-    gomp = _libgomp()
-    if (gomp is None or threads < 2 or "OMP_WAIT_POLICY" in os.environ
-            or "GOMP_SPINCOUNT" in os.environ):
-        yield
-        return
-    ready, release = threading.Event(), threading.Event()
+def _throttle_applies() -> bool:
+    """Whether lamina can throttle libgomp's waits here: torch runs on libgomp, and the user chose
+    no wait policy or spin count (then theirs holds)."""
+    return (_libgomp() is not None and "OMP_WAIT_POLICY" not in os.environ
+            and "GOMP_SPINCOUNT" not in os.environ)
 
-    def hold():
-        gomp.GOMP_parallel(ctypes.cast(_NOTHING, ctypes.c_void_p), None,
-                           max(2, available_cpus() - threads + 2), 0)
-        ready.set()
-        release.wait()
 
-    holder = threading.Thread(target=hold, name="lamina-omp-throttle", daemon=True)
-    holder.start()
-    ready.wait()
-    try:
-        yield
-    finally:
-        release.set()
-        holder.join()
+class _Throttle:
+    """Throttled waits for a loop's steps: libgomp's threads then spin about 100 times before they
+    sleep, instead of ~300,000 (milliseconds). libgomp does that, as documented for GOMP_SPINCOUNT,
+    whenever it manages more threads than the process has CPUs, so while on (`set(threads)`) a
+    thread here keeps an idle pool of `available - threads + 2` (at least one more thread than
+    that); `set(None)` and `close()` end it, and the pool goes with it."""
+
+    def __init__(self):
+        self.threads, self._release, self._holder = None, None, None
+
+    def set(self, threads: int | None) -> None:
+        if threads == self.threads:
+            return
+        self.close()
+        if threads is None or threads < 2 or not _throttle_applies():
+            return
+        gomp, ready, release = _libgomp(), threading.Event(), threading.Event()
+
+        def hold():
+            gomp.GOMP_parallel(ctypes.cast(_NOTHING, ctypes.c_void_p), None,
+                               max(2, available_cpus() - threads + 2), 0)
+            ready.set()
+            release.wait()
+
+        holder = threading.Thread(target=hold, name="lamina-omp-throttle", daemon=True)
+        holder.start()
+        ready.wait()
+        self.threads, self._release, self._holder = threads, release, holder
+
+    def close(self) -> None:
+        if self._holder is not None:
+            self._release.set()
+            self._holder.join()
+        self.threads, self._release, self._holder = None, None, None
 
 
 @contextlib.contextmanager
 def loop_threads(model, kind: str, device: torch.device, throttle: bool = True):
-    """Run one of `model`'s loops (`kind`: fit, evaluate, predict) at the chosen thread count, and
-    restore torch's setting after it; its steps, wrapped in `timed_step()`, choose the count (on
-    the CPU). A loop inside a loop (fit's validation) runs at the outer loop's count, and its
-    steps are not timed. `throttle` (for loops of more than a step or two): threads wait without
-    spinning for long (`_waits_throttled`)."""
+    """Run one of `model`'s loops (`kind`: fit, evaluate, predict) at the chosen setting (thread
+    count, and whether waits are throttled), and restore torch's count after it; its steps,
+    wrapped in `timed_step()`, choose the setting (on the CPU). A loop inside a loop (fit's
+    validation) runs at the outer loop's setting, and its steps are not timed. `throttle` (for
+    loops of more than a step or two): throttled waits are among the settings tried (a holder
+    thread starts and stops with them, which a single step would not repay)."""
     if getattr(_local, "active", False):
         saved, _local.probe = _local.probe, None
         try:
@@ -292,20 +344,30 @@ def loop_threads(model, kind: str, device: torch.device, throttle: bool = True):
         return
     user = torch.get_num_threads()
     fixed = get_num_threads()
-    ceiling = fixed or min(user, available_cpus())
+    counts = [fixed] if fixed else candidates(min(user, available_cpus()))
+    tried = settings(counts, throttle) if device.type == "cpu" else [(counts[-1], False)]
     probe = None
-    if fixed is None and device.type == "cpu" and ceiling > 1:
+    if len(tried) > 1:
         kinds = _probes.setdefault(model, {})
-        if kind not in kinds or kinds[kind].ceiling != ceiling:
-            kinds[kind] = _Probe(ceiling)
+        if kind not in kinds or kinds[kind].settings != tried:
+            kinds[kind] = _Probe(tried)
         probe = kinds[kind]
-    torch.set_num_threads(ceiling if probe is None else probe.count or probe.chosen)
+    gate = _Throttle()
+    if probe is None:
+        count, throttled = tried[-1]
+        torch.set_num_threads(count)
+        gate.set(count if throttled else None)
+    else:
+        probe.throttle = gate
+        probe.apply(probe.trial or probe.chosen)
     _local.active, _local.probe = True, probe
     try:
-        with _waits_throttled(ceiling) if throttle and device.type == "cpu" else contextlib.nullcontext():
-            yield
+        yield
     finally:
         _local.active, _local.probe = False, None
+        if probe is not None:
+            probe.throttle = None
+        gate.close()
         torch.set_num_threads(user)
 
 
