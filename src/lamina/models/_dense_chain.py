@@ -62,7 +62,7 @@ class DenseChain:
         self.layers = list(layers)
 
     def __call__(self, x):
-        found = self._weights()
+        found = self._weights(x)
         if found is None:
             for layer in self.layers:
                 x = layer.call(x)
@@ -71,11 +71,12 @@ class DenseChain:
         last = self.layers[-1].activation
         return y if last in _IN_LOOP else activations.apply(last, y)
 
-    def _weights(self):
-        """(kernels, biases, ReLU flags) when the chain applies to this call, else None. The
+    def _weights(self, x):
+        """(kernels, biases, ReLU flags) when the chain applies to this call, else None (a
+        gradient wanted, autocast on x's device, a graph capture or a functorch transform). The
         activations are read on every call: Keras users set them after building (a softmax
         output's `activation = None` for its logits), and the chain must follow."""
-        if torch.is_grad_enabled() or not _native.eager(autocast_lowers=True):
+        if torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type) or not _native.eager():
             return None
         kernels, biases, relus = [], [], []
         for position, layer in enumerate(self.layers, 1):
