@@ -242,6 +242,19 @@ def test_single_sample_predict_calls_probe_across_calls(automatic, monkeypatch):
     assert counts[-4:] == [1] * 4 and torch.get_num_threads() == 2
 
 
+def test_one_sample_and_batch_predicts_keep_their_own_probes(automatic):
+    """Alternating single-sample and batch predicts: each keeps its probe (the single steps'
+    settings have no throttled waits), so neither restarts the other's warm-up and probe."""
+    model, x, _ = model_and_data()
+    torch.set_num_threads(2)
+    model.predict(x[:1], verbose=0)
+    model.predict(x, batch_size=8, verbose=0)
+    probes = dict(threads._probes[model])
+    model.predict(x[:1], verbose=0)
+    model.predict(x, batch_size=8, verbose=0)
+    assert len(probes) == 2 and all(threads._probes[model][k] is p for k, p in probes.items())
+
+
 def holders():
     import threading
 

@@ -348,10 +348,12 @@ def loop_threads(model, kind: str, device: torch.device, throttle: bool = True):
     tried = settings(counts, throttle) if device.type == "cpu" else [(counts[-1], False)]
     probe = None
     if len(tried) > 1:
-        kinds = _probes.setdefault(model, {})
-        if kind not in kinds or kinds[kind].settings != tried:
-            kinds[kind] = _Probe(tried)
-        probe = kinds[kind]
+        # One probe per kind of loop, and apart for single steps (no throttled waits among their
+        # settings): a user alternating one-sample and batch predicts keeps both.
+        kinds, key = _probes.setdefault(model, {}), kind if throttle else f"{kind}, one step"
+        if key not in kinds or kinds[key].settings != tried:
+            kinds[key] = _Probe(tried)
+        probe = kinds[key]
     gate = _Throttle()
     if probe is None:
         count, throttled = tried[-1]
