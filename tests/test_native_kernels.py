@@ -44,9 +44,9 @@ def test_eager_is_false_under_graph_capture_functorch_and_autocast():
     """The one gate of lamina's own routes, against the contexts torch provides."""
     seen = {}
 
-    def record(name, autocast_lowers=False):
+    def record(name, lowered_on=None):
         def f(t):
-            seen[name] = _native.eager(autocast_lowers)
+            seen[name] = _native.eager(lowered_on)
             return t * 2
         return f
 
@@ -56,10 +56,12 @@ def test_eager_is_false_under_graph_capture_functorch_and_autocast():
     torch.func.vmap(record("vmapped"))(torch.ones(2, 3))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         record("autocast, float32 op")(x)
-        record("autocast, lowered op", autocast_lowers=True)(x)
+        record("autocast, lowered op", lowered_on="cpu")(x)
+        record("autocast on the CPU, op on CUDA tensors", lowered_on="cuda")(x)
     torch.compile(record("compiled"), backend="eager", fullgraph=False)(x)
     assert seen == {"plain": True, "traced": False, "vmapped": False, "autocast, float32 op": True,
-                    "autocast, lowered op": False, "compiled": False}
+                    "autocast, lowered op": False,
+                    "autocast on the CPU, op on CUDA tensors": True, "compiled": False}
     assert _native.float32_cpu(x, None) and not _native.float32_cpu(x, x.double())
 
 

@@ -81,15 +81,16 @@ def load(name: str, source: str, signatures: dict, fallback: str):
     return lib
 
 
-def eager(autocast_lowers: bool = False) -> bool:
+def eager(lowered_on: str | None = None) -> bool:
     """Whether a route that calls the loops directly, outside a registered operator, may run: no
-    graph capture, no functorch transform and (for ops autocast lowers) no autocast. Only the
+    graph capture, no functorch transform and, for ops autocast lowers on tensors of device type
+    `lowered_on` ("cpu", "cuda"), no autocast on that device. Only the
     model-level fusions (`models/_dense_chain.py`, `models/_dense_step.py`) and the one-sample
     oneDNN call inside `lamina::convolution` (a composite operator, whose body graph capture
     sees) need it; the other operators in `lamina.kernels` do not."""
     return (not torch.compiler.is_compiling() and not torch.jit.is_tracing()
             and not torch._C._are_functorch_transforms_active()
-            and not (autocast_lowers and torch.is_autocast_enabled("cpu")))
+            and not (lowered_on is not None and torch.is_autocast_enabled(lowered_on)))
 
 
 def float32_cpu(*tensors) -> bool:

@@ -32,7 +32,7 @@ def onednn_for_one_sample(x, kernel, groups, stride) -> bool:
     # The shapes and the size first: most calls (batches, small layers) stop there.
     return (x.dim() == 4 and x.shape[0] == 1 and x.shape[2] == 1 and kernel.shape[2] == 1
             and groups == 1 and x.shape[-1] // stride[-1] * kernel.numel() >= ONEDNN_MIN_MULTIPLY_ADDS
-            and not torch.is_grad_enabled() and _native.eager(autocast_lowers=True)
+            and not torch.is_grad_enabled() and _native.eager(lowered_on=x.device.type)
             and _native.float32_cpu(x, kernel)
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
             and x.is_contiguous(memory_format=torch.channels_last))

@@ -76,7 +76,7 @@ class DenseChain:
         gradient wanted, autocast on x's device, a graph capture or a functorch transform). The
         activations are read on every call: Keras users set them after building (a softmax
         output's `activation = None` for its logits), and the chain must follow."""
-        if torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type) or not _native.eager():
+        if torch.is_grad_enabled() or not _native.eager(lowered_on=x.device.type):
             return None
         kernels, biases, relus = [], [], []
         for position, layer in enumerate(self.layers, 1):

@@ -102,7 +102,7 @@ class DenseStackStep:
                 and (x.dim() == 2 or (self.flatten and x.dim() > 2))
                 and _native.float32_cpu(x) and x.is_contiguous() and x.shape[0] > 0
                 and (y.dim() == 1 or (y.dim() == 2 and y.shape[1] == 1)) and y.shape[0] == x.shape[0]
-                and torch.is_grad_enabled() and _native.eager(autocast_lowers=True)
+                and torch.is_grad_enabled() and _native.eager(lowered_on=x.device.type)
                 and not hooked(self.model, backward=True)
                 and all(layer.training for layer in self.stack)
                 and all(p.requires_grad and not p._backward_hooks and not p._post_accumulate_grad_hooks
