@@ -355,10 +355,8 @@ def loop_threads(model, kind: str, device: torch.device, throttle: bool = True):
             kinds[key] = _Probe(tried)
         probe = kinds[key]
     gate = _Throttle()
-    if probe is None:
-        count, throttled = tried[-1]
-        torch.set_num_threads(count)
-        gate.set(count if throttled else None)
+    if probe is None:  # one setting, never a throttled one (`settings` pairs those with spinning)
+        torch.set_num_threads(tried[0][0])
     else:
         probe.throttle = gate
         probe.apply(probe.trial or probe.chosen)
