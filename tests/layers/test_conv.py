@@ -304,7 +304,7 @@ def test_one_sample_conv1d_inference_through_onednn_matches_torch(kwargs, monkey
 def test_single_sample_kernel_copy_follows_every_weight_change(rng):
     """The channels_last kernel kept for oneDNN's single-sample route is remade after an in-place
     change (set_weights, an optimizer step), a replaced .data and a model.double() round trip;
-    each prediction against F.conv1d in float64."""
+    each prediction against F.conv1d in float64; and it goes with the layer."""
     layer = layers.Conv1D(256, 5, padding="same")
     x = torch.as_tensor(rng.standard_normal((1, 150, 128)).astype("float32"))
     layer(x)
@@ -320,6 +320,8 @@ def test_single_sample_kernel_copy_follows_every_weight_change(rng):
 
     def copies():
         return [id(copy) for _, copy in conv_module._CHANNELS_LAST.values()]
+
+    before = len(conv_module._CHANNELS_LAST)
 
     check()
     kept = copies()
@@ -337,3 +339,9 @@ def test_single_sample_kernel_copy_follows_every_weight_change(rng):
     layer(x).square().mean().backward()
     optimizer.step()
     check()
+    assert len(conv_module._CHANNELS_LAST) == before + 1  # one copy for the layer's one kernel
+    del layer, optimizer
+    import gc
+
+    gc.collect()
+    assert len(conv_module._CHANNELS_LAST) == before  # released with the weight

@@ -38,22 +38,20 @@ def onednn_for_one_sample(x, kernel, groups, stride) -> bool:
             and x.is_contiguous(memory_format=torch.channels_last))
 
 
-# kernel -> its channels_last copy for the oneDNN route, kept while the weights stay as they are:
-# FCN's two large kernels cost ~28 us a copy on every single-sample predict. Keyed on the
-# weight's memory and its version counter (which every in-place change bumps: optimizer steps,
-# set_weights, loading); each entry holds its source, so that its memory cannot be reused under
-# the same address. A few entries: one per large Conv1D kernel of the models in use.
-_CHANNELS_LAST: dict = {}
-_CACHED_KERNELS = 16
+# weight -> its kernel's channels_last copy for the oneDNN route, kept while the weight stays as it
+# is: FCN's two large kernels cost ~28 us a copy on every single-sample predict. The copy is remade
+# when the kernel's memory, version counter (which every in-place change bumps: optimizer steps,
+# set_weights, loading), shape, strides or dtype differ, and goes with the weight: keyed weakly on
+# the tensor the kernel views (a layer's lifted kernel is a fresh view on every call).
+_CHANNELS_LAST = torch.utils.weak.WeakIdKeyDictionary()
 
 
 def channels_last_kernel(kernel):
+    source = kernel if kernel._base is None else kernel._base
     key = (kernel.data_ptr(), kernel._version, kernel.shape, kernel.stride(), kernel.dtype)
-    cached = _CHANNELS_LAST.get(key)
-    if cached is None:
-        if len(_CHANNELS_LAST) >= _CACHED_KERNELS:
-            del _CHANNELS_LAST[next(iter(_CHANNELS_LAST))]
-        cached = _CHANNELS_LAST[key] = (kernel, kernel.contiguous(memory_format=torch.channels_last))
+    cached = _CHANNELS_LAST.get(source)
+    if cached is None or cached[0] != key:
+        cached = _CHANNELS_LAST[source] = (key, kernel.contiguous(memory_format=torch.channels_last))
     return cached[1]
 
 
