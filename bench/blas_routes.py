@@ -15,12 +15,12 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lamina  # noqa: E402
 from bench import workloads  # noqa: E402
+from bench.fit_ab import fit_samples_per_second  # noqa: E402
 from lamina.kernels import linear  # noqa: E402
 
 CHOSEN = linear.blas_is_generic  # lamina's own choice, before this script forces each case
@@ -28,15 +28,7 @@ CHOSEN = linear.blas_is_generic  # lamina's own choice, before this script force
 
 def samples_per_second(routes: bool, x, y) -> float:
     linear.blas_is_generic = (lambda: True) if routes else (lambda: False)
-    w = workloads.get("mlp")
-    model = workloads.keras_style_model(lamina, w)
-    model.set_weights(workloads.initial_weights(w))
-    model.compile(optimizer=lamina.optimizers.Adam(workloads.LEARNING_RATE, epsilon=workloads.ADAM_EPSILON),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, batch_size=w.batch_size, epochs=1, verbose=0)
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=w.batch_size, epochs=2, verbose=0)
-    return 2 * len(x) / (time.perf_counter() - start)
+    return fit_samples_per_second(lamina, "mlp", x, y, warmup=len(y))
 
 
 def main() -> None:
