@@ -12,14 +12,24 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from lamina import layers
 
 
-class _Recording(TorchDispatchMode):
+class _Records:
+    """A mode that records the operators it sees."""
+
     def __init__(self):
         super().__init__()
         self.seen = []
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def _record(self, func, types, args=(), kwargs=None):
         self.seen.append(func)
         return func(*args, **(kwargs or {}))
+
+
+class _Recording(_Records, TorchDispatchMode):
+    __torch_dispatch__ = _Records._record
+
+
+class _FunctionRecording(_Records, torch.overrides.TorchFunctionMode):
+    __torch_function__ = _Records._record
 
 
 def _calls(mode_or_none, layer, x):
@@ -89,3 +99,56 @@ def test_dense_routes_follow_the_blas(monkeypatch, count_calls, rng):
             assert loop == [] and onednn == []
     finally:
         linear.blas_is_generic.cache_clear()
+
+
+def _norm_and_conv():
+    x = torch.randn(2, 10, 4)
+    norm, conv = layers.BatchNormalization(), layers.Conv1D(3, 3)
+    for layer in (norm, conv):
+        layer(x)
+    return x, ((norm, torch.ops.lamina.normalize_with.default), (conv, torch.ops.lamina.convolution.default))
+
+
+def test_function_modes_and_the_profiler_see_the_operators():
+    """A plain eager call runs an operator's kernel without the dispatcher; a torch function mode
+    and torch's profiler, which watch operator calls, must still see each one."""
+    x, pairs = _norm_and_conv()
+    for layer, op in pairs:
+        plain = _calls(None, layer, x)
+        mode = _FunctionRecording()
+        torch.testing.assert_close(_calls(mode, layer, x), plain, rtol=0, atol=0)
+        assert op in mode.seen, (layer.name, mode.seen)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            torch.testing.assert_close(_calls(None, layer, x), plain, rtol=0, atol=0)
+        names = {event.name for event in prof.events()}
+        assert op.name() in names, (layer.name, sorted(n for n in names if "lamina" in n))
+
+
+def test_graph_capture_sees_the_operators():
+    """torch.compile's graph holds lamina's operators as nodes (the direct kernel call is eager
+    only), with the eager numbers."""
+    x, pairs = _norm_and_conv()
+    for layer, op in pairs:
+        seen = []
+
+        def backend(graph, example_inputs, seen=seen):
+            seen.extend(node.target for node in graph.graph.nodes if node.op == "call_function")
+            return graph.forward
+
+        torch._dynamo.reset()
+        with torch.no_grad():
+            compiled = torch.compile(layer, backend=backend, fullgraph=True)(x)
+        torch.testing.assert_close(compiled, _calls(None, layer, x), rtol=0, atol=0)
+        assert op in seen or op.overloadpacket in seen, (layer.name, seen)
+
+
+def test_the_conv_kernel_copy_of_an_inference_tensor():
+    """A kernel made under inference_mode has no version counter to key the cached channels_last
+    copy on: it gets a fresh copy."""
+    from lamina.kernels.conv import channels_last_kernel
+
+    with torch.inference_mode():
+        kernel = torch.randn(8, 4, 1, 3)
+    copy = channels_last_kernel(kernel)
+    assert copy.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(copy, kernel, rtol=0, atol=0)

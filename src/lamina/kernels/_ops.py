@@ -61,13 +61,15 @@ def operator(schema: str, impl, fake, setup_context=None, backward=None, vmap=No
 
     Registered with torch.library's lower-level calls rather than `torch.library.custom_op`,
     whose Python wrapper (argument defaults, alias checks, its own autograd.Function) cost more
-    per call than a small norm's arithmetic: a call here is one dispatch to `impl`, or two with
-    a gradient to record."""
+    per call than a small norm's arithmetic. What is returned is the operator as lamina calls it
+    (`entry`): `impl` itself where the dispatcher would do nothing but call it, else the operator
+    through the dispatcher."""
     name = schema.split("(", 1)[0]
     _LIBRARY.define(schema)
     op = getattr(torch.ops.lamina, name).default
     _LIBRARY.impl(name, impl, "CompositeExplicitAutograd")
     torch.library.register_fake(op, fake, lib=_LIBRARY)
+    autograd_kernel = None
     if backward is not None:
         # Two forms of the same autograd.Function: functorch transforms (vmap, grad) need the
         # setup_context form, whose apply inspects signatures on every call; eager calls take the
@@ -100,7 +102,67 @@ def operator(schema: str, impl, fake, setup_context=None, backward=None, vmap=No
         vmap_by_loop(op)
     else:
         torch.library.register_vmap(op, vmap, lib=_LIBRARY)
-    return op
+    return entry(op, impl, autograd_kernel)
+
+
+def entry(op, impl, autograd_kernel=None):
+    """`op` as lamina's code calls it. Where the dispatcher would only pass the call on to a
+    Python kernel (eager, plain tensors, nothing that watches or transforms operator calls:
+    `_unwatched` and `_plain_tensors`), that kernel is called here: `impl`, or `autograd_kernel`
+    when a gradient is to be recorded. Each crossing between Python and the dispatcher costs ~3-6
+    us, as much as a single sample's normalization or convolution. Everywhere else the call goes
+    to `op`, so that graph capture, export, tracing, modes, tensor subclasses and the profiler see
+    the operator. The overload is the function's `overload` attribute."""
+    arguments = op._schema.arguments
+    tensors = [i for i, a in enumerate(arguments) if str(a.type) in ("Tensor", "Optional[Tensor]")]
+    lists = [i for i, a in enumerate(arguments) if str(a.type) in ("List[Tensor]", "List[Optional[Tensor]]")]
+
+    def call(*args):
+        # is_compiling first: under torch.compile it is a constant, and the rest is not traced.
+        if torch.compiler.is_compiling() or not _unwatched():
+            return op(*args)
+        found = [args[i] for i in tensors]
+        for i in lists:
+            found.extend(args[i])
+        if not _plain_tensors(found):
+            return op(*args)
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in found):
+            return op(*args) if autograd_kernel is None else autograd_kernel(*args)
+        return impl(*args)
+
+    call.overload = op
+    call.__name__ = call.__qualname__ = f"lamina.{op.name().split('::')[1]}"
+    return call
+
+
+def _unwatched() -> bool:
+    """No graph capture by torch.jit's tracer, functorch transform, function or dispatch mode, or
+    profiler: nothing that would see or change an operator call between Python and its kernel."""
+    return (torch._C._len_torch_dispatch_stack() == 0 and not torch._C._is_torch_function_mode_enabled()
+            and not torch._C._are_functorch_transforms_active() and not torch._C._is_tracing()
+            and not torch._C._autograd._profiler_enabled())
+
+
+def _plain_tensors(tensors) -> bool:
+    """Whether each tensor (or None) is one no override sees: a plain tensor or a parameter, not a
+    subclass with __torch_function__ or __torch_dispatch__ (FakeTensor, DTensor, ...)."""
+    for t in tensors:
+        if t is None:
+            continue
+        plain = _PLAIN_TENSOR_TYPES.get(type(t))
+        if plain is None:
+            # Parameters (lamina's Variables among them) switch both protocols off; torch.Tensor
+            # has its default __torch_function__, which no mode or override reaches.
+            cls = type(t)
+            plain = _PLAIN_TENSOR_TYPES[cls] = (
+                cls.__torch_function__ is torch._C._disabled_torch_function_impl
+                and cls.__torch_dispatch__ is _DISABLED)
+        if not plain:
+            return False
+    return True
+
+
+_PLAIN_TENSOR_TYPES = {torch.Tensor: True}  # tensor type -> whether no override sees its calls
 
 
 def recomputed_grads(formula, inputs, needs, cotangents) -> tuple:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from lamina import _native
-from lamina.kernels._ops import _LIBRARY
+from lamina.kernels._ops import _LIBRARY, entry
 
 ONEDNN_MIN_MULTIPLY_ADDS = 6_000_000
 
@@ -47,6 +47,8 @@ _CHANNELS_LAST = torch.utils.weak.WeakIdKeyDictionary()
 
 
 def channels_last_kernel(kernel):
+    if kernel.is_inference():  # made under inference_mode: no version counter to key a copy on
+        return kernel.contiguous(memory_format=torch.channels_last)
     source = kernel if kernel._base is None else kernel._base
     key = (kernel.data_ptr(), kernel._version, kernel.shape, kernel.stride(), kernel.dtype)
     cached = _CHANNELS_LAST.get(source)
@@ -65,7 +67,8 @@ def _convolution(x, kernel, bias, stride, padding, dilation, groups):
 _LIBRARY.define("convolution(Tensor x, Tensor kernel, Tensor? bias, int[] stride, int[] padding, "
                 "int[] dilation, int groups) -> Tensor")
 _LIBRARY.impl("convolution", _convolution, "CompositeImplicitAutograd")
-_CONVOLUTION = torch.ops.lamina.convolution.default
+# A composite's kernel is what the dispatcher runs with or without a gradient to record.
+_CONVOLUTION = entry(torch.ops.lamina.convolution.default, _convolution, autograd_kernel=_convolution)
 
 
 def convolution(x, kernel, bias, stride, padding, dilation, groups=1):
