@@ -166,7 +166,7 @@ def _stack(api, index):
 def test_inference_plan_matches_keras_and_skips_the_layer_calls(index, monkeypatch):
     """A Sequential in inference runs its layers' `call`s directly once one full call has
     validated inputs of that shape: Keras' output for the same weights, bit for bit the full
-    path's, without entering the layers' forward."""
+    path's, without entering the layers' forward (nor the model's own)."""
     from lamina.layers.base import Layer
     from tests.parity import keras
 
@@ -181,7 +181,7 @@ def test_inference_plan_matches_keras_and_skips_the_layer_calls(index, monkeypat
         monkeypatch.setattr(Layer, "forward",
                             lambda self, *a, **k: calls.append(self) or real_forward(self, *a, **k))
         planned = model(x)
-    assert calls == [model]                   # only the model's own forward ran
+    assert calls == []                        # not even the model's own forward ran
     torch.testing.assert_close(planned, full, rtol=0, atol=0)
     twin = _stack(keras, index)
     twin.set_weights(model.get_weights())
@@ -210,7 +210,7 @@ def test_inference_plan_is_not_used_where_a_full_call_is_needed():
             assert len(counted) > 1
             counted.clear()
             model(torch.randn(3, 6))                         # another batch size is the same key
-            assert counted == [model.name]
+            assert counted == []
             counted.clear()
             handle = model.layers[0].register_forward_hook(lambda *a: None)
             model(x)                                         # a hook must run
@@ -225,6 +225,36 @@ def test_inference_plan_is_not_used_where_a_full_call_is_needed():
             model.add(layers.Dense(2))                       # the stack changed: a full call again
             model(x)
             assert len(counted) > 1
+        finally:
+            Layer.forward = original
+
+
+def test_a_recorded_plan_still_runs_the_models_own_hooks_and_checks():
+    """A call with a recorded plan skips the model's own call machinery: a hook on the model
+    must still run, `training=False` takes the plan (its numbers), and inputs of another shape
+    or dtype take the full path, with its cast or its error."""
+    from lamina.layers.base import Layer
+
+    model, x = _model()
+    x = torch.as_tensor(x)
+    model.eval()
+    with torch.no_grad():
+        full = model(x)  # records the plan
+        seen = []
+        handle = model.register_forward_hook(lambda module, args, out: seen.append(out))
+        torch.testing.assert_close(model(x), full, rtol=0, atol=0)
+        assert len(seen) == 1
+        handle.remove()
+        counted = []
+        original = Layer.forward
+        Layer.forward = lambda self, *a, **k: counted.append(self.name) or original(self, *a, **k)
+        try:
+            torch.testing.assert_close(model(x, training=False), full, rtol=0, atol=0)
+            assert counted == []
+            torch.testing.assert_close(model(x.double()), full, rtol=0, atol=0)  # cast to float32
+            assert model.name in counted
+            with pytest.raises(ValueError, match="expects input of shape"):
+                model(torch.randn(4, 5))
         finally:
             Layer.forward = original
 
@@ -247,7 +277,7 @@ def test_inference_plan_leaves_mask_making_models_on_the_full_path():
     expected = keras.ops.convert_to_numpy(twin(x, training=False))
     for out in (first, second):
         np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
-    assert next(iter(model._plans.values()))[1] is None
+    assert next(iter(model._plans.values())) is None
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5])

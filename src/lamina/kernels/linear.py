@@ -192,22 +192,24 @@ def product(a, b_t, onednn):
 def uses_onednn(x, kernel) -> bool:
     """Whether the product of x and kernel goes to oneDNN (the size rules out single samples
     before the slower attribute checks)."""
-    return (_LINEAR is not None and x.numel() * kernel.shape[0] >= MIN_MULTIPLY_ADDS and x.dim() >= 2
-            and _native.float32_cpu(x, kernel) and blas_is_generic()
+    return (blas_is_generic() and _LINEAR is not None and x.numel() * kernel.shape[0] >= MIN_MULTIPLY_ADDS
+            and x.dim() >= 2 and _native.float32_cpu(x, kernel)
             and torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available())
 
 
 def uses_matvec(x, kernel, bias=None) -> bool:
     """Whether the product runs the compiled matrix-vector loop: a few rows (batch, features) of
     float32 contiguous CPU tensors against a large kernel."""
-    return matvec_pays(x, kernel.numel()) and on_loops(x, kernel, bias)
+    return matvec_pays(x, (kernel,)) and on_loops(x, kernel, bias)
 
 
-def matvec_pays(x, weights) -> bool:
+def matvec_pays(x, kernels) -> bool:
     """Whether the loop (one Dense product, or `dense_chain`'s several) is worth calling for the
-    rows of a 2D `x` against `weights` weights in all, on this machine."""
-    return (x.dim() == 2 and x.shape[0] <= MAX_ROWS and weights >= MIN_WEIGHTS_PER_ROW * (x.shape[0] + 1)
-            and blas_is_generic() and library() is not None)
+    rows of a 2D `x` against `kernels`, on this machine (the BLAS first: on Intel's MKL that
+    settles it)."""
+    return (blas_is_generic() and x.dim() == 2 and x.shape[0] <= MAX_ROWS
+            and sum(k.numel() for k in kernels) >= MIN_WEIGHTS_PER_ROW * (x.shape[0] + 1)
+            and library() is not None)
 
 
 def small_linear(rows, kernel, bias, relu):
@@ -282,7 +284,7 @@ def _linear_grad(ctx, grad):
 
 _LINEAR_OP = operator("linear(Tensor x, Tensor kernel, Tensor? bias, bool relu) -> Tensor", _linear_impl,
                       _linear_fake, _linear_setup, _linear_grad)
-@decomposes(_LINEAR_OP)
+@decomposes(torch.ops.lamina.linear.default)
 def _linear_formula(x, kernel, bias, relu):
     y = F.linear(x, kernel, bias)
     return y.relu() if relu else y
@@ -300,7 +302,7 @@ def linear(x, kernel, bias=None, relu=False):
 
 
 def _dense_chain_impl(x, kernels, biases, relus):
-    if matvec_pays(x, sum(k.numel() for k in kernels)) and on_loops(x, *kernels, *biases):
+    if matvec_pays(x, kernels) and on_loops(x, *kernels, *biases):
         return chain_loop(x, kernels, biases, relus)
     for kernel, bias, relu in zip(kernels, biases, relus):
         x = _linear_impl(x, kernel, bias, relu)

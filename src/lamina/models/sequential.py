@@ -56,7 +56,7 @@ class Sequential(Model):
         if not len(self._layer_stack) and layer._declared_input_shape is not None:
             self._input_tensor = Input(layer._declared_input_shape)
         self._layer_stack.append(layer)
-        self._output_probe = None  # the outputs changed
+        self._stack_changed()
         if self._input_tensor is not None:
             previous = self._outputs_symbolic[-1] if self._outputs_symbolic else self._input_tensor
             self._outputs_symbolic.append(self._symbolic_step(layer, previous))
@@ -71,10 +71,14 @@ class Sequential(Model):
     def pop(self):
         layer = self._layer_stack[-1]
         del self._layer_stack[-1]
-        self._output_probe = None
+        self._stack_changed()
         if self._outputs_symbolic:
             self._outputs_symbolic.pop()
         return layer
+
+    def _stack_changed(self) -> None:
+        self._output_probe = None  # the outputs changed
+        self.__dict__.pop("_plans", None)  # and the inference plans with them
 
     @property
     def layers(self) -> list:
@@ -96,13 +100,20 @@ class Sequential(Model):
                 x = self._symbolic_step(layer, x)
                 self._outputs_symbolic.append(x)
 
+    def __call__(self, *args, **kwargs):
+        # An inference call with a recorded plan runs it at once: the full call's checks (input
+        # rank, dtype and shape, spec, masks, modes) passed for inputs of the same shape, dtype
+        # and device when the plan was recorded, and hooks on the model need its full call.
+        if len(args) == 1 and _inference_only(kwargs) and not hooked(self, backward=True):
+            plan = self._inference_plan(args[0], None, None, record=False)
+            if plan is not None:
+                return _run(plan, args[0])
+        return super().__call__(*args, **kwargs)
+
     def call(self, inputs, training=None, mask=None):
-        plan = self._inference_plan(inputs, training, mask)
+        plan = self._inference_plan(inputs, training, mask, record=True)
         if plan is not None:
-            x = inputs
-            for run, kwargs in plan:
-                x = run(x, **kwargs)
-            return x
+            return _run(plan, inputs)
         x = inputs
         stack = self._layer_stack
         fused_relu = None  # the Activation("relu") folded into the BatchNormalization before it
@@ -117,30 +128,27 @@ class Sequential(Model):
                 x = layer(x, training=training)
         return x
 
-    def _inference_plan(self, inputs, training, mask):
+    def _inference_plan(self, inputs, training, mask, record):
         """The layers' own `call`s, for an inference call that needs nothing else of what a layer
-        call does (spec checks, masks, hooks, mode resolution): every layer in inference mode, no
-        mask, no hooks, and inputs of a shape, dtype and device that one full call has already
-        taken through those checks. None sends the call through the full path (and, the first
-        time for such inputs, records the plan for the next)."""
+        call does (spec checks, masks, hooks, mode resolution, activity penalties): every layer in
+        inference mode, no mask, no hooks, and inputs of a shape, dtype and device that one full
+        call has already taken through those checks. None sends the call through the full path
+        (and with `record`, made from the full path, the first time for such inputs records the
+        plan for the next)."""
         if (training or mask is not None or not isinstance(inputs, torch.Tensor)
                 or hasattr(inputs, "_lamina_mask") or torch.compiler.is_compiling()
-                or torch.jit.is_tracing()):
+                or torch.jit.is_tracing() or self.activity_regularizer is not None):
             return None
         stack = self._layer_stack
         if any(layer.training or hooked(layer) for layer in stack):
             return None
-        key = (tuple(inputs.shape[1:]), inputs.dtype, inputs.device)
-        plans = self.__dict__.setdefault("_plans", {})
-        recorded = plans.get(key)
-        if recorded is None:
-            plans[key] = (tuple(stack), _plan(stack))  # this call validates; the next uses it
-            return None
-        layers, steps = recorded
-        if len(layers) != len(stack) or any(a is not b for a, b in zip(layers, stack)):
-            plans.clear()  # the stack changed since
-            return None
-        return steps
+        key = (inputs.shape[1:], inputs.dtype, inputs.device)
+        plans = self.__dict__.setdefault("_plans", {})  # emptied when the stack changes
+        if key in plans:
+            return plans[key]  # None where some layer needs its full call
+        if record:
+            plans[key] = _plan(stack)  # this call validates; the next uses it
+        return None
 
     def forward(self, inputs, training=None, mask=None):
         if self._input_tensor is None and isinstance(inputs, torch.Tensor):
@@ -199,6 +207,20 @@ def _plan(stack):
     # Consecutive Dense layers become one step (models/_dense_chain.py).
     return [(item, {}) if isinstance(item, _dense_chain.DenseChain)
             else (item.call, item._mode_kwargs(None, None)) for item in _dense_chain.group(kept)]
+
+
+def _inference_only(kwargs) -> bool:
+    """Whether a call's keyword arguments are none, or `training=None` or `training=False` alone."""
+    if not kwargs:
+        return True
+    training = kwargs.get("training", True)
+    return len(kwargs) == 1 and (training is None or training is False)
+
+
+def _run(plan, x):
+    for run, kwargs in plan:
+        x = run(x, **kwargs)
+    return x
 
 
 def _passes_through(layer, training) -> bool:
