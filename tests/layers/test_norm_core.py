@@ -52,10 +52,13 @@ def test_normalize_with_differentiable_statistics_gradients(shape, dims, param_s
     assert torch.autograd.gradcheck(lambda *a: normalize_with(*a, epsilon=1e-3), (x, mean, var, weight, bias))
 
 
-@pytest.mark.parametrize("table_shape", [(1, 3, 1), (1, 1, 1), (1, 1, 5)])
+@pytest.mark.parametrize("table_shape", [(1, 3, 1), (1, 1, 1), (1, 1, 5), (5,), (3, 1), (1, 5), (4, 1, 1)])
 def test_normalize_with_tables_of_any_broadcastable_shape(table_shape):
-    """Per channel (torch's batch norm inside), one value for all, and per position: the formula in
-    float64. A (1, 1, 1) table once passed the per-channel test and failed to reshape to 3."""
+    """Per channel (torch's batch norm inside), one value for all, and per position, with the
+    leading 1s of a table written out or not (a BatchNormalization's channels_last tables are
+    its (channels,) vectors): the formula in float64. A (1, 1, 1) table once passed the
+    per-channel test and failed to reshape to 3; tables of lower rank than x once failed in the
+    loops' indexing."""
     x = torch.randn(4, 3, 5, dtype=torch.float64)
     mean, weight, bias = (torch.randn(table_shape, dtype=torch.float64) for _ in range(3))
     var = torch.rand(table_shape, dtype=torch.float64) + 0.5
@@ -174,3 +177,29 @@ def test_layers_run_without_the_kernels(monkeypatch):
     monkeypatch.setattr(kernels, "_on_statistics_loops", lambda *tensors: False)
     for e, g in zip(expected, outputs()):
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shapes", [[(5,)] * 4, [(3, 1)] * 4, [(5,), (5,), (4, 1, 5), (4, 1, 5)]])
+def test_normalize_with_gradients_for_tables_of_lower_rank(shapes):
+    """Gradients of x and of every table, each in its table's own shape: the same tables with
+    their leading 1s left out (channels_last BatchNorm) or per sample and channel (Conditional
+    BatchNorm's gamma and beta beside moving statistics)."""
+    x = _double((4, 3, 5))
+    mean, var = _double(shapes[0]), _double(shapes[1], positive=True)
+    weight, bias = _double(shapes[2]), _double(shapes[3])
+    assert torch.autograd.gradcheck(lambda *a: normalize_with(*a, epsilon=1e-3), (x, mean, var, weight, bias))
+
+
+def test_channels_last_vector_tables_take_torchs_fused_batch_norm(monkeypatch):
+    """(channels,) tables against (batch, steps, channels): torch's batch norm, one pass, with
+    the formula's values."""
+    calls = []
+    real = torch.native_batch_norm
+    monkeypatch.setattr(torch, "native_batch_norm", lambda *a: calls.append(a[0].shape) or real(*a))
+    x = torch.randn(2, 6, 4)
+    mean, var, weight, bias = torch.randn(4), torch.rand(4) + 0.5, torch.randn(4), torch.randn(4)
+    with torch.no_grad():
+        y = normalize_with(x, mean, var, weight, bias, epsilon=1e-3)
+    assert calls == [(12, 4, 1)]
+    expected = (x.double() - mean.double()) / torch.sqrt(var.double() + 1e-3) * weight.double() + bias.double()
+    torch.testing.assert_close(y.double(), expected, rtol=1e-6, atol=1e-6)

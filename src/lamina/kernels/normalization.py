@@ -1047,18 +1047,60 @@ def normalize(x, dims, weight=None, bias=None, epsilon=1e-3, group=None, relu=Fa
 
 def _normalize_with_impl(x, mean, var, weight, bias, epsilon):
     x32 = as_float32(x)
-    if _batch_norm_layout(x, [d for d in range(x.ndim) if d != 1], weight, bias, mean, var):
-        # torch's fused batch norm with given statistics: one pass, on every device.
-        y = torch.native_batch_norm(x32, _channels(weight, x32), _channels(bias, x32), _channels(mean, x32),
-                                    _channels(var, x32), False, 0.0, epsilon)[0]
+    axis = _varying_axis(x, mean, var, weight, bias)
+    if axis is not None:
+        # torch's fused batch norm with given statistics, x seen as (before, channels, after):
+        # one pass, on every device.
+        view = x32.reshape(math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1:]))
+        y = torch.native_batch_norm(view, _vector(weight, x32), _vector(bias, x32), _vector(mean, x32),
+                                    _vector(var, x32), False, 0.0, epsilon)[0].reshape(x.shape)
     else:
+        mean, var, weight, bias = (_full_rank(t, x.ndim) for t in (mean, var, weight, bias))
         y = _affine(x32, mean, _scale(torch.rsqrt(var + epsilon), weight), bias)
-    return y.to(x.dtype)
+    return y if y.dtype == x.dtype else y.to(x.dtype)
+
+
+def _full_rank(t, ndim):
+    """A table broadcasting against a tensor of rank `ndim` with its leading 1s written out (the
+    loops index every axis of a table)."""
+    return t if t is None or t.ndim == ndim else t.reshape((1,) * (ndim - t.ndim) + tuple(t.shape))
+
+
+def _varying_axis(x, *tables):
+    """The one axis of `x` along which the tables (None: absent) vary, as BatchNorm's do: all of
+    one shape, broadcasting against x (leading 1s optional), of x's size along that axis and 1
+    along every other; else None (a table of one value per channel for one channel included)."""
+    shape = None
+    for t in tables:
+        if t is not None:
+            if shape is None:
+                shape = t.shape
+            elif t.shape != shape:
+                return None
+    if shape is None or len(shape) > x.ndim:
+        return None
+    offset, axis = x.ndim - len(shape), None
+    for i, size in enumerate(shape):
+        if size != 1:
+            if axis is not None:
+                return None
+            axis = offset + i
+    return axis if axis is not None and shape[axis - offset] == x.shape[axis] else None
+
+
+def _vector(t, x):
+    """A table of `_varying_axis` as the 1D one native_batch_norm takes, in x's dtype."""
+    if t is None:
+        return None
+    t = t if t.ndim == 1 else t.reshape(-1)
+    return t if t.dtype == x.dtype else t.to(x.dtype)
 
 
 def _normalize_with_backward_impl(dy, x, mean, var, weight, bias, epsilon, statistics):
     """Gradients of x, then (with `statistics`: something besides x wants one) of mean, var,
     weight and bias."""
+    given = (mean, var, weight, bias)
+    mean, var, weight, bias = (_full_rank(t, x.ndim) for t in given)
     dy32 = as_float32(dy)
     inv_std = torch.rsqrt(var + epsilon)
     dx = _affine(dy32, dy32.new_zeros(()), _scale(inv_std, weight), None).to(x.dtype)
@@ -1066,9 +1108,8 @@ def _normalize_with_backward_impl(dy, x, mean, var, weight, bias, epsilon, stati
         return [dx]
     dims = [d for d in range(x.ndim) if inv_std.shape[d] == 1]
     sums = _backward_sums(dy32, as_float32(x), mean, dims, (inv_std, weight, bias), ())
-    grad_mean, grad_var, grad_weight, grad_bias = _affine_grads(*sums, inv_std, weight, bias)
-    return _fresh([dx, grad_mean.to(mean.dtype), grad_var.to(var.dtype), _like(grad_weight, weight),
-                   _like(grad_bias, bias)], (dy, x, mean, var, weight, bias))
+    grads = _affine_grads(*sums, inv_std, weight, bias)
+    return _fresh([dx, *(_like(g, t) for g, t in zip(grads, given))], (dy, x, *given))
 
 
 def _normalize_with_backward_fake(dy, x, mean, var, weight, bias, epsilon, statistics):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lamina import initializers, regularizers
 from lamina.layers.base import Layer
+from lamina.layers.normalization._statistics import shaped
 
 
 def check_epsilon(layer_name: str, epsilon) -> float:
@@ -72,9 +73,10 @@ class AffineNormalization(Layer):
             self.register_parameter("beta", None)
 
     def affine_views(self, shape):
-        """gamma and beta reshaped to broadcast in a plan's view (None where absent)."""
-        return (None if self.gamma is None else self.gamma.reshape(shape),
-                None if self.beta is None else self.beta.reshape(shape))
+        """gamma and beta of `shape`, to broadcast in a plan's view or against the input (None
+        where absent)."""
+        params = self._parameters  # not the attributes: Module.__getattr__ costs per lookup
+        return shaped(params["gamma"], shape), shaped(params["beta"], shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -48,6 +48,18 @@ def plan(shape, stat_axes, param_axes) -> Plan:
     return _plan(tuple(shape), frozenset(stat_axes), frozenset(param_axes))
 
 
+def table_shape(shape, axes) -> tuple:
+    """The shape of a table that varies along `axes` (non-negative indices) of an input of
+    `shape`, to broadcast against the input as it is: its sizes along `axes`, 1 along the axes
+    between, and none before the first (a channels_last table is its (channels,) vector)."""
+    return tuple(shape[d] if d in axes else 1 for d in range(min(axes), len(shape)))
+
+
+def shaped(t, shape):
+    """`t` reshaped to `shape` (None stays None; a tensor of that shape already is `t` itself)."""
+    return t if t is None or t.shape == shape else t.reshape(shape)
+
+
 @functools.lru_cache(maxsize=256)
 def _plan(shape, stat_axes, param_axes) -> Plan:
     """The compact view of an input of `shape` for statistics that keep `stat_axes` and

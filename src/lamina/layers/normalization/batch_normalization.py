@@ -13,7 +13,14 @@ from lamina.layers.normalization._base import (
     known_size,
     resolve_axis,
 )
-from lamina.layers.normalization._statistics import masked_moments, plan, process_group, update_moving
+from lamina.layers.normalization._statistics import (
+    masked_moments,
+    plan,
+    process_group,
+    shaped,
+    table_shape,
+    update_moving,
+)
 
 
 class BatchNormalization(AffineNormalization):
@@ -102,13 +109,17 @@ class BatchNormalization(AffineNormalization):
         """Normalize with batch or moving statistics per channel, then apply `affine(shape)`'s
         (gamma, beta), shaped to broadcast, whose values vary along `param_axes` (and a ReLU
         with `relu`)."""
+        if not (training and self.trainable):
+            # Moving statistics, and every table shaped to broadcast against the input as it is
+            # (a channels_last input's tables stay the (channels,) vectors they are).
+            stat_shape = table_shape(inputs.shape, {self._channel_axis})
+            gamma, beta = affine(table_shape(inputs.shape, param_axes))
+            y = normalize_with(inputs, shaped(self.moving_mean, stat_shape),
+                               shaped(self.moving_variance, stat_shape), gamma, beta, self.epsilon)
+            return torch.relu(y) if relu else y
         p = plan(inputs.shape, {self._channel_axis}, param_axes)
         gamma, beta = affine(p.param_shape)
         x = inputs.reshape(p.view)
-        if not (training and self.trainable):
-            y = normalize_with(x, self.moving_mean.reshape(p.stat_shape),
-                               self.moving_variance.reshape(p.stat_shape), gamma, beta, self.epsilon)
-            return torch.relu(y.reshape(inputs.shape)) if relu else y.reshape(inputs.shape)
         if mask is None:
             y, mean, var = normalize(x, p.reduce, gamma, beta, self.epsilon, process_group(self.synchronized),
                                      relu=relu)
