@@ -58,7 +58,6 @@ Example:
 from __future__ import annotations
 
 import collections
-import contextlib
 import ctypes
 import functools
 import math
@@ -254,7 +253,7 @@ class _Probe:
             return
         self.recent.append(elapsed)
         if (self.chosen != self.settings[0] and len(self.recent) == self.recent.maxlen
-                and statistics.fmean(self.recent) > DRIFT * self.expected):
+                and sum(self.recent) > DRIFT * self.expected * len(self.recent)):
             self.next_probe, self.slowed = time.perf_counter(), True
 
 
@@ -327,48 +326,58 @@ class _Throttle:
         self.threads, self._release, self._holder = None, None, None
 
 
-@contextlib.contextmanager
-def loop_threads(model, kind: str, device: torch.device, throttle: bool = True):
-    """Run one of `model`'s loops (`kind`: fit, evaluate, predict) at the chosen setting (thread
-    count, and whether waits are throttled), and restore torch's count after it; its steps,
-    wrapped in `timed_step()`, choose the setting (on the CPU). A loop inside a loop (fit's
-    validation) runs at the outer loop's setting, and its steps are not timed. `throttle` (for
-    loops of more than a step or two): throttled waits are among the settings tried (a holder
-    thread starts and stops with them, which a single step would not repay)."""
-    if getattr(_local, "active", False):
-        saved, _local.probe = _local.probe, None
-        try:
-            yield
-        finally:
-            _local.probe = saved
-        return
-    user = torch.get_num_threads()
-    fixed = get_num_threads()
-    counts = [fixed] if fixed else candidates(min(user, available_cpus()))
-    tried = settings(counts, throttle) if device.type == "cpu" else [(counts[-1], False)]
-    probe = None
-    if len(tried) > 1:
-        # One probe per kind of loop, and apart for single steps (no throttled waits among their
-        # settings): a user alternating one-sample and batch predicts keeps both.
-        kinds, key = _probes.setdefault(model, {}), kind if throttle else f"{kind}, one step"
-        if key not in kinds or kinds[key].settings != tried:
-            kinds[key] = _Probe(tried)
-        probe = kinds[key]
-    gate = _Throttle()
-    if probe is None:  # one setting, never a throttled one (`settings` pairs those with spinning)
-        torch.set_num_threads(tried[0][0])
-    else:
-        probe.throttle = gate
-        probe.apply(probe.trial or probe.chosen)
-    _local.active, _local.probe = True, probe
-    try:
-        yield
-    finally:
+class loop_threads:
+    """`with loop_threads(model, kind, device):` runs one of `model`'s loops (`kind`: fit,
+    evaluate, predict) at the chosen setting (thread count, and whether waits are throttled), and
+    restores torch's count after it; its steps, wrapped in `timed_step()`, choose the setting (on
+    the CPU). A loop inside a loop (fit's validation) runs at the outer loop's setting, and its
+    steps are not timed. `throttle` (for loops of more than a step or two): throttled waits are
+    among the settings tried (a holder thread starts and stops with them, which a single step
+    would not repay). A class rather than a generator: a single-sample predict enters one."""
+
+    __slots__ = ("model", "kind", "device", "throttle", "user", "probe", "gate", "outer")
+
+    def __init__(self, model, kind: str, device: torch.device, throttle: bool = True):
+        self.model, self.kind, self.device, self.throttle = model, kind, device, throttle
+
+    def __enter__(self):
+        if getattr(_local, "active", False):
+            self.outer, _local.probe = _local.probe, None
+            self.user = None  # nested: nothing of its own to restore but the outer probe
+            return
+        self.user = user = torch.get_num_threads()
+        fixed = get_num_threads()
+        counts = [fixed] if fixed else candidates(min(user, available_cpus()))
+        tried = settings(counts, self.throttle) if self.device.type == "cpu" else [(counts[-1], False)]
+        probe = self.gate = None
+        if len(tried) > 1:
+            # One probe per kind of loop, and apart for single steps (no throttled waits among
+            # their settings): a user alternating one-sample and batch predicts keeps both.
+            kinds = _probes.get(self.model)
+            if kinds is None:  # (setdefault would make a weak reference on every call)
+                kinds = _probes[self.model] = {}
+            key = self.kind if self.throttle else f"{self.kind}, one step"
+            if key not in kinds or kinds[key].settings != tried:
+                kinds[key] = _Probe(tried)
+            probe = kinds[key]
+        if probe is None:  # one setting, never a throttled one (`settings` pairs those with spinning)
+            torch.set_num_threads(tried[0][0])
+        else:
+            if any(throttled for _, throttled in tried):
+                probe.throttle = self.gate = _Throttle()
+            probe.apply(probe.trial or probe.chosen)
+        self.probe = probe
+        _local.active, _local.probe = True, probe
+
+    def __exit__(self, *exc):
+        if self.user is None:
+            _local.probe = self.outer
+            return
         _local.active, _local.probe = False, None
-        if probe is not None:
-            probe.throttle = None
-        gate.close()
-        torch.set_num_threads(user)
+        if self.gate is not None:
+            self.probe.throttle = None
+            self.gate.close()
+        torch.set_num_threads(self.user)
 
 
 class timed_step:
