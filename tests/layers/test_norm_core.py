@@ -201,5 +201,6 @@ def test_channels_last_vector_tables_take_torchs_fused_batch_norm(monkeypatch):
     with torch.no_grad():
         y = normalize_with(x, mean, var, weight, bias, epsilon=1e-3)
     assert calls == [(12, 4, 1)]
-    expected = (x.double() - mean.double()) / torch.sqrt(var.double() + 1e-3) * weight.double() + bias.double()
+    x, mean, var, weight, bias = (t.double() for t in (x, mean, var, weight, bias))
+    expected = (x - mean) / torch.sqrt(var + 1e-3) * weight + bias
     torch.testing.assert_close(y.double(), expected, rtol=1e-6, atol=1e-6)
