@@ -1,6 +1,8 @@
 """The thread count of lamina's loops (lamina/threads.py): the CPUs a process may use, the probe's
 choice on a simulated clock, the override, and torch's own setting restored after every loop."""
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -12,11 +14,15 @@ from lamina import layers, threads
 class Clock:
     """perf_counter for the probe: a step costs `cost[torch.get_num_threads()]` seconds (or what
     that function returns); with `waits=True`, `cost[(threads, throttled)]`, the throttle state
-    read from a stand-in the probe switches."""
+    read from a stand-in the probe switches. With `waited` (setting -> the share of each step its
+    threads wait for a CPU), the process's run delay as the kernel would report it; without, the
+    kernel reports none."""
 
-    def __init__(self, monkeypatch, cost):
-        self.now, self.cost = 1000.0, cost
+    def __init__(self, monkeypatch, cost, waited=None):
+        self.now, self.cost, self.waited, self.delay = 1000.0, cost, waited, 0
         monkeypatch.setattr(threads.time, "perf_counter", lambda: self.now)
+        monkeypatch.setattr(threads, "_run_delays",
+                            lambda: None if waited is None else ({"1": self.delay}, self.now))
 
     def steps(self, probe, n, waits=False):
         if waits and probe.throttle is None:  # as a loop starts: its gate, then the setting
@@ -30,7 +36,10 @@ class Clock:
                 setting = (setting, probe.throttle.threads == setting)
             counts.append(setting)
             cost = self.cost[setting]
-            self.now += cost() if callable(cost) else cost
+            cost = cost() if callable(cost) else cost
+            self.now += cost
+            if self.waited is not None:
+                self.delay += round(self.waited[setting] * cost * 1e9)
             probe.end()
         return counts
 
@@ -65,17 +74,30 @@ def test_settings_try_throttled_waits_before_libgomps_own(monkeypatch):
     assert threads.settings([1, 2], throttle=True) == [(1, False), (2, False)]
 
 
-@pytest.mark.parametrize("case, cost, chosen, spinning_steps", [
+# The share of each step the threads wait for a CPU (measured: 0-1% idle, 32-36% with a core busy).
+IDLE = {(1, False): 0.0, (2, True): 0.003, (2, False): 0.0}
+BUSY = {(1, False): 0.0, (2, True): 0.34, (2, False): 0.9}
+
+
+@pytest.mark.parametrize("case, cost, waited, chosen, spinning_steps", [
     # idle cores: a throttled wait ends in a sleep, and every parallel op pays a wake-up
-    ("idle", {(1, False): 0.010, (2, True): 0.007, (2, False): 0.006}, (2, False), 1 + threads.SAMPLES),
-    # a busy core: spinning threads collapse, for one step of the probe
-    ("busy", {(1, False): 0.010, (2, True): 0.008, (2, False): 0.400}, (2, True), 1),
-    # busier: throttled waits lose to one thread, so spinning ones are not tried at all
-    ("busier", {(1, False): 0.010, (2, True): 0.030, (2, False): 0.400}, (1, False), 0),
+    ("idle", {(1, False): 0.010, (2, True): 0.007, (2, False): 0.006}, IDLE, (2, False), 1 + threads.SAMPLES),
+    # ops so small that the wake-ups make two throttled threads lose to one (the bench MLP on an
+    # idle Xeon: 2.3 ms a step at one thread, 2.8 throttled, 1.7 spinning)
+    ("idle, small ops", {(1, False): 0.010, (2, True): 0.011, (2, False): 0.007}, IDLE, (2, False),
+     1 + threads.SAMPLES),
+    # a busy core: the throttled threads wait for it, so spinning ones are not tried at all
+    ("busy", {(1, False): 0.010, (2, True): 0.008, (2, False): 0.400}, BUSY, (2, True), 0),
+    ("busier", {(1, False): 0.010, (2, True): 0.030, (2, False): 0.400}, BUSY, (1, False), 0),
+    # where the kernel reports no run delay: spinning is tried where throttled waits won, and a
+    # collapse costs one step of the probe
+    ("busy, no delays", {(1, False): 0.010, (2, True): 0.008, (2, False): 0.400}, None, (2, True), 1),
+    ("busier, no delays", {(1, False): 0.010, (2, True): 0.030, (2, False): 0.400}, None, (1, False), 0),
 ])
-def test_the_probe_chooses_the_wait_mode_with_the_count(case, cost, chosen, spinning_steps, monkeypatch):
+def test_the_probe_chooses_the_wait_mode_with_the_count(case, cost, waited, chosen, spinning_steps,
+                                                         monkeypatch):
     monkeypatch.setattr(threads, "_throttle_applies", lambda: True)
-    clock = Clock(monkeypatch, cost)
+    clock = Clock(monkeypatch, cost, waited)
     torch.set_num_threads(2)
     probe = threads._Probe(threads.settings([1, 2], throttle=True))
     seen = clock.steps(probe, 40, waits=True)
@@ -83,6 +105,19 @@ def test_the_probe_chooses_the_wait_mode_with_the_count(case, cost, chosen, spin
     assert probe.chosen == chosen and seen[-5:] == [chosen] * 5
     probing = seen[threads.WARMUP_STEPS:threads.WARMUP_STEPS + 3 * (1 + threads.SAMPLES)]
     assert probing.count((2, False)) == spinning_steps
+
+
+def test_the_run_delay_is_read_from_the_kernel():
+    """The probe's measure of a busy core: this process's threads' run delays, which a thread
+    kept off its CPU by another runnable thread on the same core makes grow."""
+    reading = threads._run_delays()
+    if reading is None:
+        pytest.skip("this kernel reports no per-thread run delay")
+    delays, _ = reading
+    assert str(threading.get_native_id()) in delays and all(d >= 0 for d in delays.values())
+    waited = threads._waited_since(reading)
+    assert waited is not None and waited >= 0
+    assert threads._waited_since(None) is None
 
 
 def test_a_count_that_collapses_costs_one_step_and_the_fastest_is_kept(monkeypatch):

@@ -26,9 +26,12 @@ torch loads libgomp, so lamina cannot change it after `import torch`. Two things
     `torch.get_num_threads()` as the loop starts (the user's setting, or torch's default);
   - on the CPU, the loop's own steps decide: after a few warm-up steps (at the ceiling, waits
     throttled) it times a few steps at each candidate count (one, half the ceiling, one less,
-    the ceiling) with throttled waits, then at each count of two threads or more whose throttled
-    waits were the best so far with libgomp's own waits (a busy core makes those collapse, and
-    then they are not tried at all), and runs on at the setting of the shortest mean step (the
+    the ceiling) with throttled waits, then with libgomp's own waits at each count of two threads
+    or more whose threads found their cores free while it ran with throttled waits (Linux's
+    per-thread run delay: the time a thread was ready but waited for a CPU; a core busy with
+    another process makes spinning waits collapse, and then they are not tried at all; where the
+    delay cannot be read, only at counts whose throttled waits were the best so far), and runs
+    on at the setting of the shortest mean step (the
     mean, not the median: with a core shared, a count's steps are fast while the other process
     waits and slow while it runs, and throughput is their mean). It probes again every
     `REPROBE_SECONDS`, since the machine's load changes, and at once (the chosen setting and the
@@ -79,6 +82,10 @@ WARMUP_STEPS = 3  # untimed steps before the first probe: the bench MLP's first 
 SAMPLES = 5  # timed steps per candidate count
 SLOWER = 3.0  # a step this many times slower than the best count's mean ends its count's trial
 DRIFT = 1.5  # the chosen count's recent steps this many times slower than probed: probe again now
+CONTENDED = 0.05  # threads that waited for a CPU this share of a trial's time (summed over them)
+# share their cores with another process: the bench MLP's two throttled threads waited 0-1% of
+# the time on an idle 2-core Xeon and 32-36% with a process keeping one core busy, where its
+# steps with spinning waits took 70-120 ms against 2.5 ms
 
 _fixed: int | None = None
 
@@ -186,6 +193,8 @@ class _Probe:
         self.slowed = False  # the next probe comes of a slowdown (`_watch`)
         self.warmups = 0  # the loop's first steps, before the first probe
         self.throttle = None  # the running loop's _Throttle (None: waits as libgomp's own)
+        self.waited = {}  # setting -> its threads' share of the trial spent waiting for a CPU
+        self.window = None  # the trial's start: its threads' run delays, and the time
 
     def apply(self, setting) -> None:
         count, throttled = setting
@@ -204,7 +213,7 @@ class _Probe:
             # for the periodic probe (a step at a setting that collapses is what a probe costs).
             last = self.settings.index(self.chosen) if self.slowed else len(self.settings) - 1
             self.queue = self.settings[:last + 1]
-            self.times, self.slowed = {}, False
+            self.times, self.waited, self.slowed = {}, {}, False
             self._try_next()
         self.started = time.perf_counter()
 
@@ -228,15 +237,16 @@ class _Probe:
         return {s: statistics.fmean(t) for s, t in self.times.items() if len(t) == SAMPLES}
 
     def _try_next(self) -> None:
+        if self.trial is not None:
+            self.waited[self.trial] = _waited_since(self.window)
         while self.queue:
             count, throttled = setting = self.queue.pop(0)
-            means = self._means()
-            if not throttled and (count, True) in self.settings and (
-                    means.get((count, True), math.inf) > min(means.values(), default=math.inf)):
-                continue  # its throttled waits lost (or collapsed): spinning ones would do worse
+            if not throttled and self._cores_taken(count):
+                continue
             self.trial, self.warming = setting, True
             self.times[setting] = []
             self.apply(setting)
+            self.window = _run_delays()  # after the switch: a holder's pool is up
             return
         means = self._means()
         self.chosen = min(means, key=means.get)
@@ -244,6 +254,21 @@ class _Probe:
         self.recent.clear()
         self.apply(self.chosen)
         self.trial, self.next_probe = None, time.perf_counter() + REPROBE_SECONDS
+
+    def _cores_taken(self, count) -> bool:
+        """Whether libgomp's own (spinning) waits at `count` threads would collapse, so are not
+        tried: its threads waited for a CPU while the count ran with throttled waits (another
+        process has some of the cores), or those waits collapsed themselves; where the run
+        delay cannot be read, the throttled waits lost to some setting tried before."""
+        if (count, True) not in self.settings:
+            return False  # no throttled waits to learn from (they cannot apply here)
+        means = self._means()
+        if (count, True) not in means:
+            return True  # its throttled trial was dropped as SLOWER than the best
+        waited = self.waited.get((count, True))
+        if waited is not None:
+            return waited > CONTENDED
+        return means[(count, True)] > min(means.values())
 
     def _watch(self, elapsed) -> None:
         """Between probes: probe the chosen setting and the ones before it at the next step once
@@ -255,6 +280,34 @@ class _Probe:
         if (self.chosen != self.settings[0] and len(self.recent) == self.recent.maxlen
                 and sum(self.recent) > DRIFT * self.expected * len(self.recent)):
             self.next_probe, self.slowed = time.perf_counter(), True
+
+
+def _run_delays() -> tuple[dict, float] | None:
+    """Each thread of this process's time spent ready to run but waiting for a CPU (ns, from
+    /proc/self/task/*/schedstat), with the time read; None where the kernel does not say."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    delays = {}
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/schedstat", "rb") as file:
+                delays[task] = int(file.read().split()[1])
+        except (OSError, IndexError, ValueError):  # the thread ended, or no schedstat
+            continue
+    return (delays, time.perf_counter()) if delays else None
+
+
+def _waited_since(window) -> float | None:
+    """The CPU-seconds this process's threads (those alive at both ends) waited for a CPU since
+    `window` (a `_run_delays()` reading), per second; None where either reading is missing."""
+    now = _run_delays()
+    if window is None or now is None:
+        return None
+    (before, start), (after, end) = window, now
+    waited = sum(after[t] - before[t] for t in after.keys() & before.keys())
+    return waited / 1e9 / max(end - start, 1e-9)
 
 
 # A model's probes, one per kind of loop (their steps differ), kept from call to call: predict
