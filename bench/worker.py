@@ -105,6 +105,8 @@ def run(spec: dict) -> dict:
         if spec.get("initial_loss") and "initial_loss" not in result:
             result["initial_loss"] = runner.initial_loss(x[:256], y[:256])
         result["jobs"].append({**job, "epoch_seconds": runner.train(x, y, job["batch_size"], job["epochs"])})
+        if hasattr(runner, "setting"):  # what lamina's thread probe chose for the training loop
+            result["jobs"][-1]["setting"] = runner.setting()
     if spec.get("predict_all"):
         job = spec["predict_all"]
         runner = runner or framework.make_runner(spec["framework"], workload, weights, spec)

@@ -9,6 +9,18 @@ from bench.frameworks.keras_api import FitRunner
 
 
 class LaminaRunner(FitRunner):
+    def setting(self) -> str:
+        """The thread count and wait mode `fit`'s probe settled on, e.g. "2 threads, spinning waits"."""
+        from lamina import threads
+
+        probe = threads._probes.get(self.model, {}).get("fit")
+        if probe is None:
+            return f"{torch.get_num_threads()} threads, not probed"
+        count, throttled = probe.chosen
+        if count == 1:
+            return "1 thread"
+        return f"{count} threads, {'throttled' if throttled else 'spinning'} waits"
+
     def predict_paths(self, x1):
         tensor = torch.from_numpy(x1)
 

@@ -8,6 +8,7 @@ compiled-step code without waiting for C++ code generation.
 
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -71,6 +72,9 @@ def test_bench_runs_end_to_end(tmp_path):
     json_file, md_file, png_file = out["files"]
     saved = json.loads(open(json_file).read())
     assert saved["summary"]["training"][0]["framework"] == INSTALLED[0]
+    # lamina's runs say what its thread probe chose
+    (lamina_run,) = [r for r in saved["compare"] if r["framework"] == "lamina"]
+    assert re.fullmatch(r"1 thread|\d+ threads, (throttled|spinning) waits", lamina_run["jobs"][0]["setting"])
     text = open(md_file).read()
     assert "vs best peer" in text and "mlp: initial losses agree" in text
     with open(png_file, "rb") as f:
