@@ -142,6 +142,35 @@ def test_continued_training_is_bitwise(tmp_path):
         assert torch.equal(a, b)
 
 
+@register_serializable(package="tests")
+class Transposed(layers.Layer):
+    """A custom layer with its weight written as torch code often has it: a transposed view."""
+
+    def build(self, input_shape):
+        self.w = torch.nn.Parameter(torch.linspace(-1, 1, 4 * input_shape[-1]).reshape(4, -1).t())
+
+    def call(self, x):
+        return x @ self.w
+
+
+def test_continued_training_is_bitwise_with_a_weight_in_other_strides(tmp_path):
+    """torch's fused Adam pairs each weight's elements with its moments' by memory: moments
+    restored in other strides than the weight's train on silently wrong (they were restored
+    contiguous)."""
+    model = lamina.Sequential([layers.Input((6,)), Transposed(), layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=lamina.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    x, y = np.random.default_rng(0).standard_normal((32, 6)).astype("float32"), np.arange(32) % 2
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model.save(tmp_path / "m.lamina")
+    loaded = lamina.load_model(tmp_path / "m.lamina")
+    histories = []
+    for m in (model, loaded):
+        lamina.utils.set_random_seed(3)
+        histories.append(m.fit(x, y, batch_size=8, epochs=2, verbose=0).history)
+    assert histories[0] == histories[1]
+    assert torch.equal(model.layers[0].w, loaded.layers[0].w)
+
+
 def test_without_optimizer_the_model_loads_uncompiled(tmp_path):
     model, _ = _sequential_built_by_data()
     model.compile("sgd", "mse")

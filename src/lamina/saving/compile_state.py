@@ -164,7 +164,10 @@ def restore_optimizer(model, description: dict, tensors: dict, where: str) -> No
                             f"{where}: optimizer slot '{name}' of parameter {i} has shape "
                             f"{tuple(value.shape)}, but the parameter is {tuple(params[i].shape)}."
                         )
-                    entry[name] = value
+                    # In the parameter's own strides: torch's fused kernels pair a weight's
+                    # elements with its slots' by memory, and silently mix them up otherwise.
+                    entry[name] = value if not value.ndim else torch.empty_like(
+                        params[i], dtype=value.dtype, device=value.device).copy_(value)
             state[i] = entry
         optimizer.torch_optimizer.load_state_dict(
             {"state": state, "param_groups": saved["param_groups"]})
