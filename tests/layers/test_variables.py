@@ -212,3 +212,52 @@ def test_value_grad_of_a_permuted_square_kernel_is_in_keras_shape_and_applies_ba
     with torch.no_grad():
         sgd.apply([dense.kernel.value.grad], [dense.kernel])
     np.testing.assert_allclose(dense.get_weights()[0], kernel - 0.1 * expected_grad, rtol=1e-5)
+
+
+def test_variables_assigned_as_attributes_are_weights_in_keras_order(tmp_path):
+    """Keras tracks a Variable assigned to a layer's attribute as one of its weights, in creation
+    order among those of add_weight (trainable first); lamina does the same for a lamina.Variable
+    and for a torch Parameter assigned so (a transposed one kept in its strides), and they are
+    in get_weights, set_weights and `.keras` files (they were left out: a saved model lost them)."""
+
+    class KerasPair(keras.layers.Layer):
+        def build(self, shape):
+            self.a = self.add_weight(shape=(2,), name="a")
+            self.b = keras.Variable(np.arange(3.0), name="b")
+            self.c = self.add_weight(shape=(4,), name="c", trainable=False)
+            self.f = keras.Variable(np.ones(6), name="f", trainable=False)
+            self.d = self.add_weight(shape=(5,), name="d")
+
+        def call(self, x):
+            return x
+
+    class Pair(layers.Layer):
+        def build(self, shape):
+            self.a = self.add_weight(shape=(2,), name="a")
+            self.b = lamina.Variable(np.arange(3.0, dtype="float32"), name="b")
+            self.c = self.add_weight(shape=(4,), name="c", trainable=False)
+            self.f = lamina.Variable(np.ones(6, dtype="float32"), name="f", trainable=False)
+            self.d = self.add_weight(shape=(5,), name="d")
+            self.w = nn.Parameter(torch.arange(8.0).reshape(2, 4).t())  # as torch code writes it
+
+        def call(self, x):
+            return x @ self.w
+
+    reference = KerasPair()
+    reference.build((1, 4))
+    layer = Pair()
+    layer.build((1, 4))
+    shapes = [w.shape for w in layer.get_weights()]
+    assert shapes == [(2,), (3,), (5,), (4, 2), (4,), (6,)]  # a, b, d, w: trainable; c, f
+    assert [s for s in shapes if s != (4, 2)] == [w.shape for w in reference.get_weights()]
+    assert layer.trainable_weights[-1] is layer.w and layer.non_trainable_weights[-1] is layer.f
+    values = [np.full(s, i, dtype="float32") for i, s in enumerate(shapes)]
+    layer.set_weights(values)
+    assert torch.equal(layer.w, torch.full((4, 2), 3.0)) and layer.w.stride() == (1, 4)
+
+    model = lamina.Sequential([layers.Input((4,)), layer])
+    model.save(tmp_path / "m.keras")
+    loaded = lamina.load_model(tmp_path / "m.keras", custom_objects={"Pair": Pair})
+    for saved, restored in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(saved, restored)
+    assert len(loaded.get_weights()) == 6

@@ -445,6 +445,7 @@ class Layer(nn.Module):
         if layout is not None:
             value = layout.from_keras(value).contiguous()
         path = f"{self.name}/{name}"
+        self._weight_specs.append((name, layout, trainable))
         if trainable:
             weight = Variable.of(value, self._trainable, name, path, layout)
             self.register_parameter(name, weight)
@@ -452,7 +453,6 @@ class Layer(nn.Module):
             weight = BufferVariable.of(value, name, path, layout)
             self.register_buffer(name, weight)
         weight._auto_named = auto_named
-        self._weight_specs.append((name, layout, trainable))
         if regularizer is not None:
             from lamina import regularizers
 
@@ -480,6 +480,13 @@ class Layer(nn.Module):
             object.__setattr__(self, name, param)
             return
         super().register_parameter(name, param)
+        specs = self.__dict__.get("_weight_specs")
+        if param is not None and specs is not None and not any(
+                n == name or self._parameters.get(n) is param for n, _, _ in specs):
+            # A parameter assigned as an attribute (`self.w = nn.Parameter(...)`, as torch code
+            # writes it) is one of the layer's weights, as Keras tracks a Variable assigned so:
+            # in get_weights/set_weights, summaries and `.keras` files, in torch's layout.
+            specs.append((name, None, param.requires_grad))
 
     def _apply(self, fn, *args, **kwargs):
         # A device or dtype move replaces each buffer with fn(buffer), a plain tensor: it becomes
@@ -503,7 +510,8 @@ class Layer(nn.Module):
         return result
 
     def _own_weights(self, trainable):
-        return [(getattr(self, n), layout) for n, layout, t in self._weight_specs if t == trainable]
+        return [(getattr(self, n), layout) for n, layout, t in self._weight_specs
+                if t == trainable and getattr(self, n, None) is not None]  # (deleted since: gone)
 
     def _sublayers(self):
         """Direct sublayers, looking through plain containers (ModuleList, ModuleDict)."""
