@@ -74,7 +74,8 @@ def test_settings_try_throttled_waits_before_libgomps_own(monkeypatch):
     assert threads.settings([1, 2], throttle=True) == [(1, False), (2, False)]
 
 
-# The share of each step the threads wait for a CPU (measured: 0-1% idle, 32-36% with a core busy).
+# The share of each step the threads wait for a CPU, summed over them (measured with 2 threads:
+# 0-1% idle, 32-36% with a core busy).
 IDLE = {(1, False): 0.0, (2, True): 0.003, (2, False): 0.0}
 BUSY = {(1, False): 0.0, (2, True): 0.34, (2, False): 0.9}
 
@@ -118,6 +119,22 @@ def test_the_run_delay_is_read_from_the_kernel():
     waited = threads._waited_since(reading)
     assert waited is not None and waited >= 0
     assert threads._waited_since(None) is None
+
+
+@pytest.mark.parametrize("each, chosen", [(0.01, (16, False)), (0.16, (16, True))])
+def test_the_run_delay_is_judged_per_thread(each, chosen, monkeypatch):
+    """16 threads on idle cores wait a little each (1%: 16% summed), and spinning is tried; 16%
+    each is a busy machine, and it is not."""
+    monkeypatch.setattr(threads, "_throttle_applies", lambda: True)
+    clock = Clock(monkeypatch, {(16, True): 0.010, (16, False): 0.008},
+                  waited={(16, True): 16 * each, (16, False): 16 * each})
+    user = torch.get_num_threads()
+    try:
+        probe = threads._Probe(threads.settings([16], throttle=True))  # a count fixed by the user
+        seen = clock.steps(probe, 30, waits=True)
+        assert probe.chosen == chosen and seen[-1] == chosen
+    finally:
+        torch.set_num_threads(user)
 
 
 def test_a_count_that_collapses_costs_one_step_and_the_fastest_is_kept(monkeypatch):

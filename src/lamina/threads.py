@@ -82,10 +82,10 @@ WARMUP_STEPS = 3  # untimed steps before the first probe: the bench MLP's first 
 SAMPLES = 5  # timed steps per candidate count
 SLOWER = 3.0  # a step this many times slower than the best count's mean ends its count's trial
 DRIFT = 1.5  # the chosen count's recent steps this many times slower than probed: probe again now
-CONTENDED = 0.05  # threads that waited for a CPU this share of a trial's time (summed over them)
-# share their cores with another process: the bench MLP's two throttled threads waited 0-1% of
-# the time on an idle 2-core Xeon and 32-36% with a process keeping one core busy, where its
-# steps with spinning waits took 70-120 ms against 2.5 ms
+CONTENDED = 0.025  # a trial's threads that waited for a CPU this share of its time each, on
+# average, share their cores with another process: the bench MLP's two throttled threads waited
+# 0-0.5% of the time each on an idle 2-core Xeon and 16-18% with a process keeping one core busy,
+# where its steps with spinning waits took 70-120 ms against 2.5 ms
 
 _fixed: int | None = None
 
@@ -267,7 +267,7 @@ class _Probe:
             return True  # its throttled trial was dropped as SLOWER than the best
         waited = self.waited.get((count, True))
         if waited is not None:
-            return waited > CONTENDED
+            return waited > CONTENDED * count
         return means[(count, True)] > min(means.values())
 
     def _watch(self, elapsed) -> None:
