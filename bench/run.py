@@ -188,7 +188,7 @@ def compare(args, registry, frameworks, console, record) -> None:
                 if "setting" in result.get("jobs", [{}])[0]:
                     figure += f" [{result['jobs'][0]['setting']}]"
                 console.print(f"round {round_}/{args.repeats}  {model:<5} {fw_id:<14} {figure}  "
-                              f"({time.perf_counter() - start:.0f} s)")
+                              f"({time.perf_counter() - start:.0f} s)", soft_wrap=True)
 
 
 def scaling(args, registry, frameworks, console, record) -> None:
