@@ -140,15 +140,3 @@ def test_graph_capture_sees_the_operators():
             compiled = torch.compile(layer, backend=backend, fullgraph=True)(x)
         torch.testing.assert_close(compiled, _calls(None, layer, x), rtol=0, atol=0)
         assert op in seen or op.overloadpacket in seen, (layer.name, seen)
-
-
-def test_the_conv_kernel_copy_of_an_inference_tensor():
-    """A kernel made under inference_mode has no version counter to key the cached channels_last
-    copy on: it gets a fresh copy."""
-    from lamina.kernels.conv import channels_last_kernel
-
-    with torch.inference_mode():
-        kernel = torch.randn(8, 4, 1, 3)
-    copy = channels_last_kernel(kernel)
-    assert copy.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(copy, kernel, rtol=0, atol=0)

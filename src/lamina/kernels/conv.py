@@ -38,29 +38,11 @@ def onednn_for_one_sample(x, kernel, groups, stride) -> bool:
             and x.is_contiguous(memory_format=torch.channels_last))
 
 
-# weight -> its kernel's channels_last copy for the oneDNN route, kept while the weight stays as it
-# is: FCN's two large kernels cost ~28 us a copy on every single-sample predict. The copy is remade
-# when the kernel's memory, version counter (which every in-place change bumps: optimizer steps,
-# set_weights, loading), shape, strides or dtype differ, and goes with the weight: keyed weakly on
-# the tensor the kernel views (a layer's lifted kernel is a fresh view on every call).
-_CHANNELS_LAST = torch.utils.weak.WeakIdKeyDictionary()
-
-
-def channels_last_kernel(kernel):
-    if kernel.is_inference():  # made under inference_mode: no version counter to key a copy on
-        return kernel.contiguous(memory_format=torch.channels_last)
-    source = kernel if kernel._base is None else kernel._base
-    key = (kernel.data_ptr(), kernel._version, kernel.shape, kernel.stride(), kernel.dtype)
-    cached = _CHANNELS_LAST.get(source)
-    if cached is None or cached[0] != key:
-        cached = _CHANNELS_LAST[source] = (key, kernel.contiguous(memory_format=torch.channels_last))
-    return cached[1]
-
-
 def _convolution(x, kernel, bias, stride, padding, dilation, groups):
     if onednn_for_one_sample(x, kernel, groups, stride):
-        return torch.mkldnn_convolution(x, channels_last_kernel(kernel), bias, padding, stride,
-                                        dilation, groups)
+        # A channels_last layer's kernel is kept channels_last (layers/conv.py): no copy here.
+        return torch.mkldnn_convolution(x, kernel.contiguous(memory_format=torch.channels_last), bias,
+                                        padding, stride, dilation, groups)
     return _CONV[x.dim() - 2](x, kernel, bias, stride, padding, dilation, groups)
 
 

@@ -186,15 +186,6 @@ class ChannelsFirstView:
     def lift_kernel(self, kernel):
         return kernel.unsqueeze(2) if self.lifted else kernel
 
-    def gpu_kernel(self, kernel, x):
-        """On CUDA, a channels_last input's kernel in channels_last memory too: cuDNN then runs
-        its NHWC convolution and returns NHWC, instead of copying the activations to NCHW and
-        back around every convolution (the kernel's copy is small)."""
-        if not self.channels_last or x.device.type != "cuda" or kernel.dim() not in (4, 5):
-            return kernel
-        fmt = torch.channels_last if kernel.dim() == 4 else torch.channels_last_3d
-        return kernel.contiguous(memory_format=fmt)
-
     def to_torch(self, x):
         if not self.channels_last:
             return x
@@ -335,8 +326,8 @@ class BaseConv(Layer):
         else:
             pads = same_padding(x.shape[2:], self._window, self._torch_strides, self._torch_dilation)
             x, padding = pad_for_torch(x, pads)
-        kernel = self._view.gpu_kernel(self._view.lift_kernel(kernel), x)
-        return convolution(x, kernel, bias, self._torch_strides, padding, self._torch_dilation, groups)
+        return convolution(x, self._view.lift_kernel(kernel), bias, self._torch_strides, padding,
+                           self._torch_dilation, groups)
 
     # ------------------------------------------------------------- shapes and config
     def compute_output_shape(self, input_shape):
@@ -429,6 +420,14 @@ class Conv(_KernelConv):
                 f"divisible by groups={self.groups}."
             )
         self.add_kernel((*self.kernel_size, channels // self.groups, self.filters))
+        if self._view.channels_last:
+            # Kept in channels_last memory order ((filters, *kernel_size, in) in memory; a lifted
+            # Conv1D's 4D view is then channels_last too), the order oneDNN and cuDNN take it in
+            # for channels_last activations: no copy of it before each convolution, forward and
+            # backward, and a gradient already in the weight's order (FCN's training step copied
+            # each large kernel 4 times, ~1 ms of ~25, now once inside torch's oneDNN backward).
+            # The optimizer's slots take the weight's strides (zeros_like; restored ones too).
+            self.kernel.data = self.kernel.data.movedim(1, -1).contiguous().movedim(-1, 1)
 
     def convolve(self, x):
         return self.slide(x, self.kernel, self.bias, self.groups)
