@@ -193,8 +193,8 @@ class _Probe:
         self.slowed = False  # the next probe comes of a slowdown (`_watch`)
         self.warmups = 0  # the loop's first steps, before the first probe
         self.throttle = None  # the running loop's _Throttle (None: waits as libgomp's own)
-        self.waited = {}  # setting -> its threads' share of the trial spent waiting for a CPU
-        self.window = None  # the trial's start: its threads' run delays, and the time
+        self.waited = {}  # throttled setting -> its threads' share of the trial waiting for a CPU
+        self.window = None  # a throttled trial's start: its threads' run delays, and the time
 
     def apply(self, setting) -> None:
         count, throttled = setting
@@ -237,7 +237,7 @@ class _Probe:
         return {s: statistics.fmean(t) for s, t in self.times.items() if len(t) == SAMPLES}
 
     def _try_next(self) -> None:
-        if self.trial is not None:
+        if self.trial is not None and self.trial[1]:  # a throttled trial: did its threads wait?
             self.waited[self.trial] = _waited_since(self.window)
         while self.queue:
             count, throttled = setting = self.queue.pop(0)
@@ -246,7 +246,8 @@ class _Probe:
             self.trial, self.warming = setting, True
             self.times[setting] = []
             self.apply(setting)
-            self.window = _run_delays()  # after the switch: a holder's pool is up
+            if throttled:  # read after the switch: the holder's pool is up
+                self.window = _run_delays()
             return
         means = self._means()
         self.chosen = min(means, key=means.get)
@@ -302,8 +303,10 @@ def _run_delays() -> tuple[dict, float] | None:
 def _waited_since(window) -> float | None:
     """The CPU-seconds this process's threads (those alive at both ends) waited for a CPU since
     `window` (a `_run_delays()` reading), per second; None where either reading is missing."""
+    if window is None:
+        return None
     now = _run_delays()
-    if window is None or now is None:
+    if now is None:
         return None
     (before, start), (after, end) = window, now
     waited = sum(after[t] - before[t] for t in after.keys() & before.keys())
