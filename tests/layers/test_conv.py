@@ -339,9 +339,9 @@ def test_single_sample_route_follows_every_weight_change(rng):
 def test_a_channels_last_kernel_is_kept_in_channels_last_order(cls, data_shape, rng):
     """The kernel of a channels_last convolution is stored (filters, *kernel_size, in) in memory,
     the order oneDNN and cuDNN take it in for channels_last activations: a training step copies
-    it (torch's profiler sees no copy of the kernel's size but torch's own), its gradient arrives in the
-    weight's own strides, and values, gradients and get_weights are those of the plain layout
-    (torch's conv in float64)."""
+    it once, inside torch's oneDNN backward (counted with torch's profiler), its gradient arrives
+    in the weight's own strides, and values, gradients and get_weights are those of the plain
+    layout (torch's conv in float64)."""
     layer = cls(5, 3, padding="same")
     x = torch.as_tensor(rng.standard_normal(data_shape).astype("float32"))
     layer(x)
