@@ -185,8 +185,9 @@ def compare(args, registry, frameworks, console, record) -> None:
                 record("compare", result)
                 figure = (f"[red]{result['error']}[/]" if "error" in result
                           else f"{report.samples_per_second(result['jobs'][0]):8.0f} samples/s")
-                if "setting" in result.get("jobs", [{}])[0]:
-                    figure += f" [{result['jobs'][0]['setting']}]"
+                setting = (result.get("jobs") or [{}])[0].get("setting")  # lamina's thread probe
+                if setting:
+                    figure += f" [{setting}]"
                 console.print(f"round {round_}/{args.repeats}  {model:<5} {fw_id:<14} {figure}  "
                               f"({time.perf_counter() - start:.0f} s)", soft_wrap=True)
 
