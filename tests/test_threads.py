@@ -1,7 +1,11 @@
 """The thread count of lamina's loops (lamina/threads.py): the CPUs a process may use, the probe's
 choice on a simulated clock, the override, and torch's own setting restored after every loop."""
 
+import os
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -119,6 +123,35 @@ def test_the_run_delay_is_read_from_the_kernel():
     waited = threads._waited_since(reading)
     assert waited is not None and waited >= 0
     assert threads._waited_since(None) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or threads._run_delays() is None,
+                    reason="needs CPU affinity and the kernel's per-thread run delay")
+def test_the_run_delay_sees_a_core_shared_with_other_processes():
+    """The measure the probe rests on, against the kernel's own clocks: a thread that always
+    wants to run, pinned to a CPU with two spinning processes, gets about a third of it, and the
+    rest of the time it waits: its run delay is the time it was not on the CPU (wall time less
+    its own CPU time, `time.thread_time`), about two thirds, whatever else shares the CPU."""
+    cpus = os.sched_getaffinity(0)
+    cpu = min(cpus)
+    rival = ("import os, time\n"
+             f"os.sched_setaffinity(0, {{{cpu}}})\n"
+             "end = time.time() + 5\nwhile time.time() < end: pass")
+    os.sched_setaffinity(0, {cpu})  # this thread only (Linux: 0 is the calling thread)
+    rivals = [subprocess.Popen([sys.executable, "-c", rival]) for _ in range(2)]
+    try:
+        time.sleep(0.3)  # the rivals start spinning
+        window, cpu_start, start = threads._run_delays(), time.thread_time(), time.perf_counter()
+        while time.perf_counter() - start < 0.6:
+            pass
+        waited = threads._waited_since(window)
+        off_cpu = 1 - (time.thread_time() - cpu_start) / (time.perf_counter() - start)
+    finally:
+        for process in rivals:
+            process.kill()
+            process.wait()
+        os.sched_setaffinity(0, cpus)
+    assert waited > 0.5 and abs(waited - off_cpu) < 0.1, (waited, off_cpu)
 
 
 @pytest.mark.parametrize("each, chosen", [(0.01, (16, False)), (0.16, (16, True))])

@@ -347,6 +347,10 @@ def test_a_channels_last_kernel_is_kept_in_channels_last_order(cls, data_shape, 
     layer(x)
     kernel = layer.kernel
     assert kernel.movedim(1, -1).is_contiguous()
+    lifted = layer._view.lift_kernel(kernel)  # what the convolution op receives
+    if lifted.dim() == 4:  # so the single-sample oneDNN route's channels_last view is no copy
+        assert lifted.contiguous(memory_format=torch.channels_last).data_ptr() == kernel.data_ptr()
+        assert lifted.is_contiguous(memory_format=torch.channels_last)
     keras_kernel = layer.get_weights()[0]
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[x.dim() - 2]
     xt = x.double().movedim(-1, 1).requires_grad_()
